@@ -1,0 +1,100 @@
+package config
+
+import "time"
+
+// Config is everything a user can set. Fields are grouped by the part of the
+// pipeline they configure (proxy -> enrich -> ship, capture -> enrich); the
+// tags are documented in load.go.
+type Config struct {
+	Common
+	Proxy
+	Session
+	Capture
+	Enrich
+	Ship
+	Admin
+	Setup
+}
+
+// Common settings apply to every command.
+type Common struct {
+	LogLevel  string `flag:"log-level" default:"info" group:"common" help:"replaylink's own log level: debug, info, warn or error"`
+	LogFormat string `flag:"log-format" default:"text" group:"common" help:"replaylink's own log format: text or json"`
+}
+
+// Proxy configures the reverse proxy (package proxy).
+type Proxy struct {
+	Listen                string        `flag:"listen" default:":8080" group:"proxy" help:"address the proxy listens on"`
+	Upstreams             []string      `flag:"upstream" group:"proxy" help:"backend base URL, e.g. http://127.0.0.1:5000 (several: round robin)"`
+	UpstreamHost          string        `flag:"upstream-host" group:"proxy" help:"Host header sent upstream (default: keep the client's)"`
+	ConnectTimeout        time.Duration `flag:"connect-timeout" default:"5s" group:"proxy" help:"time to connect to an upstream"`
+	ResponseHeaderTimeout time.Duration `flag:"response-header-timeout" default:"60s" group:"proxy" help:"time for the upstream to send response headers (then 504)"`
+	IdleTimeout           time.Duration `flag:"idle-timeout" default:"90s" group:"proxy" help:"how long idle keep-alive connections are kept, both sides"`
+	MaxHeaderBytes        ByteSize      `flag:"max-header-bytes" default:"64KiB" group:"proxy" help:"largest request line plus headers accepted (then 431)"`
+	MaxFails              int           `flag:"max-fails" default:"3" group:"proxy" help:"failures in a row after which an upstream is skipped for --fail-cooldown"`
+	FailCooldown          time.Duration `flag:"fail-cooldown" default:"10s" group:"proxy" help:"how long a failing upstream is skipped"`
+	GracePeriod           time.Duration `flag:"grace-period" default:"10s" group:"proxy" help:"on SIGTERM, time to drain requests and flush documents"`
+	CORSAddSessionHeader  bool          `flag:"cors-add-session-header" default:"true" group:"proxy" help:"add asked-for session headers to the upstream's CORS preflight answer"`
+	ErrorBodyBytes        ByteSize      `flag:"error-body-bytes" default:"8KiB" group:"proxy" help:"how much of a 5xx response body is kept in its document"`
+	EventQueue            int           `flag:"event-queue" default:"16384" group:"proxy" help:"access events buffered in memory before they spill or are dropped"`
+}
+
+// Session configures how the OpenReplay session of a request is found.
+type Session struct {
+	SessionSources  []string `flag:"session-source" default:"header,token,baggage" group:"session" help:"where to look for the session, in order: header, token, baggage, cookie, query"`
+	SessionCookie   string   `flag:"session-cookie" group:"session" help:"cookie holding the session id (with session-source cookie)"`
+	SessionQuery    string   `flag:"session-query" group:"session" help:"query parameter holding the session id (with session-source query)"`
+	TokenSecret     string   `flag:"openreplay-token-secret" group:"session" secret:"true" help:"OpenReplay's token secret; when set, session tokens are verified"`
+	TokenSecretFile string   `flag:"openreplay-token-secret-file" group:"session" help:"file holding OpenReplay's token secret"`
+}
+
+// Capture configures what is read of the backend's own output (package capture).
+type Capture struct {
+	Tail         []string `flag:"tail" group:"capture" help:"log file or glob to follow (rotation aware)"`
+	MaxLineBytes ByteSize `flag:"max-line-bytes" default:"64KiB" group:"capture" help:"longer lines are cut and marked truncated"`
+}
+
+// Enrich configures the documents (package enrich).
+type Enrich struct {
+	ServiceName      string        `flag:"service-name" group:"enrich" help:"service.name of every document (default: the command or upstream host)"`
+	Mark             string        `flag:"mark" default:"auto" group:"enrich" help:"which documents carry [openReplaySession.id=N] in message: auto (problems always, info up to --mark-info-limit per session), all, problems"`
+	MarkInfoLimit    int           `flag:"mark-info-limit" default:"200" group:"enrich" help:"with --mark auto: info documents marked per session"`
+	AttributionGrace time.Duration `flag:"attribution-grace" default:"20ms" group:"enrich" help:"a backend line printed this close to a request's start or end still counts as inside it"`
+}
+
+// Ship configures the spool and Elasticsearch (package ship).
+type Ship struct {
+	ESURLs            []string      `flag:"es-url" group:"ship" help:"Elasticsearch URL (several: tried in turn); without it documents go to --output"`
+	Index             string        `flag:"index" default:"logs" group:"ship" help:"write target; OpenReplay searches the index named logs"`
+	DataStream        bool          `flag:"data-stream" group:"ship" help:"write to data stream logs-replaylink-default with alias --index"`
+	ESAPIKey          string        `flag:"es-api-key" group:"ship" secret:"true" help:"API key, id:key or base64"`
+	ESAPIKeyFile      string        `flag:"es-api-key-file" group:"ship" help:"file holding the API key"`
+	ESUsername        string        `flag:"es-username" group:"ship" help:"basic auth user"`
+	ESPassword        string        `flag:"es-password" group:"ship" secret:"true" help:"basic auth password"`
+	ESPasswordFile    string        `flag:"es-password-file" group:"ship" help:"file holding the basic auth password"`
+	ESCACert          string        `flag:"es-ca-cert" group:"ship" help:"PEM file of the CA that signed Elasticsearch's certificate"`
+	ESCAFingerprint   string        `flag:"es-ca-fingerprint" group:"ship" help:"SHA-256 fingerprint of Elasticsearch's CA certificate"`
+	ESInsecure        bool          `flag:"es-insecure" group:"ship" help:"do not verify Elasticsearch's certificate (unsafe)"`
+	ESSetup           bool          `flag:"es-setup" default:"true" group:"ship" help:"install the index template on start when allowed"`
+	FlushBytes        ByteSize      `flag:"flush-bytes" default:"5MB" group:"ship" help:"send a bulk request when this much is waiting"`
+	FlushInterval     time.Duration `flag:"flush-interval" default:"1s" group:"ship" help:"send a bulk request at least this often"`
+	Workers           int           `flag:"workers" default:"2" group:"ship" help:"bulk requests in flight"`
+	SpoolDir          string        `flag:"spool-dir" default:"./replaylink-spool" group:"ship" help:"directory of the disk spool, offsets and dead letters"`
+	SpoolMaxBytes     ByteSize      `flag:"spool-max-bytes" default:"1GiB" group:"ship" help:"spool size cap; at the cap the oldest segment is dropped and counted"`
+	SpoolSyncInterval time.Duration `flag:"spool-sync-interval" default:"200ms" group:"ship" help:"how often the spool is fsynced (the most a power loss can lose)"`
+	Output            string        `flag:"output" group:"ship" help:"without --es-url: file for documents as JSON lines, or - for stdout (default - for serve)"`
+	MemoryStore       int           `flag:"memory-store" default:"50000" group:"ship" help:"recent documents kept in memory for lookups"`
+}
+
+// Admin configures the admin listener: health, metrics, lookup, ingest.
+type Admin struct {
+	AdminListen      string `flag:"admin" default:"127.0.0.1:9090" group:"admin" help:"admin listener address (health, metrics, lookup, ingest)"`
+	AdminToken       string `flag:"admin-token" group:"admin" secret:"true" help:"bearer token required for lookup and ingest"`
+	AllowRemoteAdmin bool   `flag:"allow-remote-lookup" group:"admin" help:"serve lookup and ingest on a non-loopback admin address without --admin-token"`
+}
+
+// Setup configures replaylink setup.
+type Setup struct {
+	Retention time.Duration `flag:"retention" default:"720h" group:"setup" help:"delete documents older than this"`
+	APIKeys   bool          `flag:"api-keys" group:"setup" help:"create least-privilege writer and reader API keys"`
+}

@@ -1,0 +1,412 @@
+// Package config is replaylink's one user-facing configuration: the Config
+// struct, its defaults, where values come from (flags over environment over a
+// YAML file over defaults), and Validate. Each field is described once, by its
+// struct tags, so the flag, the environment variable, the YAML key and the
+// --help text can never disagree:
+//
+//	flag:"es-url"      flag --es-url, env REPLAYLINK_ES_URL, YAML key es-url
+//	default:"logs"     default value, in the same syntax as a flag value
+//	help:"..."         one line for --help
+//	group:"ship"       which commands take it as a flag (see Command)
+//	secret:"true"      never printed
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// EnvPrefix starts the environment variable of every flag.
+const EnvPrefix = "REPLAYLINK_"
+
+// field is one configurable value, found by reflection over Config.
+type field struct {
+	flag, env, def, help, group string
+	secret                      bool
+	index                       []int
+	typ                         reflect.Type
+}
+
+// fields lists Config's fields in declaration order.
+func fields() []field {
+	var out []field
+	var walk func(t reflect.Type, index []int)
+	walk = func(t reflect.Type, index []int) {
+		for i := 0; i < t.NumField(); i++ {
+			sf := t.Field(i)
+			idx := append(append([]int(nil), index...), i)
+			if sf.Anonymous {
+				walk(sf.Type, idx)
+				continue
+			}
+			name := sf.Tag.Get("flag")
+			if name == "" {
+				continue
+			}
+			out = append(out, field{
+				flag: name, env: EnvName(name), def: sf.Tag.Get("default"), help: sf.Tag.Get("help"),
+				group: sf.Tag.Get("group"), secret: sf.Tag.Get("secret") == "true", index: idx, typ: sf.Type,
+			})
+		}
+	}
+	walk(reflect.TypeOf(Config{}), nil)
+	return out
+}
+
+// EnvName is the environment variable read for a flag: es-url -> REPLAYLINK_ES_URL.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Command says which flag groups a subcommand takes. The config file and the
+// environment may set any field, whatever the command, so one file serves all.
+type Command struct {
+	Name   string
+	Groups []string
+}
+
+func (c Command) takes(group string) bool {
+	if group == "" || group == "common" {
+		return true
+	}
+	for _, g := range c.Groups {
+		if g == group {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrHelp is returned by Load when --help was asked for; the usage was written.
+var ErrHelp = flag.ErrHelp
+
+// Load builds a Config for cmd from defaults, the YAML file named by --config
+// (or REPLAYLINK_CONFIG), the environment (getenv) and args, in rising order of
+// precedence, then validates it. It returns the arguments left after the flags.
+func Load(cmd Command, args []string, getenv func(string) string, usage io.Writer) (*Config, []string, error) {
+	cfg := &Config{}
+	v := reflect.ValueOf(cfg).Elem()
+	all := fields()
+	for _, f := range all {
+		if err := set(v.FieldByIndex(f.index), f.def, false); err != nil {
+			panic(fmt.Sprintf("config: bad default for %s: %v", f.flag, err)) // a programming error
+		}
+	}
+
+	fs := flag.NewFlagSet("replaylink "+cmd.Name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fromFlags := map[string][]string{}
+	for _, f := range all {
+		if !cmd.takes(f.group) {
+			continue
+		}
+		name := f.flag
+		if f.typ.Kind() == reflect.Bool {
+			fs.Var(boolRecorder{name, fromFlags}, name, f.help)
+		} else {
+			fs.Var(recorder{name, fromFlags}, name, f.help)
+		}
+	}
+	var configPath string
+	fs.StringVar(&configPath, "config", "", "YAML file with settings (keys are flag names)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			writeUsage(usage, cmd, all)
+			return nil, nil, ErrHelp
+		}
+		return nil, nil, fmt.Errorf("%v (see 'replaylink %s --help')", err, cmd.Name)
+	}
+	if configPath == "" {
+		configPath = getenv(EnvPrefix + "CONFIG")
+	}
+	if configPath != "" {
+		if err := loadFile(v, all, configPath); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, f := range all {
+		raw := getenv(f.env)
+		if raw == "" {
+			continue
+		}
+		if err := set(v.FieldByIndex(f.index), raw, false); err != nil {
+			return nil, nil, fmt.Errorf("environment variable %s: %s", f.env, explain(f, raw, err))
+		}
+	}
+	for _, f := range all {
+		vals, ok := fromFlags[f.flag]
+		if !ok {
+			continue
+		}
+		fv := v.FieldByIndex(f.index)
+		if fv.Kind() == reflect.Slice {
+			fv.Set(reflect.MakeSlice(fv.Type(), 0, len(vals)))
+		}
+		for _, raw := range vals {
+			if err := set(fv, raw, true); err != nil {
+				return nil, nil, fmt.Errorf("flag --%s: %s", f.flag, explain(f, raw, err))
+			}
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return cfg, fs.Args(), nil
+}
+
+// recorder keeps each flag's raw values so precedence can be applied after
+// the config file and the environment are read.
+type recorder struct {
+	name string
+	m    map[string][]string
+}
+
+func (r recorder) String() string     { return "" }
+func (r recorder) Set(s string) error { r.m[r.name] = append(r.m[r.name], s); return nil }
+
+type boolRecorder recorder
+
+func (r boolRecorder) String() string     { return "" }
+func (r boolRecorder) Set(s string) error { r.m[r.name] = append(r.m[r.name], s); return nil }
+func (r boolRecorder) IsBoolFlag() bool   { return true }
+
+func loadFile(v reflect.Value, all []field, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w (give an existing YAML file with --config or REPLAYLINK_CONFIG)", err)
+	}
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file sets nothing
+		}
+		return fmt.Errorf("config file %s: %v", path, err)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind != yaml.MappingNode {
+		return fmt.Errorf("config file %s: line %d: expected a mapping of flag names to values, like 'es-url: http://localhost:9200'", path, root.Line)
+	}
+	byName := map[string]field{}
+	for _, f := range all {
+		byName[f.flag] = f
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, val := root.Content[i], root.Content[i+1]
+		f, ok := byName[k.Value]
+		if !ok {
+			return fmt.Errorf("config file %s: line %d: unknown key %q; keys are flag names without dashes in front, e.g. %s", path, k.Line, k.Value, suggest(k.Value, all))
+		}
+		fv := v.FieldByIndex(f.index)
+		switch val.Kind {
+		case yaml.ScalarNode:
+			if err := set(fv, val.Value, false); err != nil {
+				return fmt.Errorf("config file %s: line %d: key %s: %s", path, val.Line, k.Value, explain(f, val.Value, err))
+			}
+		case yaml.SequenceNode:
+			if fv.Kind() != reflect.Slice {
+				return fmt.Errorf("config file %s: line %d: key %s takes one value, not a list: %s", path, val.Line, k.Value, expected(f))
+			}
+			fv.Set(reflect.MakeSlice(fv.Type(), 0, len(val.Content)))
+			for _, item := range val.Content {
+				if item.Kind != yaml.ScalarNode {
+					return fmt.Errorf("config file %s: line %d: key %s: list items must be plain values", path, item.Line, k.Value)
+				}
+				if err := set(fv, item.Value, true); err != nil {
+					return fmt.Errorf("config file %s: line %d: key %s: %s", path, item.Line, k.Value, explain(f, item.Value, err))
+				}
+			}
+		default:
+			return fmt.Errorf("config file %s: line %d: key %s: %s", path, val.Line, k.Value, expected(f))
+		}
+	}
+	return nil
+}
+
+func suggest(key string, all []field) string {
+	norm := strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(key))
+	for _, f := range all {
+		if f.flag == norm {
+			return fmt.Sprintf("did you mean %q?", f.flag)
+		}
+	}
+	return "es-url, upstream, listen (see 'replaylink serve --help')"
+}
+
+// explain names the value's problem without echoing secrets.
+func explain(f field, raw string, err error) string {
+	shown := strconv.Quote(raw)
+	if f.secret {
+		shown = "(secret value hidden)"
+	}
+	return fmt.Sprintf("invalid value %s: %v; %s", shown, err, expected(f))
+}
+
+func expected(f field) string {
+	switch {
+	case f.typ == reflect.TypeOf(time.Duration(0)):
+		return "expected a duration like 200ms, 5s or 2m"
+	case f.typ == reflect.TypeOf(ByteSize(0)):
+		return "expected a size like 512KiB, 5MB or 1GiB"
+	case f.typ.Kind() == reflect.Bool:
+		return "expected true or false"
+	case f.typ.Kind() == reflect.Int || f.typ.Kind() == reflect.Int64:
+		return "expected a whole number"
+	case f.typ.Kind() == reflect.Slice:
+		return "expected one value per flag (repeat the flag), a YAML list, or a comma-separated list in the environment"
+	}
+	return "expected text"
+}
+
+// set parses raw into v. For slices, appendOne adds one item; otherwise raw
+// is a comma-separated list that replaces the slice (the environment form).
+func set(v reflect.Value, raw string, appendOne bool) error {
+	if v.Kind() == reflect.Slice {
+		if !appendOne {
+			v.Set(reflect.MakeSlice(v.Type(), 0, 2))
+			if raw == "" {
+				return nil
+			}
+			for _, part := range strings.Split(raw, ",") {
+				if err := set(v, strings.TrimSpace(part), true); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		elem := reflect.New(v.Type().Elem()).Elem()
+		if err := set(elem, raw, false); err != nil {
+			return err
+		}
+		v.Set(reflect.Append(v, elem))
+		return nil
+	}
+	switch {
+	case v.Type() == reflect.TypeOf(time.Duration(0)):
+		if raw == "" {
+			v.SetInt(0)
+			return nil
+		}
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return errors.New("not a duration")
+		}
+		v.SetInt(int64(d))
+	case v.Type() == reflect.TypeOf(ByteSize(0)):
+		n, err := ParseByteSize(raw)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(n))
+	case v.Kind() == reflect.String:
+		v.SetString(raw)
+	case v.Kind() == reflect.Bool:
+		if raw == "" {
+			v.SetBool(false)
+			return nil
+		}
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return errors.New("not a boolean")
+		}
+		v.SetBool(b)
+	case v.Kind() == reflect.Int || v.Kind() == reflect.Int64:
+		if raw == "" {
+			v.SetInt(0)
+			return nil
+		}
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return errors.New("not a whole number")
+		}
+		v.SetInt(n)
+	default:
+		return fmt.Errorf("unsupported type %s", v.Type())
+	}
+	return nil
+}
+
+func writeUsage(w io.Writer, cmd Command, all []field) {
+	fmt.Fprintf(w, "Usage: replaylink %s [flags]%s\n\n", cmd.Name, usageTail(cmd.Name))
+	fmt.Fprintf(w, "%s\n\nEvery flag can also be set by its environment variable, or as a key in the YAML file\ngiven with --config (REPLAYLINK_CONFIG). Flags win over the environment, the environment over the file.\n\n", summaries[cmd.Name])
+	groups := map[string][]field{}
+	var names []string
+	for _, f := range all {
+		if !cmd.takes(f.group) {
+			continue
+		}
+		if _, ok := groups[f.group]; !ok {
+			names = append(names, f.group)
+		}
+		groups[f.group] = append(groups[f.group], f)
+	}
+	sort.SliceStable(names, func(i, j int) bool { return groupOrder(names[i]) < groupOrder(names[j]) })
+	for _, g := range names {
+		fmt.Fprintf(w, "%s:\n", groupTitles[g])
+		for _, f := range groups[g] {
+			def := ""
+			if f.def != "" && !f.secret {
+				def = " (default " + f.def + ")"
+			}
+			rep := ""
+			if f.typ.Kind() == reflect.Slice {
+				rep = ", repeatable"
+			}
+			fmt.Fprintf(w, "  --%s%s%s\n      %s [$%s]\n", f.flag, def, rep, f.help, f.env)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "  --config PATH\n      YAML file with settings [$%sCONFIG]\n", EnvPrefix)
+}
+
+func usageTail(name string) string {
+	switch name {
+	case "run":
+		return " -- CMD [ARGS...]"
+	case "lookup":
+		return " SESSION_ID"
+	}
+	return ""
+}
+
+var summaries = map[string]string{
+	"serve":  "Proxy HTTP requests to the upstream(s), record one access event per request with its OpenReplay session, and ship documents to Elasticsearch (or --output without --es-url).",
+	"run":    "Like serve, and also start CMD as a child process, capture its stdout and stderr line by line (passed through unchanged), and attribute each line to the session of the request that caused it. Exits with the child's exit code.",
+	"setup":  "Install the index template, retention and write target in Elasticsearch, write a starter document, and with --api-keys create least-privilege API keys; prints what to paste into OpenReplay.",
+	"check":  "Walk the whole path to Elasticsearch and OpenReplay's query, one line per step; exit code 0 only when all pass.",
+	"lookup": "Print the backend logs of one OpenReplay session.",
+}
+
+var groupTitles = map[string]string{
+	"common":  "General",
+	"proxy":   "Proxy",
+	"session": "Session of a request",
+	"capture": "Capturing backend output",
+	"enrich":  "Documents",
+	"ship":    "Elasticsearch and spool",
+	"admin":   "Admin listener (health, metrics, lookup, ingest)",
+	"setup":   "Set-up",
+	"lookup":  "Lookup",
+}
+
+func groupOrder(g string) int {
+	for i, n := range []string{"common", "proxy", "session", "capture", "enrich", "ship", "admin", "setup", "lookup"} {
+		if n == g {
+			return i
+		}
+	}
+	return 99
+}
