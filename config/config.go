@@ -14,6 +14,7 @@ type Config struct {
 	Ship
 	Admin
 	Setup
+	Lookup
 }
 
 // Common settings apply to every command.
@@ -97,4 +98,10 @@ type Admin struct {
 type Setup struct {
 	Retention time.Duration `flag:"retention" default:"720h" group:"setup" help:"delete documents older than this"`
 	APIKeys   bool          `flag:"api-keys" group:"setup" help:"create least-privilege writer and reader API keys"`
+}
+
+// Lookup configures replaylink lookup.
+type Lookup struct {
+	JSON  bool `flag:"json" group:"lookup" help:"print JSON instead of a table"`
+	Limit int  `flag:"limit" default:"1000" group:"lookup" help:"most documents to print"`
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -39,4 +40,38 @@ func URL(t testing.TB) string {
 		missing(fmt.Sprintf("GET %s answered %d", u, resp.StatusCode))
 	}
 	return u
+}
+
+// EnvControl names the variable that carries the path of testenv/es/node.sh
+// when a test may stop and start the node. `make test` sets it only for the
+// outage phase, which runs after every other test so no other package sees the
+// node go away.
+const EnvControl = "REPLAYLINK_TEST_ES_CTL"
+
+// Node controls the test node's process for outage tests.
+type Node struct{ script string }
+
+// Control returns the node's controller. Tests that stop the node must be
+// named TestOutage*: `make test` runs them alone, with EnvControl set.
+func Control(t testing.TB) *Node {
+	t.Helper()
+	URL(t)
+	s := os.Getenv(EnvControl)
+	if s == "" {
+		t.Skipf("outage tests run in make test's outage phase (%s unset)", EnvControl)
+	}
+	return &Node{script: s}
+}
+
+// Stop stops the node, keeping its data.
+func (n *Node) Stop(t testing.TB) { t.Helper(); n.run(t, "stop") }
+
+// Start starts the node again on its data and port and waits until it answers.
+func (n *Node) Start(t testing.TB) { t.Helper(); n.run(t, "start") }
+
+func (n *Node) run(t testing.TB, verb string) {
+	out, err := exec.Command(n.script, verb).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", n.script, verb, err, out)
+	}
 }

@@ -1,0 +1,43 @@
+// Command demo-backend is the small backend `make run` puts replaylink in
+// front of. It knows nothing of OpenReplay: it logs like any Go service, and
+// /api/cart fails with a 500 and a stack trace on stderr, which replaylink
+// ties to the session of the request that caused it.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"time"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:5050", "address to listen on")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stdout, nil))
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/hello", func(w http.ResponseWriter, r *http.Request) {
+		log.Info("said hello", "path", r.URL.Path)
+		fmt.Fprintln(w, `{"hello":"world"}`)
+	})
+	mux.HandleFunc("/api/cart", func(w http.ResponseWriter, r *http.Request) {
+		log.Error("checkout failed", "err", "cart_id missing from the session cart")
+		fmt.Fprintf(os.Stderr, "panic: cart_id missing\n\n%s", debug.Stack())
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+	})
+	mux.HandleFunc("GET /api/slow", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+		log.Warn("slow request", "ms", 300)
+		fmt.Fprintln(w, `{"slow":true}`)
+	})
+	log.Info("demo backend listening", "addr", *listen)
+	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("listen failed", "err", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make test`: everything CI runs, on a fresh machine of this kind.
+#  1. install what the tests need (idempotent, quick when present)
+#  2. go vet and gofmt
+#  3. start the real search node (testenv/es/node.sh), run all tests with -race
+#  4. run the outage tests alone (they stop and start the node), then stop it
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t0=$(date +%s)
+
+bash testenv/deps.sh
+
+echo "== go vet"
+go vet ./...
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'))
+if [[ -n $unformatted ]]; then echo "not gofmt-ed (run gofmt -w):"; echo "$unformatted"; exit 1; fi
+
+echo "== search node"
+export REPLAYLINK_ES_STATE=${REPLAYLINK_ES_STATE:-$PWD/.es}
+REPLAYLINK_TEST_ES_URL=$(testenv/es/node.sh up)
+export REPLAYLINK_TEST_ES_URL
+trap 'testenv/es/node.sh down' EXIT
+echo "search node at $REPLAYLINK_TEST_ES_URL"
+
+export REPLAYLINK_ARTIFACTS=${REPLAYLINK_ARTIFACTS:-$PWD/artifacts}
+mkdir -p "$REPLAYLINK_ARTIFACTS"
+
+echo "== unit and integration tests (-race)"
+go test -race -count=1 -timeout 12m -skip '^TestOutage' ./...
+
+echo "== outage tests (the node is stopped and started; nothing else runs)"
+REPLAYLINK_TEST_ES_CTL=$PWD/testenv/es/node.sh go test -race -count=1 -timeout 8m -run '^TestOutage' ./...
+
+echo "make test: passed in $(( $(date +%s) - t0 )) s"
