@@ -146,17 +146,17 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 		s.sessions[id] = ss
 	}
 	resp := map[string]any{
-		"token":          ss.Token,
-		"sessionID":      strconv.FormatUint(ss.ID, 10),
-		"userUUID":       "00000000-0000-4000-8000-" + strconv.FormatUint(ss.ID%1e12, 10),
-		"projectID":      "1",
-		"delay":          ss.Started.UnixMilli() - req.Timestamp,
-		"startTimestamp": ss.Started.UnixMilli(),
+		"token":           ss.Token,
+		"sessionID":       strconv.FormatUint(ss.ID, 10),
+		"userUUID":        "00000000-0000-4000-8000-" + strconv.FormatUint(ss.ID%1e12, 10),
+		"projectID":       "1",
+		"delay":           ss.Started.UnixMilli() - req.Timestamp,
+		"startTimestamp":  ss.Started.UnixMilli(),
 		"beaconSizeLimit": 1 << 20,
-		"userBrowser":    "",
-		"userCountry":    "",
-		"userOS":         "",
-		"userDevice":     "",
+		"userBrowser":     "",
+		"userCountry":     "",
+		"userOS":          "",
+		"userDevice":      "",
 	}
 	s.mu.Unlock()
 	writeJSON(w, resp)
