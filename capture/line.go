@@ -1,6 +1,18 @@
 // Package capture reads what a backend prints: the output of a child process
 // (replaylink run), tailed files, and lines pushed to POST /ingest. Every line
 // is bounded in length and handed to a Sink; capture never interprets it.
+//
+// The parts, one per file: LineReader (reader.go) splits any input into
+// bounded lines with pooled buffers; Process (process.go) runs the backend,
+// passes its output through unchanged and forwards signals; Tailer (tail.go)
+// follows files across rotation and restarts; IngestHandler (ingest.go)
+// takes pushed lines. Counters are in metrics.go.
+//
+// Choices: the child's exit is final by default, like a container
+// entrypoint (RestartPolicy offers on-failure and always); a tailed file
+// found at start-up is read from its end (TailerOptions.FromBeginning reads
+// it whole), one appearing later from its start; file offsets are saved
+// only past lines already handed to the Sink (at-least-once).
 package capture
 
 import "time"
@@ -14,6 +26,14 @@ const (
 	File
 	Ingest
 )
+
+// LiveTime reports whether Line.Time of this stream is within a few
+// milliseconds of when the backend printed the line. It is for Stdout and
+// Stderr (read from a pipe as they are written). File lines are read up to a
+// poll interval after they were written (and all at once after a restart),
+// Ingest lines whenever an agent pushes its batch: their Time must not be used
+// to decide which request was in flight when they were printed.
+func (s Stream) LiveTime() bool { return s == Stdout || s == Stderr }
 
 var streamNames = [...]string{"", "stdout", "stderr", "file", "ingest"}
 
@@ -35,6 +55,9 @@ type Line struct {
 }
 
 // Sink receives captured lines, in order per (Stream, Origin). It must not block for long.
+// Line is called from several goroutines at once (stdout and stderr of a child,
+// the tailer, concurrent POST /ingest requests), so a Sink must be safe for
+// concurrent use; calls for one (Stream, Origin) never overlap.
 type Sink interface {
 	Line(l *Line)
 }

@@ -51,8 +51,10 @@ type Session struct {
 
 // Capture configures what is read of the backend's own output (package capture).
 type Capture struct {
-	Tail         []string `flag:"tail" group:"capture" help:"log file or glob to follow (rotation aware)"`
-	MaxLineBytes ByteSize `flag:"max-line-bytes" default:"64KiB" group:"capture" help:"longer lines are cut and marked truncated"`
+	Tail          []string `flag:"tail" group:"capture" help:"log file or glob to follow (rotation aware)"`
+	MaxLineBytes  ByteSize `flag:"max-line-bytes" default:"64KiB" group:"capture" help:"longer lines are cut and marked truncated"`
+	TailFromStart bool     `flag:"tail-from-beginning" group:"capture" help:"read files found at start-up from their beginning instead of their end"`
+	Restart       string   `flag:"restart" default:"never" group:"capture" help:"with run: restart the backend when it exits: never (replaylink exits with its code), on-failure, always"`
 }
 
 // Enrich configures the documents (package enrich).
