@@ -2,22 +2,19 @@ package lookup
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Doc is one log document as lookup shows it: the source exactly as enrich
+// logDoc is one log document as lookup shows it: the source exactly as enrich
 // made it (and Elasticsearch stores it), its _id when known, and the few
 // fields lookup sorts, filters and draws by.
-type Doc struct {
-	ID     string          // Elasticsearch _id; "" for a recent document that does not carry one
+type logDoc struct {
+	ID     string          // Elasticsearch _id
 	Source json.RawMessage // the document, as indexed
 	f      fields
-	// idInSource: the document carries its own top-level "_id" key.
-	idInSource bool
 }
 
 // fields are the parts of a document that lookup reads. Documents may spell
@@ -40,20 +37,15 @@ type fields struct {
 	stackTrace   string
 }
 
-// parseDoc reads src (a JSON object). A recent document may carry its _id as
-// a top-level "_id" key; Elasticsearch hits pass theirs in id.
-func parseDoc(id string, src []byte) (Doc, bool) {
+// parseDoc reads src, a JSON object with the given _id.
+func parseDoc(id string, src []byte) (logDoc, bool) {
 	var m map[string]any
 	dec := json.NewDecoder(bytes.NewReader(src))
 	dec.UseNumber()
 	if err := dec.Decode(&m); err != nil || m == nil {
-		return Doc{}, false
+		return logDoc{}, false
 	}
-	own, idInSource := m["_id"].(string)
-	if id == "" {
-		id = own
-	}
-	d := Doc{ID: id, Source: src, idInSource: idInSource}
+	d := logDoc{ID: id, Source: src}
 	f := &d.f
 	f.time = parseTime(str(m, "utc_time"))
 	if f.time.IsZero() {
@@ -171,24 +163,12 @@ func (f *fields) isAccess() bool {
 	return f.method != "" && f.status != 0
 }
 
-// contentKey identifies a document by its content, so a recent document
-// without an _id is still recognised among the shipped ones: Elasticsearch
-// returns _source byte for byte as it was sent, and compacting removes any
-// whitespace difference.
-func contentKey(src []byte) [sha256.Size]byte {
-	var buf bytes.Buffer
-	if json.Compact(&buf, src) != nil {
-		return sha256.Sum256(src)
-	}
-	return sha256.Sum256(buf.Bytes())
-}
-
 // withID returns the document with its _id as the first key, which is how
-// every document in a lookup answer shows it. A document that has an "_id"
-// key already, or whose _id is unknown, is returned as it is.
-func (d Doc) withID() json.RawMessage {
+// every document in a lookup answer shows it (Elasticsearch never allows an
+// "_id" key inside a document, so it cannot clash).
+func (d logDoc) withID() json.RawMessage {
 	src := bytes.TrimSpace(d.Source)
-	if d.ID == "" || len(src) < 2 || src[0] != '{' || d.idInSource {
+	if d.ID == "" || len(src) < 2 || src[0] != '{' {
 		return src
 	}
 	id, _ := json.Marshal(d.ID)

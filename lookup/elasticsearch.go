@@ -34,7 +34,7 @@ type archive struct {
 
 // find returns the earliest documents whose field (a keyword) equals value,
 // filtered by q, and whether more matched than were returned.
-func (a *archive) find(ctx context.Context, field, value string, q Query) ([]Doc, bool, error) {
+func (a *archive) find(ctx context.Context, field, value string, q query) ([]logDoc, bool, error) {
 	if err := a.greet(ctx); err != nil {
 		return nil, false, err
 	}
@@ -82,7 +82,7 @@ func (a *archive) find(ctx context.Context, field, value string, q Query) ([]Doc
 	if err := json.Unmarshal(resp, &r); err != nil {
 		return nil, false, fmt.Errorf("search in %s: unreadable answer: %v", a.index, err)
 	}
-	docs := make([]Doc, 0, len(r.Hits.Hits))
+	docs := make([]logDoc, 0, len(r.Hits.Hits))
 	for _, h := range r.Hits.Hits {
 		if d, ok := parseDoc(h.ID, h.Source); ok {
 			docs = append(docs, d)

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/replaylink/replaylink/ship"
 )
 
 // Limits of a lookup. MaxLimit stays at Elasticsearch's default
@@ -16,16 +18,16 @@ const (
 	MaxLimit     = 10000
 )
 
-// Query narrows the documents of a lookup (?level=&from=&to=&limit=).
-type Query struct {
+// query narrows the documents of a lookup (?level=&from=&to=&limit=).
+type query struct {
 	MinLevel string    // "" for all; else documents at this level or more severe
 	From, To time.Time // inclusive bounds on utc_time; zero means open
 	Limit    int       // the earliest Limit documents are returned
 }
 
-// ParseQuery reads a lookup's query parameters and names the first bad one.
-func ParseQuery(v url.Values) (Query, error) {
-	q := Query{Limit: DefaultLimit}
+// parseQuery reads a lookup's query parameters and names the first bad one.
+func parseQuery(v url.Values) (query, error) {
+	q := query{Limit: DefaultLimit}
 	if s := v.Get("level"); s != "" {
 		q.MinLevel = normalLevel(s)
 		if q.MinLevel == "" {
@@ -61,7 +63,7 @@ func ParseQuery(v url.Values) (Query, error) {
 
 // levels lists the levels a query admits, for Elasticsearch's terms filter;
 // nil admits all.
-func (q Query) levels() []string {
+func (q query) levels() []string {
 	if q.MinLevel == "" {
 		return nil
 	}
@@ -74,7 +76,7 @@ func (q Query) levels() []string {
 	return out
 }
 
-func (q Query) match(f *fields) bool {
+func (q query) match(f *fields) bool {
 	if q.MinLevel != "" && levelRank(f.level) < levelRank(q.MinLevel) {
 		return false
 	}
@@ -88,42 +90,28 @@ func (q Query) match(f *fields) bool {
 }
 
 // merge joins shipped documents with recent ones, which may overlap: a recent
-// document is left out when a shipped one has its _id or, lacking an _id, its
-// exact content. The result is filtered by q, sorted by time (documents
-// without one last) and cut to q.Limit; cut reports whether anything was cut.
-func merge(shipped []Doc, recent [][]byte, q Query) (docs []Doc, cut bool) {
-	ids := make(map[string]bool, len(shipped)+len(recent))
+// document is left out when a shipped one has its _id. The result is filtered
+// by q, sorted by time (documents without one last) and cut to q.Limit; cut
+// reports whether anything was cut.
+func merge(shipped []logDoc, recent []ship.Document, q query) (docs []logDoc, cut bool) {
+	seen := make(map[string]bool, len(shipped)+len(recent))
+	docs = make([]logDoc, 0, len(shipped)+len(recent))
 	for _, d := range shipped {
-		ids[d.ID] = true
+		seen[d.ID] = true
+		docs = append(docs, d)
 	}
-	var contents map[[32]byte]bool // built only if a recent document has no _id
-	docs = append(docs, shipped...)
-	for _, src := range recent {
-		d, ok := parseDoc("", src)
+	for _, r := range recent {
+		if seen[r.ID] {
+			continue
+		}
+		d, ok := parseDoc(r.ID, r.Source)
 		if !ok || !q.match(&d.f) {
 			continue
 		}
-		if d.ID != "" {
-			if ids[d.ID] {
-				continue
-			}
-			ids[d.ID] = true
-		} else {
-			if contents == nil {
-				contents = make(map[[32]byte]bool, len(docs))
-				for _, s := range docs {
-					contents[contentKey(s.Source)] = true
-				}
-			}
-			k := contentKey(src)
-			if contents[k] {
-				continue
-			}
-			contents[k] = true
-		}
+		seen[r.ID] = true
 		docs = append(docs, d)
 	}
-	slices.SortStableFunc(docs, func(a, b Doc) int {
+	slices.SortStableFunc(docs, func(a, b logDoc) int {
 		switch {
 		case a.f.time.Equal(b.f.time):
 			return strings.Compare(a.ID, b.ID)

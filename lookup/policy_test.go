@@ -1,0 +1,118 @@
+package lookup
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+var okHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "secret logs") })
+
+func call(h http.Handler, host, auth string) (int, string, http.Header) {
+	req := httptest.NewRequest(http.MethodGet, "/sessions/1/logs", nil)
+	req.Host = host
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String(), rec.Header()
+}
+
+func TestPolicyToken(t *testing.T) {
+	for _, listen := range []string{"127.0.0.1:9090", "0.0.0.0:9090"} {
+		p, warn := NewPolicy(listen, "s3cret-token", false)
+		if warn != "" || !p.Serving() {
+			t.Fatalf("%s with a token: warning %q serving %v", listen, warn, p.Serving())
+		}
+		h := p.Protect(okHandler)
+		for _, c := range []struct {
+			auth string
+			want int
+		}{
+			{"Bearer s3cret-token", 200},
+			{"bearer s3cret-token", 200},
+			{"", 401},
+			{"Bearer s3cret-toke", 401},
+			{"Bearer s3cret-token-and-more", 401},
+			{"Basic s3cret-token", 401},
+			{"s3cret-token", 401},
+		} {
+			code, body, hdr := call(h, "example.com", c.auth)
+			if code != c.want {
+				t.Errorf("%s, Authorization %q: %d, want %d", listen, c.auth, code, c.want)
+			}
+			if code == 401 {
+				if strings.Contains(body, "secret logs") || strings.Contains(body, "s3cret") {
+					t.Errorf("401 leaks: %q", body)
+				}
+				if !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
+					t.Errorf("401 without WWW-Authenticate: Bearer")
+				}
+			}
+		}
+	}
+}
+
+func TestPolicyWithoutToken(t *testing.T) {
+	for _, c := range []struct {
+		listen      string
+		allow       bool
+		serving     bool
+		warns       string
+		host        string
+		code        int
+		bodyContain string
+	}{
+		{"127.0.0.1:9090", false, true, "", "127.0.0.1:9090", 200, "secret logs"},
+		{"localhost:9090", false, true, "", "localhost:9090", 200, "secret logs"},
+		{"[::1]:9090", false, true, "", "[::1]:9090", 200, "secret logs"},
+		// DNS rebinding: a web page's name that resolves to 127.0.0.1.
+		{"127.0.0.1:9090", false, true, "", "evil.example:9090", 403, "not a loopback name"},
+		{":9090", false, false, "lookup and ingest are off", "10.0.0.5:9090", 403, "set --admin-token"},
+		{"0.0.0.0:9090", false, false, "--allow-remote-lookup", "10.0.0.5:9090", 403, "--allow-remote-lookup"},
+		{"10.0.0.5:9090", false, false, "health and metrics are still served", "10.0.0.5:9090", 403, "lookup and ingest are off"},
+		{"admin.internal:9090", false, false, "off", "admin.internal:9090", 403, "off"},
+		{"0.0.0.0:9090", true, true, "open to anyone", "10.0.0.5:9090", 200, "secret logs"},
+	} {
+		p, warn := NewPolicy(c.listen, "", c.allow)
+		if p.Serving() != c.serving {
+			t.Errorf("%s allow=%v: serving %v, want %v", c.listen, c.allow, p.Serving(), c.serving)
+		}
+		if (c.warns == "") != (warn == "") || !strings.Contains(warn, c.warns) {
+			t.Errorf("%s allow=%v: warning %q, want one containing %q", c.listen, c.allow, warn, c.warns)
+		}
+		code, body, _ := call(p.Protect(okHandler), c.host, "")
+		if code != c.code || !strings.Contains(body, c.bodyContain) {
+			t.Errorf("%s allow=%v Host %s: %d %q, want %d containing %q", c.listen, c.allow, c.host, code, body, c.code, c.bodyContain)
+		}
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9090": true, "127.1.2.3:1": true, "[::1]:9090": true, "localhost:9090": true, "LOCALHOST:1": true,
+		":9090": false, "0.0.0.0:9090": false, "[::]:9090": false, "192.168.1.4:9090": false, "pod:9090": false, "nonsense": false,
+	} {
+		if got := IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestAdminBaseURL(t *testing.T) {
+	for listen, want := range map[string]string{
+		"127.0.0.1:9090": "http://127.0.0.1:9090",
+		":9090":          "http://127.0.0.1:9090",
+		"0.0.0.0:9191":   "http://127.0.0.1:9191",
+		"[::]:9090":      "http://127.0.0.1:9090",
+		"[::1]:9090":     "http://[::1]:9090",
+		"admin.svc:80":   "http://admin.svc:80",
+	} {
+		if got := AdminBaseURL(listen); got != want {
+			t.Errorf("AdminBaseURL(%q) = %q, want %q", listen, got, want)
+		}
+	}
+}

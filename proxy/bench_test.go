@@ -1,0 +1,131 @@
+package proxy
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// A request head as browsers send it to an API, with the session in one of
+// the places the proxy looks.
+const benchHeaders = "Host: api.example.com\r\n" +
+	"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36\r\n" +
+	"Accept: application/json, text/plain, */*\r\n" +
+	"Accept-Language: en-US,en;q=0.9\r\n" +
+	"Accept-Encoding: gzip, deflate, br\r\n" +
+	"Referer: https://app.example.com/orders/42\r\n" +
+	"Origin: https://app.example.com\r\n" +
+	"Authorization: Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.ZRrHA1JJJW8opsbCGfG_HACGpVUMN_a9IV7pAx_Zmeo\r\n" +
+	"Cookie: theme=dark; _ga=GA1.1.123456789.1700000000; csrftoken=abcdef0123456789\r\n" +
+	"Connection: keep-alive\r\n" +
+	"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n" +
+	"X-Request-ID: 3f2c1d9e-7a1b-4c2d-9e8f-0a1b2c3d4e5f\r\n"
+
+func BenchmarkSessionExtraction(b *testing.B) {
+	token := SignSessionToken(testSecret, 7700123456789, 0, 1893456000000)
+	for _, bc := range []struct {
+		name, field string
+		opts        SessionOptions
+	}{
+		{"header", "openReplaySession.id: 7700123456789\r\n", SessionOptions{}},
+		{"token-unverified", "X-OpenReplay-Session-Token: " + token + "\r\n", SessionOptions{}},
+		{"token-verified", "X-OpenReplay-Session-Token: " + token + "\r\n", SessionOptions{TokenSecret: testSecret}},
+		{"baggage", "baggage: userId=alice, openReplaySession.id=7700123456789\r\n", SessionOptions{}},
+		{"none", "", SessionOptions{}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			e, err := newSessionExtractor(bc.opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			raw := []byte(benchHeaders + bc.field + "\r\n")
+			var ri requestInfo
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				ri.scan(raw)
+				if id, _ := e.extract(&ri.sess); (id == 0) != (bc.field == "") {
+					b.Fatal("wrong session")
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkRequestIdentity(b *testing.B) {
+	incomingID := []byte("3f2c1d9e-7a1b-4c2d-9e8f-0a1b2c3d4e5f")
+	incomingTrace := []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	for _, bc := range []struct {
+		name      string
+		id, trace []byte
+	}{
+		{"continue", incomingID, incomingTrace},
+		{"generate", nil, nil},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var id, tp []byte
+			var tc traceContext
+			b.ReportAllocs()
+			for b.Loop() {
+				id = appendRequestID(id[:0], bc.id)
+				tc.begin(bc.trace, 1)
+				tp = tc.appendTraceparent(tp[:0])
+			}
+			if len(tp) != traceparentLen {
+				b.Fatal(string(tp))
+			}
+		})
+	}
+}
+
+func BenchmarkRedactQuery(b *testing.B) {
+	q := []byte("page=2&sort=desc&access_token=abc123&filter=open&session_id=42")
+	var out []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		out = appendRedactedQuery(out[:0], q)
+	}
+}
+
+// BenchmarkProxyRequest is a whole GET over loopback: fasthttp client ->
+// proxy -> fasthttp backend, with a session header. The allocations include
+// all three parties.
+func BenchmarkProxyRequest(b *testing.B) {
+	body := make([]byte, 1024)
+	backendLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	backendSrv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/json")
+		ctx.SetBody(body)
+	}}
+	go backendSrv.Serve(backendLn) //nolint:errcheck
+	defer backendSrv.Shutdown()    //nolint:errcheck
+
+	p, err := New(Options{Upstreams: []string{"http://" + backendLn.Addr().String()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go p.Serve(ln)                //nolint:errcheck
+	defer p.Shutdown(b.Context()) //nolint:errcheck
+
+	client := &fasthttp.HostClient{Addr: ln.Addr().String(), ReadTimeout: 5 * time.Second}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	req.SetRequestURI("http://" + ln.Addr().String() + "/api/orders?page=2&token=secret")
+	req.Header.Set("openReplaySession.id", "7700123456789")
+	req.Header.Set("User-Agent", "bench")
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if err := client.Do(req, resp); err != nil || resp.StatusCode() != 200 || len(resp.Body()) != len(body) {
+			b.Fatalf("%v %d", err, resp.StatusCode())
+		}
+	}
+}

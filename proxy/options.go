@@ -1,0 +1,193 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Options configures a Proxy. Zero durations and limits take the defaults
+// below; CORSAddSessionHeader's zero value is off.
+// Validate names every field that is wrong and how to fix it.
+type Options struct {
+	// Listen is the address ListenAndServe listens on (Serve ignores it).
+	Listen string
+	// Upstreams are backend base URLs such as http://127.0.0.1:5000; several
+	// are used round robin. Only scheme, host and port are allowed.
+	Upstreams []string
+	// UpstreamHost, when set, replaces the client's Host header upstream.
+	UpstreamHost string
+
+	ConnectTimeout        time.Duration // dialing an upstream (then 504)
+	ResponseHeaderTimeout time.Duration // from the request's last byte to the response headers (then 504)
+	// IdleTimeout bounds idle keep-alive connections on both sides and any
+	// silence while a body is being written to a peer that does not read.
+	IdleTimeout time.Duration
+	// ClientHeaderTimeout is how long a client may take to send its request
+	// line and headers (slowloris protection). Default 30s.
+	ClientHeaderTimeout time.Duration
+	// MaxHeaderBytes limits request line plus headers (then 431) and the
+	// upstream's response headers (then 502).
+	MaxHeaderBytes int
+	// MaxConnsPerUpstream limits connections to one upstream; requests wait
+	// up to ConnectTimeout for a free one (then 503). Default 4096.
+	MaxConnsPerUpstream int
+
+	MaxFails     int           // failures in a row that put an upstream into cool-down
+	FailCooldown time.Duration // how long a failing upstream is skipped
+
+	// CORSAddSessionHeader adds a session header the browser asked for in a
+	// preflight to the upstream's Access-Control-Allow-Headers. The zero
+	// value is off; the user-facing flag defaults to on.
+	CORSAddSessionHeader bool
+	// ErrorBodyBytes is how much of a 5xx response body is kept in the
+	// access event: 0 means DefaultErrorBodyBytes, negative keeps nothing.
+	ErrorBodyBytes int
+
+	Sessions SessionOptions
+
+	// Observer receives every request; nil records nothing (metrics only).
+	Observer Observer
+	// Logger gets replaylink's own messages; the zero value logs nothing.
+	Logger zerolog.Logger
+}
+
+// SessionOptions says where the OpenReplay session of a request is found.
+type SessionOptions struct {
+	// Sources in the order they are tried: header, token, baggage, cookie,
+	// query. Empty means header, token, baggage.
+	Sources []string
+	// Cookie names the cookie holding the session id (source "cookie").
+	Cookie string
+	// Query names the query parameter holding the session id (source "query").
+	Query string
+	// TokenSecret is OpenReplay's token secret. When set, session tokens are
+	// verified and forged ones ignored; without it their ids are taken as
+	// SourceTokenUnverified.
+	TokenSecret string
+}
+
+// Defaults of Options fields left zero.
+const (
+	DefaultConnectTimeout        = 5 * time.Second
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	DefaultIdleTimeout           = 90 * time.Second
+	DefaultClientHeaderTimeout   = 30 * time.Second
+	DefaultMaxHeaderBytes        = 64 << 10
+	DefaultMaxConnsPerUpstream   = 4096
+	DefaultMaxFails              = 3
+	DefaultFailCooldown          = 10 * time.Second
+	DefaultErrorBodyBytes        = 8 << 10
+)
+
+// DefaultSessionSources are tried when SessionOptions.Sources is empty.
+var DefaultSessionSources = []string{"header", "token", "baggage"}
+
+func (o *Options) applyDefaults() {
+	setDuration := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	setDuration(&o.ConnectTimeout, DefaultConnectTimeout)
+	setDuration(&o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
+	setDuration(&o.IdleTimeout, DefaultIdleTimeout)
+	setDuration(&o.ClientHeaderTimeout, DefaultClientHeaderTimeout)
+	setDuration(&o.FailCooldown, DefaultFailCooldown)
+	if o.MaxHeaderBytes == 0 {
+		o.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if o.MaxConnsPerUpstream == 0 {
+		o.MaxConnsPerUpstream = DefaultMaxConnsPerUpstream
+	}
+	if o.MaxFails == 0 {
+		o.MaxFails = DefaultMaxFails
+	}
+	if o.ErrorBodyBytes == 0 {
+		o.ErrorBodyBytes = DefaultErrorBodyBytes
+	}
+	if len(o.Sessions.Sources) == 0 {
+		o.Sessions.Sources = DefaultSessionSources
+	}
+}
+
+// Validate applies the defaults and checks every field, naming each problem
+// and its fix.
+func (o *Options) Validate() error {
+	o.applyDefaults()
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("proxy: "+format, a...)) }
+
+	if o.Listen != "" {
+		if _, _, err := net.SplitHostPort(o.Listen); err != nil {
+			bad("Listen %q is not host:port (e.g. :8080)", o.Listen)
+		}
+	}
+	if len(o.Upstreams) == 0 {
+		bad("no upstream: give at least one backend URL such as http://127.0.0.1:5000")
+	}
+	if len(o.Upstreams) > 64 {
+		bad("%d upstreams: at most 64 are supported", len(o.Upstreams))
+	}
+	for i, raw := range o.Upstreams {
+		if _, _, err := parseUpstreamURL(raw); err != nil {
+			bad("Upstreams[%d]: %v", i, err)
+		}
+	}
+	if strings.ContainsAny(o.UpstreamHost, " \t\r\n/") {
+		bad("UpstreamHost %q is not a host name (e.g. api.internal or api.internal:8080)", o.UpstreamHost)
+	}
+	notNegative := func(name string, v int64) {
+		if v < 0 {
+			bad("%s must not be negative", name)
+		}
+	}
+	notNegative("ConnectTimeout", int64(o.ConnectTimeout))
+	notNegative("ResponseHeaderTimeout", int64(o.ResponseHeaderTimeout))
+	notNegative("IdleTimeout", int64(o.IdleTimeout))
+	notNegative("ClientHeaderTimeout", int64(o.ClientHeaderTimeout))
+	notNegative("FailCooldown", int64(o.FailCooldown))
+	notNegative("MaxFails", int64(o.MaxFails))
+	notNegative("MaxConnsPerUpstream", int64(o.MaxConnsPerUpstream))
+	if o.MaxHeaderBytes < 1024 || o.MaxHeaderBytes > 16<<20 {
+		bad("MaxHeaderBytes %d is out of range: use 1KiB to 16MiB (64KiB is a good default)", o.MaxHeaderBytes)
+	}
+	if _, err := newSessionExtractor(o.Sessions); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// parseUpstreamURL turns http://host:port into the dial address and TLS flag.
+func parseUpstreamURL(raw string) (addr string, isTLS bool, err error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", false, fmt.Errorf("%q is not a URL; expected e.g. http://127.0.0.1:5000", raw)
+	}
+	switch u.Scheme {
+	case "http":
+	case "https":
+		isTLS = true
+	default:
+		return "", false, fmt.Errorf("%q needs http:// or https://", raw)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return "", false, fmt.Errorf("%q has no host", raw)
+	}
+	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", false, fmt.Errorf("%q may only have scheme, host and port: requests keep their own path and query", raw)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if isTLS {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port), isTLS, nil
+}
