@@ -24,7 +24,7 @@ run: build
 	@echo "  open http://$(ADMIN)/sessions/7204916803563247      (or: $(BIN)/replaylink lookup 7204916803563247)"
 	@echo "Documents are printed below as JSON lines. Ctrl-C stops."
 	$(BIN)/replaylink run --listen $(LISTEN) --admin $(ADMIN) --upstream http://127.0.0.1:$(DEMO_PORT) \
-		--spool-dir $(BIN)/spool --service-name demo -- $(BIN)/demo-backend -listen 127.0.0.1:$(DEMO_PORT)
+		--spool-dir $(BIN)/spool --service-name demo --output - -- $(BIN)/demo-backend -listen 127.0.0.1:$(DEMO_PORT)
 
 # Everything CI runs: vet, format, unit and integration tests with -race
 # against a real search node that this target starts and stops itself.

@@ -33,9 +33,6 @@ func serve(c *config.Config, child []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "replaylink: no backend to proxy to: give --upstream URL (REPLAYLINK_UPSTREAM), e.g. --upstream http://127.0.0.1:5000")
 		return 2
 	}
-	if c.ESInsecure {
-		log.Warn().Msg("--es-insecure: Elasticsearch's certificate is NOT verified; anyone on the path can read and change the logs")
-	}
 
 	out, closeOut, err := openOutput(c, child != nil, stdout)
 	if err != nil {

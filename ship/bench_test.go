@@ -1,0 +1,199 @@
+package ship
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/go-elasticsearch/v8/esutil"
+	"github.com/klauspost/compress/gzip"
+	"github.com/rs/zerolog"
+)
+
+var benchTime = time.Unix(1714564800, 0)
+
+// benchDocs are 1000 documents of the usual size (~450 bytes).
+func benchDocs() (ids, sources [][]byte) {
+	for i := range 1000 {
+		id, src := testDoc(i)
+		ids, sources = append(ids, id), append(sources, src)
+	}
+	return ids, sources
+}
+
+func BenchmarkBatchEncode(b *testing.B) {
+	ids, srcs := benchDocs()
+	bt := newBatch()
+	var size int64
+	for i := range ids {
+		size += int64(len(srcs[i]))
+	}
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		bt.body, bt.docs = bt.body[:0], bt.docs[:0]
+		for i := range ids {
+			bt.add(ids[i], srcs[i], benchTime)
+		}
+	}
+}
+
+func BenchmarkBatchGzip(b *testing.B) {
+	ids, srcs := benchDocs()
+	bt := newBatch()
+	for i := range ids {
+		bt.add(ids[i], srcs[i], benchTime)
+	}
+	gz, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+	var out bytes.Buffer
+	b.SetBytes(int64(len(bt.body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		out.Reset()
+		gz.Reset(&out)
+		gz.Write(bt.body)
+		gz.Close()
+	}
+	b.ReportMetric(float64(len(bt.body))/float64(out.Len()), "ratio")
+}
+
+// cannedNode answers every bulk request as a healthy node would, with one
+// created item per document (it counts the lines of the possibly gzipped
+// body), and the root endpoint as Elasticsearch 8.
+func cannedNode(tb testing.TB) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/" {
+			io.WriteString(w, `{"version":{"number":"8.15.0"}}`)
+			return
+		}
+		var body io.Reader = r.Body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), 400)
+				return
+			}
+			body = zr
+		}
+		raw, _ := io.ReadAll(body)
+		n := bytes.Count(raw, []byte("\n")) / 2
+		var resp bytes.Buffer
+		resp.WriteString(`{"errors":false,"items":[`)
+		for i := range n {
+			if i > 0 {
+				resp.WriteByte(',')
+			}
+			resp.WriteString(`{"create":{"status":201}}`)
+		}
+		resp.WriteString("]}")
+		w.Write(resp.Bytes())
+	}))
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+// BenchmarkBulkLoop ships documents with replaylink's own bulk loop, in
+// batches of 1000, to a canned node. Compare with BenchmarkBulkIndexer.
+func BenchmarkBulkLoop(b *testing.B) {
+	srv := cannedNode(b)
+	client, err := NewClient(ClientOptions{URLs: []string{srv.URL}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var st counters
+	s := &bulkSink{client: client, target: "logs", log: zerolog.Nop(), stats: &st, backoffMin: 1, backoffMax: 1, itemRetry: 1}
+	w := s.deliverer()
+	ids, srcs := benchDocs()
+	bt := newBatch()
+	b.ReportAllocs()
+	docs := 0
+	for b.Loop() {
+		if docs%len(ids) == 0 {
+			bt.body, bt.docs = bt.body[:0], bt.docs[:0]
+		}
+		bt.add(ids[docs%len(ids)], srcs[docs%len(ids)], benchTime)
+		docs++
+		if len(bt.docs) == len(ids) {
+			if err := w.deliver(context.Background(), bt); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if st.shipped.Load() == 0 && docs >= len(ids) {
+		b.Fatal("nothing shipped")
+	}
+}
+
+// BenchmarkBulkIndexer ships the same documents with esutil.BulkIndexer,
+// gzip on as well, one worker, flushing every 1000 documents' worth.
+func BenchmarkBulkIndexer(b *testing.B) {
+	srv := cannedNode(b)
+	client, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{srv.URL}, CompressRequestBody: true, DisableRetry: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids, srcs := benchDocs()
+	var size int
+	for _, s := range srcs {
+		size += len(s) + 40
+	}
+	bi, err := esutil.NewBulkIndexer(esutil.BulkIndexerConfig{
+		Client: client, Index: "logs", NumWorkers: 1, FlushBytes: size, FlushInterval: 1 << 62,
+		FilterPath: bulkFilterPath,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var failed int
+	b.ReportAllocs()
+	docs := 0
+	for b.Loop() {
+		i := docs % len(ids)
+		docs++
+		err := bi.Add(context.Background(), esutil.BulkIndexerItem{
+			Action: "create", DocumentID: string(ids[i]), Body: bytes.NewReader(srcs[i]),
+			OnFailure: func(context.Context, esutil.BulkIndexerItem, esutil.BulkIndexerResponseItem, error) { failed++ },
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := bi.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	if failed > 0 {
+		b.Fatal(fmt.Sprint(failed, " failed"))
+	}
+}
+
+// BenchmarkPublish is the cost enrich pays per document: spool append
+// (one write(2)) and the memory store; shipping runs on other goroutines
+// (here the embedded default, writing to io.Discard).
+func BenchmarkPublish(b *testing.B) {
+	opts := fastOptions(b)
+	opts.Output = io.Discard
+	opts.SpoolMaxBytes = 256 << 20
+	p, err := New(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer closeWithin(b, p, 10*time.Second)
+	ids, srcs := benchDocs()
+	b.SetBytes(int64(len(srcs[0])))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := p.Publish(ids[i%len(ids)], srcs[i%len(srcs)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

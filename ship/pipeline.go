@@ -1,0 +1,426 @@
+// Package ship takes finished documents from enrich and gets them into
+// Elasticsearch (or, in the embedded default, onto an output as JSON lines)
+// exactly once as far as anyone searching can tell: at least once through
+// the disk spool (package spool), and without duplicates because every
+// document has a deterministic _id and is sent with the create action.
+//
+// Data flows Publish -> spool (disk) -> one reader goroutine that cuts
+// batches -> Workers goroutines that send them -> in-order acknowledgements
+// back to the spool. Publish never waits for Elasticsearch.
+package ship
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+	"github.com/rs/zerolog"
+
+	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/ship/spool"
+)
+
+var _ enrich.Publisher = (*Pipeline)(nil)
+
+// ErrClosed is returned by Publish after Close.
+var ErrClosed = errors.New("ship: closed")
+
+const (
+	maxIDBytes       = 512 // Elasticsearch's limit on _id
+	maxDocumentBytes = 16 << 20
+)
+
+// Options configures a Pipeline. Zero values take the defaults.
+type Options struct {
+	SpoolDir      string        // required
+	SpoolMaxBytes int64         // default 1 GiB
+	SyncInterval  time.Duration // spool fsync interval; default 200 ms
+	FlushBytes    int           // bulk request size; default 5 MB
+	FlushInterval time.Duration // longest wait before a partial bulk goes; default 1 s
+	Workers       int           // bulk requests in flight; default 2 (always 1 for Output)
+
+	// Client says how to reach Elasticsearch. Without URLs, documents go to
+	// Output instead (the embedded default).
+	Client     ClientOptions
+	Index      string // write target; default "logs", which OpenReplay searches
+	DataStream bool   // write to a data stream with Index as its alias; see Target
+	Namespace  string // the data stream's namespace; default "default"
+	// InstallTemplate installs the index template (and, with DataStream,
+	// the data stream and alias) before the first bulk request.
+	InstallTemplate bool
+
+	Output      io.Writer // embedded default: documents as JSON lines; required without URLs
+	MemoryDocs  int       // recent documents kept for lookups; default 50000, negative for none
+	MemoryBytes int64     // and at most this much JSON; default 64 MiB
+
+	BackoffMin         time.Duration // first retry wait; default 100 ms
+	BackoffMax         time.Duration // longest retry wait; default 30 s
+	ItemRetryTime      time.Duration // a document failing with an item-level 5xx this long is dead-lettered; default 10 min
+	DeadLetterMaxBytes int64         // dead-letter file cap; default 100 MiB
+
+	Logger zerolog.Logger
+}
+
+func (o *Options) applyDefaults() {
+	setDefault(&o.FlushBytes, 5_000_000)
+	setDefault(&o.FlushInterval, time.Second)
+	setDefault(&o.Workers, 2)
+	setDefault(&o.Index, "logs")
+	setDefault(&o.MemoryDocs, 50_000)
+	setDefault(&o.MemoryBytes, 64<<20)
+	setDefault(&o.BackoffMin, 100*time.Millisecond)
+	setDefault(&o.BackoffMax, 30*time.Second)
+	setDefault(&o.ItemRetryTime, 10*time.Minute)
+	setDefault(&o.DeadLetterMaxBytes, 100<<20)
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Pipeline is the shipper: it implements enrich.Publisher.
+type Pipeline struct {
+	opts  Options
+	log   zerolog.Logger
+	queue *spool.Queue
+	store *MemoryStore
+	sink  sink
+	dead  *deadLetters
+	// transport is the HTTP transport of the Elasticsearch client, whose
+	// idle connections Close closes.
+	transport *http.Transport
+	acks      *ackTracker
+	batches   chan *batch
+	drain     chan struct{} // closed by Close: ship what is there, then stop
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closed    atomic.Bool
+	once      sync.Once
+	err       error
+	stats     counters
+}
+
+// A sink is where batches go. Each worker gets its own deliverer.
+type sink interface {
+	deliverer() deliverer
+	// eager sinks get a batch as soon as the reader has caught up with the
+	// spool; the others wait for FlushBytes or FlushInterval.
+	eager() bool
+}
+
+type deliverer interface {
+	// deliver returns nil when every document of b is settled (shipped or
+	// dead-lettered) and b may be acknowledged, or ctx's error.
+	deliver(ctx context.Context, b *batch) error
+}
+
+// New opens the spool, replays what it holds, and starts shipping.
+func New(opts Options) (*Pipeline, error) {
+	opts.applyDefaults()
+	if opts.Workers < 1 || opts.FlushBytes < 1 || opts.FlushInterval < 0 || opts.SpoolMaxBytes < 0 || opts.SyncInterval < 0 {
+		return nil, fmt.Errorf("ship: --workers (%d), --flush-bytes (%d), --flush-interval (%v), --spool-max-bytes (%d) and --spool-sync-interval (%v) must be positive",
+			opts.Workers, opts.FlushBytes, opts.FlushInterval, opts.SpoolMaxBytes, opts.SyncInterval)
+	}
+	embedded := len(opts.Client.URLs) == 0
+	if embedded && opts.Output == nil {
+		return nil, errors.New("ship: no Elasticsearch URL and no output: give --es-url, or --output FILE (- for stdout)")
+	}
+	target := Target{Index: opts.Index, DataStream: opts.DataStream, Namespace: opts.Namespace}
+	if err := target.validate(); err != nil {
+		return nil, err
+	}
+	opts.Client.Logger = opts.Logger
+	if embedded {
+		opts.Workers = 1 // keep the output in spool order
+	}
+	p := &Pipeline{
+		opts:    opts,
+		log:     opts.Logger,
+		batches: make(chan *batch),
+		drain:   make(chan struct{}),
+	}
+	if opts.MemoryDocs > 0 {
+		p.store = NewMemoryStore(opts.MemoryDocs, opts.MemoryBytes)
+	}
+	if embedded {
+		p.sink = &outputSink{w: opts.Output, log: p.log, backoffMin: opts.BackoffMin, backoffMax: opts.BackoffMax, stats: &p.stats}
+	} else {
+		client, transport, err := newClient(opts.Client)
+		if err != nil {
+			return nil, err
+		}
+		p.transport = transport
+		bs := &bulkSink{
+			client: client, target: target.WriteName(), log: p.log,
+			deadLetters: newDeadLetters(opts.SpoolDir, target.WriteName(), opts.DeadLetterMaxBytes),
+			backoffMin:  opts.BackoffMin, backoffMax: opts.BackoffMax, itemRetry: opts.ItemRetryTime,
+			stats: &p.stats,
+		}
+		if opts.InstallTemplate {
+			bs.setup = func(ctx context.Context) error { return p.setUp(ctx, client, target) }
+		}
+		p.dead = bs.deadLetters
+		p.sink = bs
+	}
+
+	q, err := spool.Open(spool.Options{
+		Dir: opts.SpoolDir, MaxBytes: opts.SpoolMaxBytes, SyncInterval: opts.SyncInterval, Logger: opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.queue = q
+	p.acks = newAckTracker(q.Ack)
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+
+	st := q.Stats()
+	ev := p.log.Info().Str("spool", opts.SpoolDir).Int64("spool_bytes", st.Bytes)
+	if embedded {
+		ev.Msg("ship: no --es-url: writing documents to the output and keeping recent ones in memory")
+	} else {
+		ev.Strs("es", redactedURLs(opts.Client.URLs)).Str("target", target.WriteName()).Msg("ship: shipping to Elasticsearch")
+	}
+
+	p.wg.Add(1 + opts.Workers)
+	go p.read()
+	for range opts.Workers {
+		go p.work(p.sink.deliverer())
+	}
+	return p, nil
+}
+
+// setUp installs the template and the write target, saying what changed.
+func (p *Pipeline) setUp(ctx context.Context, client esapi.Transport, t Target) error {
+	changed, err := InstallTemplate(ctx, client, t)
+	if err != nil {
+		return err
+	}
+	if changed {
+		p.log.Info().Str("template", t.TemplateName()).Msg("ship: installed the index template")
+	}
+	changed, err = EnsureWriteTarget(ctx, client, t)
+	if err != nil {
+		return err
+	}
+	if changed {
+		p.log.Info().Str("target", t.WriteName()).Str("alias", t.Index).Msg("ship: created the write target")
+	}
+	return nil
+}
+
+// Publish spools one document. id is its deterministic _id, source its JSON
+// body; neither is kept after the call. It returns once the document
+// survives a crash of replaylink (not yet a power loss: see
+// docs/reliability.md). An error means the document was not kept; it has
+// been counted in replaylink_dropped_total.
+func (p *Pipeline) Publish(id, source []byte) error {
+	if p.closed.Load() {
+		return p.refuse(droppedClosed, ErrClosed)
+	}
+	switch {
+	case len(id) == 0 || len(id) > maxIDBytes:
+		return p.refuse(droppedInvalid, fmt.Errorf("ship: document id of %d bytes: want 1 to %d", len(id), maxIDBytes))
+	case len(source) == 0:
+		return p.refuse(droppedInvalid, errors.New("ship: empty document"))
+	case len(source) > maxDocumentBytes:
+		return p.refuse(droppedTooLarge, fmt.Errorf("ship: document of %d bytes: at most %d", len(source), maxDocumentBytes))
+	}
+	source = oneLine(source)
+	if err := p.queue.Append(id, source, time.Now()); err != nil {
+		switch {
+		case errors.Is(err, spool.ErrClosed):
+			return p.refuse(droppedClosed, ErrClosed)
+		case errors.Is(err, spool.ErrTooLarge):
+			return p.refuse(droppedTooLarge, err)
+		}
+		return p.refuse(droppedSpoolWrite, err)
+	}
+	queuedTotal.Inc()
+	p.stats.queued.Add(1)
+	p.store.Add(id, source)
+	return nil
+}
+
+func (p *Pipeline) refuse(c interface{ Inc() }, err error) error {
+	c.Inc()
+	p.stats.dropped.Add(1)
+	return err
+}
+
+// Store returns the recent documents, for lookups (nil when MemoryDocs < 0;
+// a nil store answers every lookup with nothing).
+func (p *Pipeline) Store() *MemoryStore { return p.store }
+
+// Close stops taking documents and ships what the spool holds until ctx
+// ends; what is left then stays in the spool for the next start, and
+// Close says so in its error.
+func (p *Pipeline) Close(ctx context.Context) error {
+	p.once.Do(func() {
+		p.closed.Store(true)
+		close(p.drain)
+		done := make(chan struct{})
+		go func() { p.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			p.cancel()
+			<-done
+			p.err = fmt.Errorf("ship: time is up with documents not shipped; they stay in the spool %s for the next start: %w", p.opts.SpoolDir, ctx.Err())
+		}
+		p.cancel()
+		if err := p.queue.Close(); err != nil && p.err == nil {
+			p.err = err
+		}
+		if p.dead != nil {
+			if err := p.dead.close(); err != nil && p.err == nil {
+				p.err = err
+			}
+			p.transport.CloseIdleConnections()
+		}
+	})
+	return p.err
+}
+
+// read is the reader goroutine: it streams the spool into batches, cut at
+// FlushBytes or FlushInterval, and hands them to the workers. When they are
+// all busy it waits, and the spool grows on disk instead of memory.
+func (p *Pipeline) read() {
+	defer p.wg.Done()
+	defer close(p.batches)
+	r := p.queue.Reader()
+	eager := p.sink.eager()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var (
+		b        *batch
+		seq      uint64
+		draining bool
+		failing  bool
+	)
+	dispatch := func() bool {
+		timer.Stop()
+		b.seq = seq
+		seq++
+		select {
+		case p.batches <- b:
+			b = nil
+			return true
+		case <-p.ctx.Done():
+			return false
+		}
+	}
+	for {
+		rec, ok, err := r.Next()
+		if err != nil {
+			if !failing {
+				failing = true
+				p.log.Error().Err(err).Msg("ship: cannot read the spool; retrying")
+			}
+			select {
+			case <-time.After(p.opts.BackoffMin):
+				continue
+			case <-p.ctx.Done():
+				return
+			}
+		}
+		failing = false
+		if ok {
+			if b == nil {
+				b = newBatch()
+				b.started = time.Now()
+				timer.Reset(p.opts.FlushInterval)
+			}
+			b.add(rec.ID, rec.Source, rec.Created)
+			b.end = rec.End
+			if len(b.body) >= p.opts.FlushBytes || time.Since(b.started) >= p.opts.FlushInterval {
+				if !dispatch() {
+					return
+				}
+			}
+			continue
+		}
+		if b != nil && (eager || draining) {
+			if !dispatch() {
+				return
+			}
+			continue
+		}
+		if draining {
+			return
+		}
+		select {
+		case <-p.queue.Notify():
+		case <-timer.C:
+			if b != nil && !dispatch() {
+				return
+			}
+		case <-p.drain:
+			draining = true
+		case <-p.ctx.Done():
+			return
+		}
+	}
+}
+
+// work is a worker goroutine: it delivers batches and acknowledges them.
+func (p *Pipeline) work(d deliverer) {
+	defer p.wg.Done()
+	for b := range p.batches {
+		if d.deliver(p.ctx, b) == nil {
+			p.acks.settle(b.seq, b.end)
+		}
+		b.release(p.opts.FlushBytes)
+	}
+}
+
+// Stats are a pipeline's figures since New.
+type Stats struct {
+	Queued       uint64 // accepted by Publish
+	Shipped      uint64 // indexed or written out, duplicates included
+	Duplicates   uint64 // 409: already indexed by an earlier attempt
+	Retried      uint64 // document sends repeated
+	DeadLettered uint64
+	Dropped      uint64 // refused by Publish, or refused by Elasticsearch and not kept
+	Spool        spool.Stats
+}
+
+// Stats returns the pipeline's figures.
+func (p *Pipeline) Stats() Stats {
+	return Stats{
+		Queued: p.stats.queued.Load(), Shipped: p.stats.shipped.Load(), Duplicates: p.stats.duplicates.Load(),
+		Retried: p.stats.retriedN.Load(), DeadLettered: p.stats.deadLetteredN.Load(), Dropped: p.stats.dropped.Load(),
+		Spool: p.queue.Stats(),
+	}
+}
+
+// counters keep a pipeline's Stats and feed the process-wide metrics.
+type counters struct {
+	queued, shipped, duplicates, retriedN, deadLetteredN, dropped atomic.Uint64
+}
+
+func (c *counters) shippedN(n, dups int) {
+	c.shipped.Add(uint64(n))
+	c.duplicates.Add(uint64(dups))
+	shippedTotal.Add(n)
+	duplicateTotal.Add(dups)
+}
+
+func (c *counters) retried(n int) {
+	c.retriedN.Add(uint64(n))
+	retriedTotal.Add(n)
+}
+
+func (c *counters) deadLettered(n int) {
+	c.deadLetteredN.Add(uint64(n))
+	deadLetteredTotal.Add(n)
+}

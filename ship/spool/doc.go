@@ -1,0 +1,56 @@
+// Package spool is replaylink's disk queue between enrich and the shipper: an
+// append-only, segmented log of documents that survives Elasticsearch
+// outages and replaylink restarts with bounded memory.
+//
+// # Guarantees
+//
+// At least once. A record is on its way to disk (in the kernel's page cache)
+// when Append returns, so a killed process loses nothing; fsync runs every
+// Options.SyncInterval (default 200 ms), so a power loss loses at most that
+// window. The reader hands records out in order; the consumer acknowledges
+// them with Ack, and only the position of the oldest unacknowledged record is
+// saved. After a restart, reading resumes there: records acknowledged after
+// the last save are delivered again (the shipper turns them into 409
+// "already there" answers, thanks to deterministic document ids).
+//
+// Bounded. Records stream from disk; nothing of the queue is held in memory
+// beyond one read buffer and one record. The files are capped at
+// Options.MaxBytes: when an append would go over it, the oldest segment is
+// dropped and every record in it that was not yet handed to the reader is
+// counted in replaylink_dropped_total{reason="spool_full"}.
+//
+// # On-disk format (version 1)
+//
+// A spool directory holds:
+//
+//	lock                      flock(2)ed while a Queue has the directory open
+//	00000000000000000001.seg  segments, named by a 20-digit sequence number
+//	00000000000000000002.seg
+//	acked.pos                 the saved read position
+//
+// A segment starts with an 8-byte header, "RLSP" followed by the format
+// version as a little-endian uint32 (1), then holds records back to back.
+// Every integer is little-endian. A record is:
+//
+//	offset  size  field
+//	0       4     payload length L (uint32), at least 10
+//	4       4     CRC-32C (Castagnoli) of the L payload bytes
+//	8       8     payload: creation time, Unix nanoseconds (int64)
+//	16      2     payload: document id length K (uint16)
+//	18      K     payload: document id (the Elasticsearch _id)
+//	18+K    L-10-K payload: document source (one JSON object)
+//
+// acked.pos is 24 bytes: "RLAK", the segment sequence number (uint64), the
+// byte offset in that segment just after the last acknowledged record
+// (int64), and a CRC-32C of the first 20 bytes. It is replaced atomically
+// (write, fsync, rename, fsync of the directory). Segments entirely before it
+// are deleted.
+//
+// A new segment is started when the current one reaches
+// Options.SegmentBytes, and on every Open: the segment that was being written
+// when the previous process stopped is scanned, and a torn or corrupt tail
+// (a length that runs past the end, or a checksum mismatch) is cut off and
+// counted in replaylink_spool_corrupt_total and Stats.CorruptTails. Damage
+// found later in an older segment skips the rest of that segment, counted the
+// same way.
+package spool

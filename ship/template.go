@@ -1,0 +1,426 @@
+package ship
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+)
+
+// DataStreamName is the data stream written to with Target.DataStream. Its
+// name follows Elastic's logs-<dataset>-<namespace> scheme.
+const DataStreamName = "logs-replaylink-default"
+
+// templatePriority beats Elasticsearch's built-in logs-*-* template (100).
+const templatePriority = 200
+
+// Target is where documents are written and what OpenReplay searches.
+//
+// By default (DataStream false) it is the plain index Index ("logs").
+// With DataStream, documents go to the data stream DataStreamName
+// (logs-replaylink-<Namespace>, Namespace "default" unless set), and
+// Index becomes an alias of it so that OpenReplay, which searches exactly
+// "logs", finds them. Elasticsearch (7.14 and later) has aliases of data
+// streams; OpenSearch 2.x has not, so there the alias is put on every
+// backing index through the template, which covers rollovers too.
+type Target struct {
+	Index      string
+	DataStream bool
+	Namespace  string
+}
+
+// DataStreamName is the name of the data stream used with DataStream.
+func (t Target) DataStreamName() string {
+	if t.Namespace == "" {
+		return DataStreamName
+	}
+	return "logs-replaylink-" + t.Namespace
+}
+
+// WriteName is the name bulk requests write to.
+func (t Target) WriteName() string {
+	if t.DataStream {
+		return t.DataStreamName()
+	}
+	return t.Index
+}
+
+// TemplateName is the name of the index template InstallTemplate manages.
+func (t Target) TemplateName() string {
+	return "replaylink-" + t.WriteName()
+}
+
+func (t Target) validate() error {
+	name := t.Index
+	bad := name == "" || name == "." || name == ".." || len(name) > 255 ||
+		strings.ContainsAny(name, `\/*?"<>| ,#:`) || strings.ToLower(name) != name ||
+		strings.IndexAny(name[:1], "-_+") == 0
+	if bad {
+		return fmt.Errorf("ship: --index %q is not a valid index name: lowercase, no spaces or any of \\/*?\"<>|,#:, not starting with - _ +", name)
+	}
+	if t.DataStream && (name == t.DataStreamName() || strings.ContainsAny(t.Namespace, `\/*?"<>| ,#:-`) || strings.ToLower(t.Namespace) != t.Namespace) {
+		return fmt.Errorf("ship: --index %q with data stream %q: the alias needs another name than the data stream, and the namespace is lowercase without - or punctuation", name, t.DataStreamName())
+	}
+	return nil
+}
+
+// InstallTemplate installs or updates the composable index template for t,
+// and reports whether it changed anything: the template carries a digest of
+// its content in _meta, so a second call with the same replaylink version
+// only reads. It needs the manage_index_templates cluster privilege.
+func InstallTemplate(ctx context.Context, c esapi.Transport, t Target) (changed bool, err error) {
+	if err := t.validate(); err != nil {
+		return false, err
+	}
+	openSearch := false
+	if t.DataStream {
+		if openSearch, err = isOpenSearch(ctx, c); err != nil {
+			return false, err
+		}
+		if err := checkAliasFree(ctx, c, t.Index, t.DataStreamName()); err != nil {
+			return false, err
+		}
+	}
+	body, digest := templateBody(t, openSearch)
+
+	res, err := esapi.IndicesGetIndexTemplateRequest{Name: t.TemplateName()}.Do(ctx, c)
+	if err != nil {
+		return false, fmt.Errorf("ship: read index template %s: %w", t.TemplateName(), err)
+	}
+	status, resp, err := readResponse(res)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case status == http.StatusOK:
+		var got struct {
+			IndexTemplates []struct {
+				IndexTemplate struct {
+					Meta struct {
+						Digest string `json:"digest"`
+					} `json:"_meta"`
+				} `json:"index_template"`
+			} `json:"index_templates"`
+		}
+		if json.Unmarshal(resp, &got) == nil && len(got.IndexTemplates) == 1 &&
+			got.IndexTemplates[0].IndexTemplate.Meta.Digest == digest {
+			return false, nil
+		}
+	case status != http.StatusNotFound:
+		return false, responseError("read index template "+t.TemplateName(), status, resp)
+	}
+
+	res, err = esapi.IndicesPutIndexTemplateRequest{Name: t.TemplateName(), Body: bytes.NewReader(body)}.Do(ctx, c)
+	if err != nil {
+		return false, fmt.Errorf("ship: install index template %s: %w", t.TemplateName(), err)
+	}
+	if status, resp, err = readResponse(res); err != nil {
+		return false, err
+	}
+	if status != http.StatusOK {
+		return false, responseError("install index template "+t.TemplateName(), status, resp)
+	}
+	return true, nil
+}
+
+// EnsureWriteTarget creates what bulk requests write to, after
+// InstallTemplate, and reports whether it changed anything: the index
+// (which bulk requests would also create), or the data stream and its
+// alias. An existing index keeps the mapping it was created with.
+func EnsureWriteTarget(ctx context.Context, c esapi.Transport, t Target) (changed bool, err error) {
+	if err := t.validate(); err != nil {
+		return false, err
+	}
+	if !t.DataStream {
+		return ensureIndex(ctx, c, t.Index)
+	}
+	openSearch, err := isOpenSearch(ctx, c)
+	if err != nil {
+		return false, err
+	}
+	ds := t.DataStreamName()
+	if err := checkAliasFree(ctx, c, t.Index, ds); err != nil {
+		return false, err
+	}
+	created, err := ensureDataStream(ctx, c, ds)
+	if err != nil {
+		return false, err
+	}
+	aliased, err := ensureAlias(ctx, c, t.Index, ds, openSearch)
+	return created || aliased, err
+}
+
+func ensureIndex(ctx context.Context, c esapi.Transport, index string) (bool, error) {
+	res, err := esapi.IndicesExistsRequest{Index: []string{index}}.Do(ctx, c)
+	if err != nil {
+		return false, fmt.Errorf("ship: look for index %s: %w", index, err)
+	}
+	status, resp, err := readResponse(res)
+	if err != nil || status == http.StatusOK {
+		return false, err
+	}
+	if status != http.StatusNotFound {
+		return false, responseError("look for index "+index, status, resp)
+	}
+	res, err = esapi.IndicesCreateRequest{Index: index}.Do(ctx, c)
+	if err != nil {
+		return false, fmt.Errorf("ship: create index %s: %w", index, err)
+	}
+	if status, resp, err = readResponse(res); err != nil {
+		return false, err
+	}
+	if status == http.StatusBadRequest && bytes.Contains(resp, []byte("resource_already_exists_exception")) {
+		return false, nil // created meanwhile, by a bulk request or another replica
+	}
+	if status != http.StatusOK {
+		return false, responseError("create index "+index, status, resp)
+	}
+	return true, nil
+}
+
+func ensureDataStream(ctx context.Context, c esapi.Transport, ds string) (bool, error) {
+	res, err := esapi.IndicesGetDataStreamRequest{Name: []string{ds}}.Do(ctx, c)
+	if err != nil {
+		return false, fmt.Errorf("ship: look for data stream %s: %w", ds, err)
+	}
+	status, resp, err := readResponse(res)
+	if err != nil || status == http.StatusOK {
+		return false, err
+	}
+	if status != http.StatusNotFound {
+		return false, responseError("look for data stream "+ds, status, resp)
+	}
+	res, err = esapi.IndicesCreateDataStreamRequest{Name: ds}.Do(ctx, c)
+	if err != nil {
+		return false, fmt.Errorf("ship: create data stream %s: %w", ds, err)
+	}
+	if status, resp, err = readResponse(res); err != nil {
+		return false, err
+	}
+	if status == http.StatusBadRequest && bytes.Contains(resp, []byte("already_exists")) {
+		return false, nil
+	}
+	if status != http.StatusOK {
+		return false, responseError("create data stream "+ds, status, resp)
+	}
+	return true, nil
+}
+
+// ensureAlias makes alias point at the data stream: on Elasticsearch as a
+// data stream alias (the write alias), on OpenSearch on its backing indices
+// (the template adds it to later ones).
+func ensureAlias(ctx context.Context, c esapi.Transport, alias, ds string, openSearch bool) (bool, error) {
+	res, err := esapi.IndicesGetAliasRequest{Name: []string{alias}}.Do(ctx, c)
+	if err != nil {
+		return false, fmt.Errorf("ship: look for alias %s: %w", alias, err)
+	}
+	status, resp, err := readResponse(res)
+	if err != nil {
+		return false, err
+	}
+	switch status {
+	case http.StatusOK:
+		// Keys are the data stream (Elasticsearch) or its backing indices
+		// (OpenSearch, and Elasticsearch before data stream aliases).
+		if bytes.Contains(resp, []byte(`"`+ds+`"`)) || bytes.Contains(resp, []byte(`".ds-`+ds+`-`)) {
+			return false, nil
+		}
+	case http.StatusNotFound:
+	default:
+		return false, responseError("look for alias "+alias, status, resp)
+	}
+	action := map[string]any{"index": ds, "alias": alias, "is_write_index": true}
+	if openSearch {
+		action = map[string]any{"index": ".ds-" + ds + "-*", "alias": alias}
+	}
+	body, _ := json.Marshal(map[string]any{"actions": []any{map[string]any{"add": action}}})
+	res, err = esapi.IndicesUpdateAliasesRequest{Body: bytes.NewReader(body)}.Do(ctx, c)
+	if err != nil {
+		return false, fmt.Errorf("ship: add alias %s: %w", alias, err)
+	}
+	if status, resp, err = readResponse(res); err != nil {
+		return false, err
+	}
+	if status != http.StatusOK {
+		return false, responseError("add alias "+alias+" to "+ds, status, resp)
+	}
+	return true, nil
+}
+
+// checkAliasFree fails when a concrete index (or data stream) holds the
+// name the data stream's alias needs, typically a "logs" index from before
+// the switch to --data-stream.
+func checkAliasFree(ctx context.Context, c esapi.Transport, alias, ds string) error {
+	res, err := esapi.IndicesGetAliasRequest{Name: []string{alias}}.Do(ctx, c)
+	if err != nil {
+		return fmt.Errorf("ship: look for alias %s: %w", alias, err)
+	}
+	if st, _, err := readResponse(res); err != nil || st == http.StatusOK {
+		return err
+	}
+	res, err = esapi.IndicesExistsRequest{Index: []string{alias}}.Do(ctx, c)
+	if err != nil {
+		return fmt.Errorf("ship: look for index %s: %w", alias, err)
+	}
+	if st, _, err := readResponse(res); err != nil || st != http.StatusOK {
+		return err
+	}
+	return fmt.Errorf("ship: an index named %s exists, and --data-stream needs that name for an alias of %s: reindex it into the data stream and delete it, or run without --data-stream", alias, ds)
+}
+
+// isOpenSearch asks the node what it is.
+func isOpenSearch(ctx context.Context, c esapi.Transport) (bool, error) {
+	res, err := esapi.InfoRequest{}.Do(ctx, c)
+	if err != nil {
+		return false, fmt.Errorf("ship: ask the node what it is: %w", err)
+	}
+	status, resp, err := readResponse(res)
+	if err != nil {
+		return false, err
+	}
+	if status != http.StatusOK {
+		return false, responseError("ask the node what it is", status, resp)
+	}
+	var info struct {
+		Version struct {
+			Distribution string `json:"distribution"`
+		} `json:"version"`
+	}
+	json.Unmarshal(resp, &info)
+	return info.Version.Distribution == "opensearch", nil
+}
+
+// templateBody returns the template for t and the digest of its content.
+func templateBody(t Target, openSearch bool) (body []byte, digest string) {
+	tmpl := map[string]any{
+		"settings": map[string]any{
+			// A malformed number or date loses that field, not the document.
+			"index.mapping.ignore_malformed": true,
+		},
+		"mappings": documentMappings,
+	}
+	patterns := []string{t.Index}
+	doc := map[string]any{"index_patterns": patterns, "priority": templatePriority, "template": tmpl}
+	if t.DataStream {
+		doc["index_patterns"] = []string{t.DataStreamName()}
+		doc["data_stream"] = map[string]any{}
+		if openSearch {
+			tmpl["aliases"] = map[string]any{t.Index: map[string]any{}}
+		}
+	}
+	content, _ := json.Marshal(doc)
+	sum := sha256.Sum256(content)
+	digest = hex.EncodeToString(sum[:16])
+	doc["_meta"] = map[string]any{"managed_by": "replaylink", "digest": digest}
+	body, _ = json.Marshal(doc)
+	return body, digest
+}
+
+// documentMappings maps the fields enrich writes (docs/document-format.md):
+// keyword for ids, names and codes, text for what people read, dates for
+// both timestamps. Other strings become keywords (up to 1024 bytes).
+// client.ip is a keyword rather than ECS's ip type: one odd value must not
+// send a whole document to the dead-letter file.
+var documentMappings = map[string]any{
+	"dynamic_templates": []any{map[string]any{"strings_as_keyword": map[string]any{
+		"match_mapping_type": "string",
+		"mapping":            map[string]any{"type": "keyword", "ignore_above": 1024},
+	}}},
+	"properties": map[string]any{
+		"@timestamp": field("date"),
+		"utc_time":   field("date"),
+		"message":    field("text"),
+		"level":      field("keyword"),
+		"tags":       field("keyword"),
+		"openReplaySession": object(map[string]any{
+			"id":     field("keyword"),
+			"source": field("keyword"),
+		}),
+		"http": object(map[string]any{
+			"request":  object(map[string]any{"id": field("keyword"), "method": field("keyword")}),
+			"response": object(map[string]any{"status_code": field("integer")}),
+		}),
+		"url": object(map[string]any{
+			"path":  map[string]any{"type": "keyword", "ignore_above": 4096},
+			"query": map[string]any{"type": "keyword", "ignore_above": 4096},
+		}),
+		"event": object(map[string]any{
+			"duration": field("long"),
+			"dataset":  field("keyword"),
+		}),
+		"client":     object(map[string]any{"ip": field("keyword")}),
+		"user_agent": object(map[string]any{"original": map[string]any{"type": "keyword", "ignore_above": 1024}}),
+		"trace":      object(map[string]any{"id": field("keyword")}),
+		"span":       object(map[string]any{"id": field("keyword")}),
+		"service":    object(map[string]any{"name": field("keyword")}),
+		"host":       object(map[string]any{"name": field("keyword")}),
+		"log":        object(map[string]any{"logger": field("keyword")}),
+		"error": object(map[string]any{
+			"type":        field("keyword"),
+			"message":     field("text"),
+			"stack_trace": field("text"),
+		}),
+		"replaylink": object(map[string]any{"attribution": field("keyword")}),
+	},
+}
+
+func field(typ string) map[string]any { return map[string]any{"type": typ} }
+
+func object(props map[string]any) map[string]any { return map[string]any{"properties": props} }
+
+// ResponseError is Elasticsearch refusing a request replaylink made.
+type ResponseError struct {
+	Op     string // what replaylink was doing
+	Status int
+	Type   string // Elasticsearch's error type, e.g. security_exception
+	Reason string
+}
+
+func (e *ResponseError) Error() string {
+	hint := ""
+	switch e.Status {
+	case http.StatusUnauthorized:
+		hint = " (check --es-api-key or --es-username/--es-password)"
+	case http.StatusForbidden:
+		hint = " (the credentials lack a privilege: see 'replaylink setup --api-keys')"
+	}
+	return fmt.Sprintf("ship: %s: %d %s: %s%s", e.Op, e.Status, e.Type, e.Reason, hint)
+}
+
+func responseError(op string, status int, body []byte) *ResponseError {
+	var r struct {
+		Error json.RawMessage `json:"error"`
+	}
+	e := &ResponseError{Op: op, Status: status}
+	if json.Unmarshal(body, &r) == nil && len(r.Error) > 0 {
+		var detail struct {
+			Type   string `json:"type"`
+			Reason string `json:"reason"`
+		}
+		if json.Unmarshal(r.Error, &detail) == nil {
+			e.Type, e.Reason = detail.Type, detail.Reason
+		} else {
+			json.Unmarshal(r.Error, &e.Reason) // Elasticsearch before 5: a string
+		}
+	}
+	if e.Reason == "" {
+		e.Reason = string(body[:min(len(body), 200)])
+	}
+	return e
+}
+
+func readResponse(res *esapi.Response) (int, []byte, error) {
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, 8<<20))
+	if err != nil {
+		return 0, nil, fmt.Errorf("ship: read response: %w", err)
+	}
+	return res.StatusCode, b, nil
+}
