@@ -195,7 +195,7 @@ func (p *Proxy) Ready() bool {
 	}
 	timeout := min(p.opts.ConnectTimeout, time.Second)
 	for _, u := range p.bal.ups {
-		if u.usable(now) && u.probe(timeout) {
+		if u.probe(timeout) {
 			return true
 		}
 	}

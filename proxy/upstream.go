@@ -72,15 +72,18 @@ func (u *upstream) failed(now int64, kind ErrorKind) {
 
 // probe dials the upstream to find out whether it accepts connections; the
 // connection is closed at once. It serves Ready before traffic has shown
-// whether the upstream is up.
+// whether the upstream is up. A probe is not traffic: a refused probe does
+// not count towards the cool-down (readiness polls while a backend starts
+// would otherwise keep it skipped for a whole cool-down after it came up),
+// and an accepted one ends it.
 func (u *upstream) probe(timeout time.Duration) bool {
 	c, err := net.DialTimeout("tcp", u.addr, timeout)
-	now := time.Now().UnixNano()
 	if err != nil {
-		u.failed(now, classifyDialError(err))
 		return false
 	}
 	_ = c.Close()
+	now := time.Now().UnixNano()
+	u.succeeded(now)
 	u.lastOK.Store(now)
 	return true
 }

@@ -367,3 +367,39 @@ func TestHandlerPanicDoesNotTakeTheProxyDown(t *testing.T) {
 		t.Errorf("%d requests still counted in flight", n)
 	}
 }
+
+// Readiness polls while the backend is still starting (as Kubernetes and
+// `replaylink run` do) must not put it into cool-down: once it listens, the
+// proxy is ready and serves at once, not a cool-down later.
+func TestReadinessProbesDoNotCoolDownAStartingBackend(t *testing.T) {
+	url := deadUpstream(t)
+	tp := startProxy(t, []string{url}, func(o *Options) {
+		o.MaxFails = 1
+		o.FailCooldown = time.Hour
+	})
+	for i := 0; i < 5; i++ {
+		if tp.Ready() {
+			t.Fatal("ready before the backend listens")
+		}
+	}
+	if !tp.bal.ups[0].usable(time.Now().UnixNano()) {
+		t.Fatal("refused readiness probes put the upstream into cool-down")
+	}
+	ln, err := net.Listen("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Skipf("port taken meanwhile: %v", err)
+	}
+	ln.Close()
+	tp.bal.ups[0].downUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	ln, err = net.Listen("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Skipf("port taken meanwhile: %v", err)
+	}
+	defer ln.Close()
+	if !tp.Ready() {
+		t.Fatal("not ready although the backend accepts connections")
+	}
+	if !tp.bal.ups[0].usable(time.Now().UnixNano()) {
+		t.Error("an accepted probe did not end the cool-down")
+	}
+}
