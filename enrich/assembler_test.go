@@ -1,0 +1,317 @@
+package enrich
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/replaylink/replaylink/capture"
+	"github.com/replaylink/replaylink/proxy"
+)
+
+func TestAccessDocument(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		status  int
+		proxy   string
+		body    string
+		level   string
+		message string
+		errType string
+	}{
+		{"ok", 200, "", "", "info", "[openReplaySession.id=42] GET /api/cart -> 200 (12.4 ms)", ""},
+		{"client error", 404, "", "", "warning", "[openReplaySession.id=42] GET /api/cart -> 404 (12.4 ms)", ""},
+		{"client went away", 499, "client closed the connection", "", "warning", "[openReplaySession.id=42] GET /api/cart -> 499 (12.4 ms) client closed the connection", "ProxyError"},
+		{"server error with a JSON body", 500, "", "{\"error\":\"cart_id missing\"}\n", "error", `[openReplaySession.id=42] GET /api/cart -> 500 (12.4 ms) {"error":"cart_id missing"}`, ""},
+		{"server error with an HTML page", 500, "", "<!doctype html><title>500</title>", "error", "[openReplaySession.id=42] GET /api/cart -> 500 (12.4 ms)", ""},
+		{"upstream refused", 502, "upstream refused connection", "", "error", "[openReplaySession.id=42] GET /api/cart -> 502 (12.4 ms) upstream refused connection", "ProxyError"},
+		{"upstream timeout", 504, "upstream sent no response headers within 60s", "", "error", "[openReplaySession.id=42] GET /api/cart -> 504 (12.4 ms) upstream sent no response headers within 60s", "ProxyError"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{}
+			a := newTestAssembler(rec, Options{ServiceName: "shop"})
+			ev := accessEvent(7, 42, t0, 12_400*time.Microsecond+40*time.Microsecond, "GET", "/api/cart", tc.status)
+			ev.Query = append(ev.Query, "id=9&token=REDACTED"...)
+			ev.ClientIP = append(ev.ClientIP, "203.0.113.9"...)
+			ev.UserAgent = append(ev.UserAgent, "Mozilla/5.0 \x1b[31m"...)
+			ev.RequestID = append(ev.RequestID, "01HWX3K9Q7ZP4M2B8N6C5D1E0F"...)
+			ev.Upstream = append(ev.Upstream, "127.0.0.1:5000"...)
+			ev.BytesIn, ev.BytesOut = 10, 345
+			ev.TraceID = [16]byte{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+			ev.SpanID = [8]byte{0, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}
+			ev.ProxyError = append(ev.ProxyError, tc.proxy...)
+			ev.ErrorBody = append(ev.ErrorBody, tc.body...)
+			a.addEvent(ev, t0)
+			a.flushAll()
+			docs := rec.decoded(t)
+			if len(docs) != 1 {
+				t.Fatalf("%d documents", len(docs))
+			}
+			d := docs[0]
+			for path, want := range map[string]any{
+				"message": tc.message, "level": tc.level, "@timestamp": "2024-05-01T10:00:00.000Z",
+				"openReplaySession.id": "42", "openReplaySession.source": "header", "replaylink.attribution": "exact",
+				"event.dataset": "replaylink.access", "event.duration": "12440000",
+				"http.request.method": "GET", "http.request.id": "01HWX3K9Q7ZP4M2B8N6C5D1E0F", "http.request.bytes": "10",
+				"http.response.status_code": fmt.Sprint(tc.status), "http.response.bytes": "345",
+				"url.path": "/api/cart", "url.query": "id=9&token=REDACTED", "client.ip": "203.0.113.9",
+				"user_agent.original": "Mozilla/5.0 \x1b[31m", // not a message: kept, escaped
+				"trace.id":            "4bf92f3577b34da6a3ce929d0e0e4736", "span.id": "00f067aa0ba902b7",
+				"service.name": "shop", "host.name": "host-1", "replaylink.upstream": "127.0.0.1:5000",
+			} {
+				if got := field(d, path); got != want {
+					t.Errorf("%s = %#v, want %#v", path, got, want)
+				}
+			}
+			if got, _ := field(d, "error.type").(string); got != tc.errType {
+				t.Errorf("error.type = %q, want %q", got, tc.errType)
+			}
+			if got, _ := field(d, "http.response.body.content").(string); got != tc.body {
+				t.Errorf("body = %q, want %q", got, tc.body)
+			}
+			if rec.ids[0] != "test-1" {
+				t.Errorf("_id %q", rec.ids[0])
+			}
+		})
+	}
+}
+
+func TestAccessDocumentWithoutSession(t *testing.T) {
+	rec := &recorder{}
+	a := newTestAssembler(rec, Options{})
+	a.addEvent(accessEvent(1, 0, t0, time.Millisecond, "POST", "/login", 200), t0)
+	d := rec.decoded(t)[0]
+	if d["openReplaySession"] != nil || field(d, "replaylink.attribution") != "none" || d["message"] != "POST /login -> 200 (1.0 ms)" {
+		t.Errorf("got %v", d)
+	}
+}
+
+func TestAppendDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0.0 ms", 40 * time.Microsecond: "0.0 ms", 50 * time.Microsecond: "0.1 ms", 12_449 * time.Microsecond: "12.4 ms",
+		9_999_950 * time.Microsecond: "10000.0 ms", 10 * time.Second: "10.0 s", 75_250 * time.Millisecond: "75.3 s",
+	} {
+		if got := string(appendDuration(nil, d)); got != want {
+			t.Errorf("appendDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// flaskFailure is what the guide's app prints for GET /api/cart.
+var flaskFailure = []string{
+	"ERROR:app:Exception on /api/cart [GET]",
+	"Traceback (most recent call last):",
+	`  File "/app/app.py", line 61, in api_cart`,
+	`    return {"cart": cart["cart_id"]}`,
+	"KeyError: 'cart_id'",
+}
+
+const werkzeugLine = `INFO:werkzeug:127.0.0.1 - - [01/May/2024 10:00:01] "GET /api/cart HTTP/1.1" 500 -`
+
+// TestMergeTracebackIntoAccessDocument: a request that raises becomes one
+// error document with the session, the access event and the traceback,
+// whichever of the event and the traceback reaches the worker first.
+func TestMergeTracebackIntoAccessDocument(t *testing.T) {
+	for _, eventFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("eventFirst=%v", eventFirst), func(t *testing.T) {
+			rec := &recorder{}
+			a := newTestAssembler(rec, Options{ServiceName: "shop"})
+			a.attr.RequestStarted(&proxy.RequestStart{Seq: 9, Start: ms(0), Session: 42, Source: proxy.SourceHeader})
+			ev := accessEvent(9, 42, ms(0), 12400*time.Microsecond, "GET", "/api/cart", 500)
+			ev.ErrorBody = append(ev.ErrorBody, "<!doctype html><title>500 Internal Server Error</title>"...)
+			a.attr.finish(ev)
+			if eventFirst {
+				a.addEvent(ev, ms(13))
+			}
+			for i, l := range flaskFailure {
+				a.addLine(lineAt(ms(5+i/4), capture.Stderr, l), ms(14))
+			}
+			a.addLine(lineAt(ms(13), capture.Stderr, werkzeugLine), ms(14)) // ends the traceback
+			if !eventFirst {
+				a.addEvent(ev, ms(15))
+			}
+			a.tick(ms(16))
+			a.flushAll()
+			docs := rec.decoded(t)
+			if len(docs) != 2 {
+				t.Fatalf("%d documents, want the merged error and werkzeug's line", len(docs))
+			}
+			var merged map[string]any
+			for _, d := range docs {
+				if field(d, "event.dataset") == "replaylink.access" {
+					merged = d
+				}
+			}
+			if merged == nil {
+				t.Fatal("no access document")
+			}
+			for path, want := range map[string]any{
+				"message":                    "[openReplaySession.id=42] GET /api/cart -> 500 (12.4 ms) KeyError: 'cart_id'",
+				"level":                      "error",
+				"openReplaySession.id":       "42",
+				"error.type":                 "KeyError",
+				"error.message":              "'cart_id'",
+				"error.stack_trace":          strings.Join(flaskFailure, "\n"),
+				"log.logger":                 "app",
+				"http.response.body.content": "<!doctype html><title>500 Internal Server Error</title>",
+			} {
+				if got := field(merged, path); got != want {
+					t.Errorf("%s = %#v, want %#v", path, got, want)
+				}
+			}
+			if tags := fmt.Sprint(merged["tags"]); tags != "[error access backend]" {
+				t.Errorf("tags %s", tags)
+			}
+			if len(a.held)+len(a.parked) != 0 {
+				t.Errorf("left waiting: %d held, %d parked", len(a.held), len(a.parked))
+			}
+		})
+	}
+}
+
+// TestMergeGivesUp: a 5xx event whose traceback never comes, and a
+// traceback whose event never comes, are each published alone once they
+// waited hold.
+func TestMergeGivesUp(t *testing.T) {
+	rec := &recorder{}
+	a := newTestAssembler(rec, Options{})
+	a.addEvent(accessEvent(1, 42, ms(0), time.Millisecond, "GET", "/a", 503), ms(1))
+	a.tick(ms(1).Add(a.hold - time.Millisecond))
+	if len(rec.docs) != 0 {
+		t.Fatal("published before hold")
+	}
+	a.tick(ms(1).Add(a.hold))
+	if len(rec.docs) != 1 || !strings.Contains(string(rec.docs[0]), "GET /a -> 503") {
+		t.Fatalf("got %q", rec.docs)
+	}
+
+	a.attr.RequestStarted(&proxy.RequestStart{Seq: 2, Start: ms(1000), Session: 43})
+	for _, l := range flaskFailure {
+		a.addLine(lineAt(ms(1001), capture.Stderr, l), ms(1001))
+	}
+	now := ms(1001).Add(a.grouper.idle)
+	a.tick(now) // completes the traceback: window-attributed to request 2, which is still running
+	if len(a.parked) != 1 || len(rec.docs) != 1 {
+		t.Fatalf("parked %d, published %d", len(a.parked), len(rec.docs))
+	}
+	a.tick(now.Add(a.hold))
+	docs := rec.decoded(t)
+	if len(docs) != 2 || field(docs[1], "error.type") != "KeyError" || field(docs[1], "openReplaySession.source") != "window" {
+		t.Fatalf("got %v", docs)
+	}
+}
+
+// TestErrorInSuccessfulRequest: a backend error logged in a request that
+// still answered 200 is not folded into its access document.
+func TestErrorInSuccessfulRequest(t *testing.T) {
+	rec := &recorder{}
+	a := newTestAssembler(rec, Options{})
+	a.attr.RequestStarted(&proxy.RequestStart{Seq: 3, Start: ms(0), Session: 42})
+	a.addLine(lineAt(ms(1), capture.Stderr, "ERROR:app:payment retry failed"), ms(1))
+	a.addLine(lineAt(ms(2), capture.Stderr, "INFO:app:fell back to cache"), ms(2))
+	ev := accessEvent(3, 42, ms(0), 3*time.Millisecond, "GET", "/pay", 200)
+	a.attr.finish(ev)
+	a.addEvent(ev, ms(4))
+	docs := rec.decoded(t)
+	if len(docs) != 2 {
+		t.Fatalf("%d documents", len(docs))
+	}
+	if docs[0]["level"] != "error" || field(docs[0], "event.dataset") != "replaylink.backend" ||
+		docs[1]["level"] != "info" || field(docs[1], "event.dataset") != "replaylink.access" {
+		t.Errorf("got %v", docs)
+	}
+	a.flushAll()
+}
+
+// TestMarkingAcrossDocuments: access and backend info documents of a
+// session share its info limit; problems are always marked; every document
+// names the session.
+func TestMarkingAcrossDocuments(t *testing.T) {
+	rec := &recorder{}
+	a := newTestAssembler(rec, Options{MarkInfoLimit: 3})
+	a.hold = 0
+	for i := range 4 {
+		at := ms(i * 100)
+		seq := uint64(i + 1)
+		a.attr.RequestStarted(&proxy.RequestStart{Seq: seq, Start: at, Session: 42})
+		a.addLine(lineAt(at.Add(time.Millisecond), capture.Stderr, "INFO:app:step"), at.Add(time.Millisecond))
+		status := 200
+		if i == 3 {
+			status = 500
+		}
+		ev := accessEvent(seq, 42, at, 2*time.Millisecond, "GET", "/x", status)
+		a.attr.finish(ev)
+		a.addEvent(ev, at.Add(2*time.Millisecond))
+	}
+	a.flushAll()
+	var marks []string
+	for _, d := range rec.decoded(t) {
+		if field(d, "openReplaySession.id") != "42" {
+			t.Errorf("document without its session: %v", d)
+		}
+		m := "-"
+		if strings.HasPrefix(d["message"].(string), "[openReplaySession.id=42] ") {
+			m = "M"
+		}
+		marks = append(marks, fmt.Sprint(d["level"], ":", m))
+	}
+	want := "[info:M info:M info:M info:- info:- info:- info:- error:M]"
+	if fmt.Sprint(marks) != want {
+		t.Errorf("marks %v, want %s", marks, want)
+	}
+}
+
+func TestBackendDocumentFromFile(t *testing.T) {
+	rec := &recorder{}
+	a := newTestAssembler(rec, Options{})
+	a.attr.RequestStarted(&proxy.RequestStart{Seq: 1, Start: ms(0), Session: 42})
+	l := lineAt(ms(5), capture.File, `{"time":"2024-04-30T08:00:00.250Z","level":"error","msg":"old failure"}`)
+	l.Origin = "/var/log/app/app.log"
+	a.addLine(l, ms(5))
+	l = lineAt(ms(6), capture.File, `{"time":"2023-01-01T00:00:00Z","level":"info","msg":"implausibly old"}`)
+	l.Origin = "/var/log/app/app.log"
+	a.addLine(l, ms(6))
+	docs := rec.decoded(t)
+	if len(docs) != 2 {
+		t.Fatalf("%d documents", len(docs))
+	}
+	d := docs[0]
+	for path, want := range map[string]any{
+		"@timestamp":             "2024-04-30T08:00:00.250Z", // a file's own time, when it names its zone
+		"replaylink.attribution": "none",                     // a file's read time says nothing about requests
+		"replaylink.stream":      "file",
+		"log.file.path":          "/var/log/app/app.log",
+		"message":                "old failure",
+	} {
+		if got := field(d, path); got != want {
+			t.Errorf("%s = %#v, want %#v", path, got, want)
+		}
+	}
+	if got := field(docs[1], "@timestamp"); got != "2024-05-01T10:00:00.006Z" {
+		t.Errorf("an implausible time is not used: %v", got)
+	}
+}
+
+// TestParkedRecordKeepsItsFields: a backend error that waited for its
+// request's event, and was published alone, still has everything it said.
+func TestParkedRecordKeepsItsFields(t *testing.T) {
+	rec := &recorder{}
+	a := newTestAssembler(rec, Options{})
+	start(a.attr, 5, 42, ms(0), "", "4bf92f3577b34da6a3ce929d0e0e4736")
+	const line = `{"level":"error","msg":"boom","request_id":"abc-1","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7"}`
+	a.addLine(lineAt(ms(1), capture.Stderr, line), ms(1))
+	if len(a.parked) != 1 || len(rec.docs) != 0 {
+		t.Fatalf("parked %d, published %d", len(a.parked), len(rec.docs))
+	}
+	a.flushAll()
+	d := rec.decoded(t)[0]
+	for path, want := range map[string]any{
+		"http.request.id": "abc-1", "span.id": "00f067aa0ba902b7", "trace.id": "4bf92f3577b34da6a3ce929d0e0e4736",
+		"message": "[openReplaySession.id=42] boom", "openReplaySession.source": "trace-id", "event.original": line,
+	} {
+		if got := field(d, path); got != want {
+			t.Errorf("%s = %#v, want %#v", path, got, want)
+		}
+	}
+}

@@ -1,0 +1,465 @@
+package enrich
+
+import (
+	"encoding/hex"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/replaylink/replaylink/proxy"
+)
+
+// Attribution decides which session a backend record belongs to, precision
+// first: a record is never attached to a session unless the evidence names
+// exactly one.
+//
+//   - exact: the record carries a request id or a trace id of a request the
+//     proxy saw, or its own openReplaySession.id=N marker;
+//   - window: its first line was read (from a live pipe) while exactly one
+//     proxied request was in flight, counting AttributionGrace after every
+//     request's end;
+//   - none: anything else; the sessions it might belong to are kept as
+//     candidates, never in the message.
+//
+// The Attributor's state is shared by the proxy's request goroutines
+// (RequestStarted, RequestFinished) and the pipeline's worker (attribute),
+// under one mutex that is held for map operations only: no I/O, no
+// allocation beyond the maps' own, nothing that waits.
+//
+// Window decisions depend only on timestamps (Line.Time, RequestStart.Start,
+// AccessEvent.Start+Duration), not on when the worker gets to a record, so a
+// worker that lags gives the same answers. For that the Attributor keeps
+// finished requests for windowRetention; a record older than what it still
+// knows (the horizon) gets none rather than a guess.
+
+type attributionLevel uint8
+
+const (
+	attributionNone attributionLevel = iota
+	attributionWindow
+	attributionExact
+)
+
+var attributionNames = [...]string{"none", "window", "exact"}
+
+func (a attributionLevel) String() string { return attributionNames[a] }
+
+const (
+	// windowRetention is how long finished requests stay known for window
+	// decisions, and windowCapacity how many at most.
+	windowRetention = 30 * time.Second
+	windowCapacity  = 1 << 16
+	// idRetention is how long after its request ends a request id or trace
+	// id still attributes lines, and idCapacity how many ids are kept.
+	idRetention = 2 * time.Minute
+	idCapacity  = 1 << 17
+	// maxCandidates bounds the candidate sessions kept on an unattributed record.
+	maxCandidates = 8
+	// finishSkew is how far out of end-time order RequestFinished calls may
+	// come (they run on different goroutines); the window scan reaches that
+	// much further back.
+	finishSkew = time.Second
+)
+
+// Attributor tracks the proxy's requests and attributes backend records to
+// sessions. It implements proxy.Observer; Pipeline uses it as its own.
+type Attributor struct {
+	grace time.Duration
+
+	mu       sync.Mutex
+	inflight map[uint64]flight
+	done     ring[finished] // finished requests in RequestFinished order
+	horizon  time.Time      // window decisions for earlier times lack forgotten requests
+	latest   time.Time      // latest request time seen, the clock of expiry
+	byReqID  map[string]idEntry
+	byTrace  map[[16]byte]idEntry
+	idOrder  ring[idRef] // ids in the order they were (re)registered, for expiry
+}
+
+var _ proxy.Observer = (*Attributor)(nil)
+
+type flight struct {
+	session uint64
+	start   time.Time
+	reqID   string
+	trace   [16]byte
+}
+
+type finished struct {
+	seq, session uint64
+	start, end   time.Time
+}
+
+// idEntry is what a request id or trace id points to.
+type idEntry struct {
+	session  uint64
+	seq      uint64 // 0 when several requests share the id
+	expires  time.Time
+	conflict bool // several sessions used the id: it identifies none
+}
+
+type idRef struct {
+	reqID   string
+	trace   [16]byte
+	expires time.Time
+}
+
+// NewAttributor returns an Attributor that counts a request as in flight
+// from its start to grace after its end.
+func NewAttributor(grace time.Duration) *Attributor {
+	return &Attributor{
+		grace:    grace,
+		inflight: make(map[uint64]flight),
+		done:     newRing[finished](windowCapacity),
+		byReqID:  make(map[string]idEntry),
+		byTrace:  make(map[[16]byte]idEntry),
+		idOrder:  newRing[idRef](idCapacity),
+	}
+}
+
+// RequestStarted records a request going upstream.
+func (a *Attributor) RequestStarted(s *proxy.RequestStart) {
+	f := flight{session: s.Session, start: s.Start, trace: s.TraceID}
+	if requestIDUsable(s.RequestID) {
+		f.reqID = string(s.RequestID)
+	}
+	a.mu.Lock()
+	a.inflight[s.Seq] = f
+	a.advance(s.Start)
+	a.register(f.reqID, f.trace, f.session, s.Seq, s.Start.Add(idRetention))
+	a.mu.Unlock()
+}
+
+// RequestFinished records the end of a request and releases ev.
+func (a *Attributor) RequestFinished(ev *proxy.AccessEvent) {
+	a.finish(ev)
+	ev.Release()
+}
+
+// finish records the end of ev's request; it does not take ownership of ev.
+func (a *Attributor) finish(ev *proxy.AccessEvent) {
+	end := ev.Start.Add(ev.Duration)
+	a.mu.Lock()
+	f, ok := a.inflight[ev.Seq]
+	if ok {
+		delete(a.inflight, ev.Seq)
+	} else {
+		// The start was not seen: still count the request, it makes
+		// window decisions in its time ambiguous.
+		f = flight{session: ev.Session, start: ev.Start}
+	}
+	if a.done.full() {
+		a.forget(a.done.pop())
+	}
+	a.done.push(finished{seq: ev.Seq, session: f.session, start: f.start, end: end})
+	a.advance(end)
+	for a.done.len() > 0 && a.done.front().end.Add(windowRetention).Before(a.latest) {
+		a.forget(a.done.pop())
+	}
+	if ok {
+		a.register(f.reqID, f.trace, f.session, ev.Seq, end.Add(idRetention)) // expiry counts from the end
+	}
+	a.mu.Unlock()
+}
+
+func (a *Attributor) advance(t time.Time) {
+	if t.After(a.latest) {
+		a.latest = t
+	}
+	for a.idOrder.len() > 0 && a.idOrder.front().expires.Before(a.latest) {
+		a.expire(a.idOrder.pop())
+	}
+}
+
+// forget drops a finished request from window decisions: records up to its
+// end plus grace can no longer be judged.
+func (a *Attributor) forget(f finished) {
+	if h := f.end.Add(a.grace); h.After(a.horizon) {
+		a.horizon = h
+	}
+}
+
+func (a *Attributor) register(reqID string, trace [16]byte, session, seq uint64, expires time.Time) {
+	if reqID != "" {
+		a.byReqID[reqID] = merge(a.byReqID[reqID], session, seq, expires)
+	}
+	if trace != ([16]byte{}) {
+		a.byTrace[trace] = merge(a.byTrace[trace], session, seq, expires)
+	}
+	if reqID == "" && trace == ([16]byte{}) {
+		return
+	}
+	if a.idOrder.full() {
+		a.expire(a.idOrder.pop())
+	}
+	a.idOrder.push(idRef{reqID: reqID, trace: trace, expires: expires})
+}
+
+// merge adds a request to what an id points to. An id used by two sessions
+// identifies neither; an id used by two requests of one session still
+// identifies the session but no single request.
+func merge(e idEntry, session, seq uint64, expires time.Time) idEntry {
+	if e.expires.IsZero() {
+		return idEntry{session: session, seq: seq, expires: expires}
+	}
+	if e.session != session {
+		e.conflict = true
+	}
+	if e.seq != seq {
+		e.seq = 0
+	}
+	if expires.After(e.expires) {
+		e.expires = expires
+	}
+	return e
+}
+
+// expire drops an id whose time is up, unless it was registered again since.
+func (a *Attributor) expire(r idRef) {
+	if r.reqID != "" {
+		if e, ok := a.byReqID[r.reqID]; ok && !e.expires.After(r.expires) {
+			delete(a.byReqID, r.reqID)
+		}
+	}
+	if r.trace != ([16]byte{}) {
+		if e, ok := a.byTrace[r.trace]; ok && !e.expires.After(r.expires) {
+			delete(a.byTrace, r.trace)
+		}
+	}
+}
+
+// requestIDUsable says whether a request id is distinctive enough to find in
+// free text: 16 to 128 characters with both letters and digits (UUIDs, ULIDs,
+// hex and base64 ids). A short or all-digit id could equal a word or number
+// that a line prints for another reason.
+func requestIDUsable(id []byte) bool {
+	if len(id) < 16 || len(id) > 128 {
+		return false
+	}
+	var letter, digit bool
+	for _, c := range id {
+		switch {
+		case '0' <= c && c <= '9':
+			digit = true
+		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z':
+			letter = true
+		case c == '-' || c == '_' || c == '.' || c == ':' || c == '+' || c == '/' || c == '=':
+		default:
+			return false
+		}
+	}
+	return letter && digit
+}
+
+// evidence is what a backend record offers for attribution.
+type evidence struct {
+	time      time.Time // when its first line was read
+	live      bool      // time is within milliseconds of when it was printed (a pipe)
+	text      []byte    // all of its lines, searched for ids and markers
+	requestID []byte    // structured fields, when the line had them
+	traceID   []byte
+	marker    uint64
+}
+
+// attribution is the decision for one record.
+type attribution struct {
+	level      attributionLevel
+	session    uint64
+	source     string // request-id, trace-id, marker, window
+	seq        uint64 // the request the record belongs to, when known
+	requestID  []byte // the id that matched, from the record's text
+	traceID    []byte
+	candidates [maxCandidates]uint64
+	n          int
+}
+
+func (at *attribution) addCandidate(s uint64) {
+	if s == 0 {
+		return
+	}
+	for _, c := range at.candidates[:at.n] {
+		if c == s {
+			return
+		}
+	}
+	if at.n < maxCandidates {
+		at.candidates[at.n] = s
+		at.n++
+	}
+}
+
+// tokens found in a record's text that may be ids; bounded so that a huge
+// record costs a bounded number of lookups.
+const maxIDTokens = 32
+
+type idTokens struct {
+	reqIDs [maxIDTokens][]byte
+	nReq   int
+	traces [maxIDTokens][]byte
+	nTrace int
+}
+
+// scanIDs collects the words of text that could be a request id (runs of
+// letters, digits, '-' and '_' of 16 to 128 bytes) or a trace id (runs of
+// exactly 32 hex digits, e.g. inside a traceparent).
+func (t *idTokens) scan(text []byte) {
+	for i := 0; i < len(text) && (t.nReq < maxIDTokens || t.nTrace < maxIDTokens); {
+		if !isIDByte(text[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(text) && isIDByte(text[j]) {
+			j++
+		}
+		if n := j - i; n >= 16 && n <= 128 && t.nReq < maxIDTokens {
+			t.reqIDs[t.nReq] = text[i:j]
+			t.nReq++
+		}
+		for k := i; k < j; { // hex runs inside the word
+			if !isHexByte(text[k]) {
+				k++
+				continue
+			}
+			h := k
+			for h < j && isHexByte(text[h]) {
+				h++
+			}
+			if h-k == 32 && t.nTrace < maxIDTokens {
+				t.traces[t.nTrace] = text[k:h]
+				t.nTrace++
+			}
+			k = h
+		}
+		i = j
+	}
+}
+
+func isIDByte(c byte) bool { return isWordByte(c) || c == '-' }
+
+func isHexByte(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// attribute decides which session ev belongs to.
+func (a *Attributor) attribute(ev *evidence) attribution {
+	var at attribution
+	var toks idTokens
+	if len(ev.requestID) > 0 && len(ev.requestID) <= 128 && toks.nReq < maxIDTokens {
+		toks.reqIDs[toks.nReq] = ev.requestID
+		toks.nReq++
+	}
+	if len(ev.traceID) >= 32 {
+		toks.scan(ev.traceID)
+	}
+	toks.scan(ev.text)
+	marker, markerConflict := findMarker(ev.text)
+	if ev.marker != 0 {
+		if marker != 0 && marker != ev.marker {
+			markerConflict = true
+		}
+		marker = ev.marker
+	}
+
+	// Exact evidence: every session it names, and how strong each name is.
+	var exact struct {
+		found     bool
+		ambiguous bool
+		session   uint64
+		seq       uint64 // 0: no single request
+		source    string // the first, strongest kind of evidence
+	}
+	// note adds one piece of evidence. Ids are noted before the marker,
+	// which names a session but no request.
+	note := func(session, seq uint64, conflict bool, source string, id []byte) {
+		switch {
+		case conflict:
+			exact.ambiguous = true
+		case !exact.found:
+			exact.session, exact.seq, exact.source = session, seq, source
+		case exact.session != session:
+			exact.ambiguous = true
+		case source != "marker" && exact.seq != seq:
+			exact.seq = 0
+		}
+		exact.found = true
+		at.addCandidate(session)
+		if source == "request-id" && at.requestID == nil {
+			at.requestID = id
+		} else if source == "trace-id" && at.traceID == nil {
+			at.traceID = id
+		}
+	}
+
+	a.mu.Lock()
+	for _, tok := range toks.reqIDs[:toks.nReq] {
+		if e, ok := a.byReqID[string(tok)]; ok {
+			note(e.session, e.seq, e.conflict, "request-id", tok)
+		}
+	}
+	for _, tok := range toks.traces[:toks.nTrace] {
+		var id [16]byte
+		if _, err := hex.Decode(id[:], tok); err != nil {
+			continue
+		}
+		if e, ok := a.byTrace[id]; ok {
+			note(e.session, e.seq, e.conflict, "trace-id", tok)
+		}
+	}
+	if marker != 0 {
+		note(marker, 0, markerConflict, "marker", nil)
+	}
+	if exact.found {
+		a.mu.Unlock()
+		if exact.ambiguous || exact.session == 0 {
+			// Conflicting names, or the record belongs to a request
+			// without a session.
+			return at
+		}
+		at = attribution{level: attributionExact, session: exact.session, source: exact.source,
+			seq: exact.seq, requestID: at.requestID, traceID: at.traceID}
+		return at
+	}
+	if !ev.live || !ev.time.After(a.horizon) {
+		a.mu.Unlock()
+		return at
+	}
+
+	// Window: the requests that may have printed a line read at t: those
+	// that had started (a line read before a request started was printed
+	// before the backend had it) and had not ended more than grace before
+	// (the backend may print after answering, e.g. its access log, and
+	// the line takes a moment through the pipe).
+	t := ev.time
+	var only finished
+	count := 0
+	consider := func(f finished, ended bool) {
+		if t.Before(f.start) || ended && t.After(f.end.Add(a.grace)) {
+			return
+		}
+		count++
+		only = f
+		at.addCandidate(f.session)
+	}
+	// Enough is known once two requests qualify and the candidate list is
+	// full: with many requests in flight, the scan stops early.
+	enough := func() bool { return count > 1 && at.n == maxCandidates }
+	for seq, f := range a.inflight {
+		if consider(finished{seq: seq, session: f.session, start: f.start}, false); enough() {
+			break
+		}
+	}
+	for i := a.done.len() - 1; i >= 0 && !enough(); i-- {
+		f := a.done.at(i)
+		if f.end.Add(a.grace + finishSkew).Before(t) {
+			break // older requests ended before t, give or take the skew
+		}
+		consider(f, true)
+	}
+	a.mu.Unlock()
+	if count == 1 && only.session != 0 {
+		return attribution{level: attributionWindow, session: only.session, source: "window", seq: only.seq}
+	}
+	slices.Sort(at.candidates[:at.n]) // the same every run, whatever the map order
+	return at
+}

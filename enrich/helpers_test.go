@@ -1,0 +1,191 @@
+package enrich
+
+import (
+	"bytes"
+	"encoding/json"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/replaylink/replaylink/capture"
+	"github.com/replaylink/replaylink/proxy"
+)
+
+// recorder is a Publisher that keeps what it is given.
+type recorder struct {
+	mu   sync.Mutex
+	ids  []string
+	docs [][]byte
+}
+
+func (r *recorder) Publish(id, source []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ids = append(r.ids, string(id))
+	r.docs = append(r.docs, bytes.Clone(source))
+	return nil
+}
+
+// decoded returns the published documents as maps.
+func (r *recorder) decoded(t testing.TB) []map[string]any {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]map[string]any, len(r.docs))
+	for i, d := range r.docs {
+		out[i] = checkContract(t, d)
+	}
+	return out
+}
+
+// t0 is the clock of the deterministic tests.
+var t0 = time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+
+// newTestAssembler returns an assembler with a fixed _id prefix and host,
+// as the worker would run it.
+func newTestAssembler(pub Publisher, o Options) *assembler {
+	o.Publisher = pub
+	if o.HostName == "" {
+		o.HostName = "host-1"
+	}
+	o = o.withDefaults()
+	return newAssembler(o, NewAttributor(o.AttributionGrace), "test-")
+}
+
+func lineAt(t time.Time, stream capture.Stream, text string) *capture.Line {
+	return &capture.Line{Time: t, Stream: stream, Text: []byte(text)}
+}
+
+// accessEvent builds an AccessEvent as the proxy would hand it over.
+func accessEvent(seq, session uint64, start time.Time, d time.Duration, method, path string, status int) *proxy.AccessEvent {
+	ev := proxy.AcquireEvent()
+	ev.Seq, ev.Session, ev.Start, ev.Duration, ev.Status = seq, session, start, d, status
+	ev.Method = append(ev.Method, method...)
+	ev.Path = append(ev.Path, path...)
+	if session != 0 {
+		ev.Source = proxy.SourceHeader
+	}
+	return ev
+}
+
+var (
+	timeRe   = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$`)
+	markerRe = regexp.MustCompile(`^\[openReplaySession\.id=(\d+)\] `)
+	digitsRe = regexp.MustCompile(`^[1-9]\d*$`)
+)
+
+// checkContract parses one document and fails t unless it satisfies
+// OpenReplay's contract and replaylink's own rules (docs/document-format.md).
+func checkContract(t testing.TB, src []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(src))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("document is not JSON: %v\n%s", err, src)
+	}
+	if dec.More() {
+		t.Fatalf("document has trailing data:\n%s", src)
+	}
+	fail := func(format string, a ...any) {
+		t.Helper()
+		t.Errorf("contract: "+format+"\n%s", append(a, src)...)
+	}
+	msg, ok := m["message"].(string)
+	if !ok {
+		fail("message is not a string")
+	}
+	ts, _ := m["@timestamp"].(string)
+	if !timeRe.MatchString(ts) || m["utc_time"] != ts {
+		fail("@timestamp %q and utc_time %v must be the same RFC 3339 UTC instant with milliseconds", ts, m["utc_time"])
+	}
+	lvl, _ := m["level"].(string)
+	if !slices.Contains([]string{"error", "warning", "info", "debug"}, lvl) {
+		fail("level %q", lvl)
+	}
+	var tags []string
+	raw, _ := m["tags"].([]any)
+	for _, x := range raw {
+		s, ok := x.(string)
+		if !ok {
+			fail("tags holds a non-string")
+		}
+		tags = append(tags, s)
+	}
+	if slices.Contains(tags, "error") != (lvl == "error") {
+		fail("tags %v must contain error exactly when level is error", tags)
+	}
+	if !slices.Contains(tags, "access") && !slices.Contains(tags, "backend") {
+		fail("tags %v name no source", tags)
+	}
+	ev, _ := m["event"].(map[string]any)
+	if ds := ev["dataset"]; ds != "replaylink.access" && ds != "replaylink.backend" {
+		fail("event.dataset %v", ds)
+	}
+	rl, _ := m["replaylink"].(map[string]any)
+	att, _ := rl["attribution"].(string)
+	if !slices.Contains([]string{"exact", "window", "none"}, att) {
+		fail("replaylink.attribution %q", att)
+	}
+	sess, hasSession := m["openReplaySession"].(map[string]any)
+	var id string
+	if hasSession {
+		id, _ = sess["id"].(string) // a keyword: always a string
+		if !digitsRe.MatchString(id) {
+			fail("openReplaySession.id %v is not a string of digits", sess["id"])
+		}
+		src, _ := sess["source"].(string)
+		if _, ok := sess["source"]; ok && !slices.Contains([]string{"header", "token", "token-unverified", "baggage", "cookie", "query", "request-id", "trace-id", "marker", "window"}, src) {
+			fail("openReplaySession.source %q", src)
+		}
+		if att == "none" {
+			fail("a document with a session has attribution none")
+		}
+	} else if att != "none" {
+		fail("attribution %s without a session", att)
+	}
+	if sm := markerRe.FindStringSubmatch(msg); sm != nil {
+		if sm[1] != id {
+			fail("marker for session %s on a document of session %q", sm[1], id)
+		}
+		msg = msg[len(sm[0]):]
+	}
+	if strings.Contains(strings.ToLower(msg), "openreplaysession.id") {
+		fail("message carries a marker phrase that replaylink did not write")
+	}
+	if c, ok := rl["candidates"]; ok {
+		if att != "none" {
+			fail("candidates on an attributed document")
+		}
+		for _, x := range c.([]any) {
+			if s, _ := x.(string); !digitsRe.MatchString(s) {
+				fail("candidate %v", x)
+			}
+		}
+	}
+	for _, r := range msg {
+		if r == 0x1b || r >= 0x80 && r <= 0x9f {
+			fail("message holds escape or C1 control %U", r)
+		}
+	}
+	return m
+}
+
+// field reads a dotted path in a decoded document.
+func field(m map[string]any, path string) any {
+	var cur any = m
+	for _, k := range strings.Split(path, ".") {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = mm[k]
+	}
+	if n, ok := cur.(json.Number); ok {
+		return n.String()
+	}
+	return cur
+}

@@ -1,0 +1,73 @@
+package enrich
+
+// The marking policy decides which documents carry [openReplaySession.id=N]
+// in message. OpenReplay finds a session's logs with one match_phrase query
+// on message that returns at most 1000 hits, unsorted: a long session of
+// successful requests (two documents each, access and backend) would fill
+// those hits with info documents and push its errors out of view. So by
+// default (auto) warning and error documents always carry the marker and
+// info and debug documents only the first MarkInfoLimit of each session.
+// Every document of a session still carries openReplaySession.id, so lookups
+// and Kibana find all of them.
+//
+// The marker is owned by the pipeline's worker goroutine.
+
+type markMode uint8
+
+const (
+	markAuto     markMode = iota // problems always, info up to the limit per session
+	markAll                      // every document of a session
+	markProblems                 // warning and error documents only
+)
+
+// markerGeneration bounds the sessions whose info count is remembered: two
+// generations of this many, the older dropped when the newer fills (an LRU
+// approximation without per-entry pointers). A session forgotten this way
+// starts counting again, so its marked info documents can exceed the limit;
+// its problems are marked either way.
+const markerGeneration = 1 << 16
+
+type marker struct {
+	mode     markMode
+	limit    uint32
+	cur, old map[uint64]uint32
+}
+
+func newMarker(mode markMode, limit int) *marker {
+	return &marker{mode: mode, limit: uint32(limit), cur: make(map[uint64]uint32)}
+}
+
+// mark says whether a document of session at level l carries the marker,
+// counting it against the session's info limit when it is not a problem.
+func (m *marker) mark(session uint64, l level) bool {
+	if session == 0 {
+		return false
+	}
+	switch {
+	case m.mode == markAll || l.problem():
+		return true
+	case m.mode == markProblems:
+		return false
+	}
+	n, ok := m.cur[session]
+	if !ok && m.old != nil {
+		n = m.old[session] // seen in the previous generation: carry the count over
+		delete(m.old, session)
+	}
+	if n < m.limit {
+		n++
+		m.setCount(session, n)
+		return true
+	}
+	if !ok {
+		m.setCount(session, n)
+	}
+	return false
+}
+
+func (m *marker) setCount(session uint64, n uint32) {
+	if _, ok := m.cur[session]; !ok && len(m.cur) >= markerGeneration {
+		m.old, m.cur = m.cur, make(map[uint64]uint32, markerGeneration)
+	}
+	m.cur[session] = n
+}

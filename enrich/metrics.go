@@ -1,0 +1,23 @@
+package enrich
+
+import "github.com/VictoriaMetrics/metrics"
+
+// Counters in the global set. Session ids are never labels.
+var (
+	droppedEventQueueFull = metrics.GetOrCreateCounter(`replaylink_dropped_total{reason="event_queue_full"}`)
+	droppedLineQueueFull  = metrics.GetOrCreateCounter(`replaylink_dropped_total{reason="line_queue_full"}`)
+	droppedClosed         = metrics.GetOrCreateCounter(`replaylink_dropped_total{reason="enrich_closed"}`)
+
+	documentsAccess  = metrics.GetOrCreateCounter(`replaylink_enrich_documents_total{dataset="replaylink.access"}`)
+	documentsBackend = metrics.GetOrCreateCounter(`replaylink_enrich_documents_total{dataset="replaylink.backend"}`)
+	publishErrors    = metrics.GetOrCreateCounter(`replaylink_enrich_publish_errors_total`)
+
+	attributed = [...]*metrics.Counter{
+		attributionNone:   metrics.GetOrCreateCounter(`replaylink_enrich_attribution_total{level="none"}`),
+		attributionWindow: metrics.GetOrCreateCounter(`replaylink_enrich_attribution_total{level="window"}`),
+		attributionExact:  metrics.GetOrCreateCounter(`replaylink_enrich_attribution_total{level="exact"}`),
+	}
+	// mergedErrors counts backend error records folded into their
+	// request's 5xx access document.
+	mergedErrors = metrics.GetOrCreateCounter(`replaylink_enrich_merged_errors_total`)
+)

@@ -1,0 +1,120 @@
+package enrich
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Options configure a Pipeline. Zero values take the defaults below.
+type Options struct {
+	// ServiceName is service.name of every document; empty leaves it out.
+	ServiceName string
+	// HostName is host.name of every document; empty means os.Hostname.
+	HostName string
+	// Mark says which documents carry [openReplaySession.id=N] in message:
+	// "auto" (the default: warnings and errors always, info documents up to
+	// MarkInfoLimit per session), "all", or "problems".
+	Mark string
+	// MarkInfoLimit is, with Mark auto, how many info documents of each
+	// session carry the marker. 0 means 200.
+	MarkInfoLimit int
+	// AttributionGrace is how long after a request's end a backend line
+	// may still be its own (after-response logging, pipe latency): for
+	// window attribution the request counts as in flight until then. A
+	// line read before a request started is never its own, so no grace
+	// applies before the start. 0 means 20ms.
+	AttributionGrace time.Duration
+	// QueueSize bounds the access events and the lines waiting for the
+	// worker (each). 0 means 16384.
+	QueueSize int
+	// LineQueueBytes bounds the bytes of the lines waiting for the worker.
+	// 0 means 16 MiB.
+	LineQueueBytes int
+	// GroupIdle is how long a multi-line record may wait for its next line
+	// before it is complete. 0 means 250ms.
+	GroupIdle time.Duration
+	// Publisher takes the finished documents. Required.
+	Publisher Publisher
+	// Logger receives replaylink's own messages about the pipeline; the
+	// zero value logs nothing.
+	Logger zerolog.Logger
+}
+
+// Defaults.
+const (
+	DefaultMarkInfoLimit    = 200
+	DefaultAttributionGrace = 20 * time.Millisecond
+	DefaultQueueSize        = 16384
+	DefaultLineQueueBytes   = 16 << 20
+	DefaultGroupIdle        = 250 * time.Millisecond
+)
+
+// withDefaults returns o with its zero values replaced by the defaults.
+func (o Options) withDefaults() Options {
+	if o.HostName == "" {
+		o.HostName, _ = os.Hostname()
+	}
+	if o.Mark == "" {
+		o.Mark = "auto"
+	}
+	if o.MarkInfoLimit == 0 {
+		o.MarkInfoLimit = DefaultMarkInfoLimit
+	}
+	if o.AttributionGrace == 0 {
+		o.AttributionGrace = DefaultAttributionGrace
+	}
+	if o.QueueSize == 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.LineQueueBytes == 0 {
+		o.LineQueueBytes = DefaultLineQueueBytes
+	}
+	if o.GroupIdle == 0 {
+		o.GroupIdle = DefaultGroupIdle
+	}
+	return o
+}
+
+// Validate reports every option that is wrong, and how to fix it.
+func (o *Options) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("enrich: "+format, a...)) }
+	if o.Publisher == nil {
+		bad("Options.Publisher is nil: documents need somewhere to go (the shipper's spool or --output)")
+	}
+	if _, err := parseMarkMode(o.Mark); err != nil {
+		bad("%v", err)
+	}
+	if o.MarkInfoLimit < 0 || o.MarkInfoLimit > 1000 {
+		bad("--mark-info-limit %d: want 1 to 1000 (OpenReplay shows at most 1000 documents per session; to mark no info documents use --mark problems)", o.MarkInfoLimit)
+	}
+	if o.AttributionGrace < 0 || o.AttributionGrace > time.Second {
+		bad("--attribution-grace %v: want 0 to 1s (e.g. 20ms); a wide grace makes concurrent requests ambiguous", o.AttributionGrace)
+	}
+	if o.QueueSize < 0 {
+		bad("QueueSize %d: want 0 (default %d) or more", o.QueueSize, DefaultQueueSize)
+	}
+	if o.LineQueueBytes < 0 {
+		bad("LineQueueBytes %d: want 0 (default %d) or more", o.LineQueueBytes, DefaultLineQueueBytes)
+	}
+	if o.GroupIdle < 0 {
+		bad("GroupIdle %v: want 0 (default %v) or more", o.GroupIdle, DefaultGroupIdle)
+	}
+	return errors.Join(errs...)
+}
+
+func parseMarkMode(s string) (markMode, error) {
+	switch s {
+	case "", "auto":
+		return markAuto, nil
+	case "all":
+		return markAll, nil
+	case "problems":
+		return markProblems, nil
+	}
+	return 0, fmt.Errorf("--mark %q: want auto, all or problems", s)
+}

@@ -1,0 +1,212 @@
+package enrich
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/replaylink/replaylink/capture"
+	"github.com/replaylink/replaylink/proxy"
+)
+
+// Pipeline is package enrich as the rest of replaylink sees it: the proxy's
+// Observer, capture's Sink, and one worker goroutine that turns what they
+// hand over into documents for the Publisher.
+//
+// Goroutines: RequestStarted and RequestFinished run on the proxy's request
+// goroutines and Line on capture's. They touch only the Attributor (a mutex
+// held for map operations) and two bounded queues, and drop what does not
+// fit (counted in replaylink_dropped_total) rather than wait. The worker owns
+// everything else (the assembler: grouper, parser, marker, encoder) and is
+// the only caller of Publisher.Publish.
+type Pipeline struct {
+	attr *Attributor
+	asm  *assembler // owned by the worker goroutine
+
+	events       chan *proxy.AccessEvent
+	lines        chan *queuedLine
+	lineBytes    atomic.Int64 // bytes of the lines in the queue
+	maxLineBytes int64
+	tickEvery    time.Duration
+
+	closeMu sync.RWMutex // senders hold it shared, so none sends after Close drains
+	closed  bool
+	stop    chan struct{}
+	done    chan struct{}
+	start   sync.Once
+}
+
+var (
+	_ proxy.Observer = (*Pipeline)(nil)
+	_ capture.Sink   = (*Pipeline)(nil)
+)
+
+// queuedLine is a line copied out of capture's buffer for the worker.
+type queuedLine struct {
+	capture.Line
+	buf []byte
+}
+
+var linePool = sync.Pool{New: func() any { return new(queuedLine) }}
+
+// New checks o and returns a pipeline; Start runs its worker.
+func New(o Options) (*Pipeline, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	o = o.withDefaults()
+	attr := NewAttributor(o.AttributionGrace)
+	return &Pipeline{
+		attr:         attr,
+		asm:          newAssembler(o, attr, instancePrefix()),
+		events:       make(chan *proxy.AccessEvent, o.QueueSize),
+		lines:        make(chan *queuedLine, o.QueueSize),
+		maxLineBytes: int64(o.LineQueueBytes),
+		tickEvery:    max(o.GroupIdle/4, 10*time.Millisecond),
+		stop:         make(chan struct{}),
+		done:         make(chan struct{}),
+	}, nil
+}
+
+// instancePrefix starts every _id this process assigns: 12 random hex digits
+// and '-', then a sequence number in base 36. Ids are assigned when a
+// document is made, so a resend after a failed bulk request reuses them and
+// Elasticsearch does not store the document twice.
+func instancePrefix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail
+	return hex.EncodeToString(b[:]) + "-"
+}
+
+// Start runs the worker goroutine. Calling it again does nothing.
+func (p *Pipeline) Start() {
+	p.start.Do(func() { go p.run() })
+}
+
+// RequestStarted records a request going upstream, for attribution.
+func (p *Pipeline) RequestStarted(s *proxy.RequestStart) { p.attr.RequestStarted(s) }
+
+// RequestFinished records the end of a request and queues its access event
+// for the worker, which releases it. When the queue is full the event is
+// dropped and counted.
+func (p *Pipeline) RequestFinished(ev *proxy.AccessEvent) {
+	p.attr.finish(ev)
+	p.closeMu.RLock()
+	defer p.closeMu.RUnlock()
+	if p.closed {
+		droppedClosed.Inc()
+		ev.Release()
+		return
+	}
+	select {
+	case p.events <- ev:
+	default:
+		// The place for a spill to the spool, when there is one.
+		droppedEventQueueFull.Inc()
+		ev.Release()
+	}
+}
+
+// Line queues a copy of a captured line for the worker. When the queue is
+// full (in lines or bytes) the line is dropped and counted; capture has
+// passed it through to replaylink's own output already.
+func (p *Pipeline) Line(l *capture.Line) {
+	n := int64(len(l.Text))
+	if p.lineBytes.Add(n) > p.maxLineBytes {
+		p.lineBytes.Add(-n)
+		droppedLineQueueFull.Inc()
+		return
+	}
+	q := linePool.Get().(*queuedLine)
+	q.buf = append(q.buf[:0], l.Text...)
+	q.Line = *l
+	q.Text = q.buf
+	if q.Time.IsZero() {
+		q.Time = time.Now()
+	}
+	p.closeMu.RLock()
+	defer p.closeMu.RUnlock()
+	if p.closed {
+		droppedClosed.Inc()
+		p.releaseLine(q)
+		return
+	}
+	select {
+	case p.lines <- q:
+	default:
+		droppedLineQueueFull.Inc()
+		p.releaseLine(q)
+	}
+}
+
+func (p *Pipeline) releaseLine(q *queuedLine) {
+	p.lineBytes.Add(-int64(len(q.buf)))
+	q.Line = capture.Line{}
+	linePool.Put(q)
+}
+
+// Close stops taking events and lines, completes every pending multi-line
+// record, publishes everything queued, and stops the worker. If ctx ends
+// first, Close returns its error and the worker finishes on its own.
+func (p *Pipeline) Close(ctx context.Context) error {
+	p.closeMu.Lock()
+	first := !p.closed
+	p.closed = true
+	p.closeMu.Unlock()
+	if first {
+		close(p.stop)
+	}
+	p.Start() // a pipeline that was never started still publishes what it took
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("enrich: closing before all documents were published: %w", ctx.Err())
+	}
+}
+
+func (p *Pipeline) run() {
+	defer close(p.done)
+	ticker := time.NewTicker(p.tickEvery)
+	defer ticker.Stop()
+	for {
+		select {
+		case ev := <-p.events:
+			p.asm.addEvent(ev, time.Now())
+		case q := <-p.lines:
+			p.takeLine(q)
+		case <-ticker.C:
+			// Lines and events already queued come before the idle check:
+			// a traceback whose last lines wait in the queue is not idle.
+			p.drain()
+			p.asm.tick(time.Now())
+		case <-p.stop:
+			p.drain()
+			p.asm.flushAll()
+			return
+		}
+	}
+}
+
+func (p *Pipeline) takeLine(q *queuedLine) {
+	p.asm.addLine(&q.Line, time.Now())
+	p.releaseLine(q)
+}
+
+// drain takes what is queued now (not what keeps arriving meanwhile).
+func (p *Pipeline) drain() {
+	for n := len(p.events) + len(p.lines); n > 0; n-- {
+		select {
+		case ev := <-p.events:
+			p.asm.addEvent(ev, time.Now())
+		case q := <-p.lines:
+			p.takeLine(q)
+		default:
+			return
+		}
+	}
+}
