@@ -12,7 +12,10 @@
 //   ingest      OpenReplay's ingest point  (default http://<this host>:9000/ingest)
 //   api         the backend, through replaylink  (default http://<this host>:8080)
 //   projectKey  OpenReplay project key  (default replaylink-demo)
-//   auto=1      call both endpoints as soon as the tracker has started
+//   admin       replaylink's admin listener, for the session page link
+//               (default http://<this host>:9090)
+//   auto=1      call both endpoints as soon as the tracker has started, then
+//               send the recording at once
 import { tracker } from '@openreplay/tracker';
 
 const params = new URLSearchParams(window.location.search);
@@ -22,6 +25,7 @@ const config = {
   ingestPoint: params.get('ingest') || `${here}:9000/ingest`,
   api: (params.get('api') || `${here}:8080`).replace(/\/+$/, ''),
   projectKey: params.get('projectKey') || 'replaylink-demo',
+  admin: (params.get('admin') || `${here}:9090`).replace(/\/+$/, ''),
   auto: params.get('auto') === '1',
 };
 
@@ -37,6 +41,11 @@ function show() {
     : 'manual: the page adds openReplaySession.id';
   el('api').textContent = config.api;
   el('session').textContent = demo.sessionID || (demo.startError ? `not started: ${demo.startError}` : 'starting…');
+  if (demo.sessionID) {
+    const link = el('session-page');
+    link.href = `${config.admin}/sessions/${encodeURIComponent(demo.sessionID)}`;
+    link.hidden = false;
+  }
   el('calls').textContent = demo.calls
     .map((c) => `${c.path} -> ${c.status}${c.error ? ` (${c.error})` : ''}`)
     .join('\n');
@@ -70,11 +79,12 @@ async function call(path) {
       headers['openReplaySession.id'] = sessionId;
     }
   }
-  const entry = { path, status: 0, error: null, requestID: null };
+  const entry = { path, status: 0, error: null, requestID: null, at: 0 };
   try {
     const response = await fetch(config.api + path, { method: 'GET', headers });
     entry.status = response.status;
     entry.requestID = response.headers.get('X-Request-ID');
+    entry.at = Date.now(); // when the answer came, for the end-to-end test's clock
   } catch (err) {
     entry.error = String(err);
   }
@@ -101,6 +111,10 @@ tracker.start().then(async (result) => {
   if (config.auto && demo.started) {
     await call('/api/endpoint');
     await call('/api/cart');
+    // Send the recording now rather than at the tracker's next 30 s tick
+    // (after its 30 ms ticker has handed the last messages to its worker).
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    tracker.forceFlushBatch();
   }
   document.body.dataset.state = 'done';
 });
