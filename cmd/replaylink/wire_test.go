@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/replaylink/replaylink/config"
+	"github.com/replaylink/replaylink/proxy"
+	"github.com/replaylink/replaylink/ship"
+)
+
+type nopObserver struct{}
+
+func (nopObserver) RequestStarted(*proxy.RequestStart)    {}
+func (nopObserver) RequestFinished(ev *proxy.AccessEvent) { ev.Release() }
+
+type nopPublisher struct{}
+
+func (nopPublisher) Publish(id, source []byte) error { return nil }
+
+// The user-facing flags reach the options of each package unchanged; a
+// field forgotten in wire.go would leave a flag without effect.
+func TestConfigMapsToPackageOptions(t *testing.T) {
+	args := []string{
+		"--listen", "127.0.0.1:18080", "--upstream", "http://127.0.0.1:5000", "--upstream", "http://127.0.0.1:5001",
+		"--upstream-host", "api.internal", "--connect-timeout", "2s", "--response-header-timeout", "7s", "--idle-timeout", "33s",
+		"--max-header-bytes", "32KiB", "--max-fails", "4", "--fail-cooldown", "3s", "--cors-add-session-header=false",
+		"--error-body-bytes", "1KiB", "--session-source", "token", "--session-source", "cookie", "--session-cookie", "orsid",
+		"--openreplay-token-secret", "s3cret", "--service-name", "cart", "--mark", "problems", "--mark-info-limit", "50",
+		"--attribution-grace", "5ms", "--event-queue", "99", "--tail", "/var/log/app/*.log", "--max-line-bytes", "1KiB",
+		"--tail-from-beginning", "--es-url", "http://127.0.0.1:9200", "--index", "logs2", "--data-stream",
+		"--es-api-key", "id:key", "--es-ca-cert", "/ca.pem", "--es-insecure", "--es-setup=false", "--flush-bytes", "1MB",
+		"--flush-interval", "250ms", "--workers", "3", "--spool-dir", "/tmp/spool-x", "--spool-max-bytes", "10MiB",
+		"--spool-sync-interval", "50ms", "--memory-store", "7",
+	}
+	cfg, _, err := config.Load(commands["serve"], args, func(string) string { return "" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zerolog.Nop()
+
+	po := proxyOptions(cfg, nopObserver{}, log)
+	wantProxy := proxy.Options{
+		Listen: "127.0.0.1:18080", Upstreams: []string{"http://127.0.0.1:5000", "http://127.0.0.1:5001"}, UpstreamHost: "api.internal",
+		ConnectTimeout: 2 * time.Second, ResponseHeaderTimeout: 7 * time.Second, IdleTimeout: 33 * time.Second,
+		MaxHeaderBytes: 32 << 10, MaxFails: 4, FailCooldown: 3 * time.Second, CORSAddSessionHeader: false, ErrorBodyBytes: 1 << 10,
+		Sessions: proxy.SessionOptions{Sources: []string{"token", "cookie"}, Cookie: "orsid", TokenSecret: "s3cret"},
+	}
+	po.Observer, po.Logger = nil, zerolog.Logger{}
+	wantProxy.Logger = zerolog.Logger{}
+	if !reflect.DeepEqual(po, wantProxy) {
+		t.Errorf("proxy options\n got %+v\nwant %+v", po, wantProxy)
+	}
+	if err := po.Validate(); err != nil {
+		t.Errorf("mapped proxy options do not validate: %v", err)
+	}
+
+	eo := enrichOptions(cfg, nopPublisher{}, log)
+	if eo.ServiceName != "cart" || eo.Mark != "problems" || eo.MarkInfoLimit != 50 || eo.AttributionGrace != 5*time.Millisecond || eo.QueueSize != 99 || eo.Publisher == nil {
+		t.Errorf("enrich options = %+v", eo)
+	}
+	if err := eo.Validate(); err != nil {
+		t.Errorf("mapped enrich options do not validate: %v", err)
+	}
+
+	to := tailerOptions(cfg, nil, log)
+	if !reflect.DeepEqual(to.Paths, []string{"/var/log/app/*.log"}) || to.StateDir != "/tmp/spool-x" || to.MaxLineBytes != 1<<10 || !to.FromBeginning {
+		t.Errorf("tailer options = %+v", to)
+	}
+
+	var out bytes.Buffer
+	so := shipOptions(cfg, &out, log)
+	wantClient := ship.ClientOptions{URLs: []string{"http://127.0.0.1:9200"}, APIKey: "id:key", CACertFile: "/ca.pem", Insecure: true}
+	if !reflect.DeepEqual(so.Client, wantClient) {
+		t.Errorf("client options\n got %+v\nwant %+v", so.Client, wantClient)
+	}
+	if so.SpoolDir != "/tmp/spool-x" || so.SpoolMaxBytes != 10<<20 || so.SyncInterval != 50*time.Millisecond || so.FlushBytes != 1_000_000 ||
+		so.FlushInterval != 250*time.Millisecond || so.Workers != 3 || so.Index != "logs2" || !so.DataStream || so.InstallTemplate ||
+		so.MemoryDocs != 7 || so.Output != &out {
+		t.Errorf("ship options = %+v", so)
+	}
+
+	st := setupOptions(cfg)
+	if st.Index != "logs2" || !st.DataStream || st.Retention != 720*time.Hour || st.APIKeys || !reflect.DeepEqual(st.Client, wantClient) {
+		t.Errorf("setup options = %+v", st)
+	}
+}
+
+// --error-body-bytes 0 keeps nothing (proxy's 0 would mean its default).
+func TestErrorBodyBytesZeroKeepsNothing(t *testing.T) {
+	if got := errorBodyBytes(0); got >= 0 {
+		t.Errorf("errorBodyBytes(0) = %d, want negative", got)
+	}
+	if got := errorBodyBytes(8192); got != 8192 {
+		t.Errorf("errorBodyBytes(8192) = %d", got)
+	}
+}
