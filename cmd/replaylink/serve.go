@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -116,7 +117,7 @@ func serve(c *config.Config, child []string, stdout, stderr io.Writer) int {
 	if child != nil {
 		restart, _ := capture.ParseRestartPolicy(c.Restart) // validated with the config
 		proc = &capture.Process{
-			Command: child, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr,
+			Command: child, Env: childEnv(os.Environ()), Stdin: os.Stdin, Stdout: stdout, Stderr: stderr,
 			Sink: pipe, MaxLineBytes: int(c.MaxLineBytes), Restart: restart,
 			Logger: log.With().Str("component", "run").Logger(),
 		}
@@ -223,4 +224,17 @@ func openOutput(c *config.Config, isRun bool, stdout io.Writer) (io.Writer, func
 		return nil, noop, err
 	}
 	return f, func() { f.Close() }, nil
+}
+
+// childEnv is the backend's environment: replaylink's own, with Python's
+// output unbuffered unless the user decided otherwise. Python buffers stdout
+// to a pipe, which would print a request's lines after the request ended and
+// defeat window attribution.
+func childEnv(env []string) []string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "PYTHONUNBUFFERED=") {
+			return env
+		}
+	}
+	return append(env, "PYTHONUNBUFFERED=1")
 }

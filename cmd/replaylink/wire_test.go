@@ -99,3 +99,14 @@ func TestErrorBodyBytesZeroKeepsNothing(t *testing.T) {
 		t.Errorf("errorBodyBytes(8192) = %d", got)
 	}
 }
+
+func TestChildEnvUnbuffersPython(t *testing.T) {
+	got := childEnv([]string{"PATH=/bin"})
+	if !reflect.DeepEqual(got, []string{"PATH=/bin", "PYTHONUNBUFFERED=1"}) {
+		t.Errorf("childEnv = %q", got)
+	}
+	mine := []string{"PYTHONUNBUFFERED=", "PATH=/bin"}
+	if got := childEnv(mine); !reflect.DeepEqual(got, mine) {
+		t.Errorf("childEnv overrode the user's setting: %q", got)
+	}
+}
