@@ -228,3 +228,23 @@ func FuzzLoadFile(f *testing.F) {
 		}
 	})
 }
+
+func TestFlagsAfterPositionalArguments(t *testing.T) {
+	lookup := Command{Name: "lookup", Groups: []string{"ship", "admin", "lookup"}}
+	cfg, left, err := Load(lookup, []string{"123", "--json", "--admin", "127.0.0.1:1"}, envOf(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.JSON || cfg.AdminListen != "127.0.0.1:1" || strings.Join(left, " ") != "123" {
+		t.Errorf("json=%v admin=%q left=%q", cfg.JSON, cfg.AdminListen, left)
+	}
+	_, left, err = Load(lookup, []string{"--json", "--", "--not-a-flag"}, envOf(nil), nil)
+	if err != nil || strings.Join(left, " ") != "--not-a-flag" {
+		t.Errorf("after --: left=%q err=%v", left, err)
+	}
+	run := Command{Name: "run", Groups: serve.Groups}
+	_, left, err = Load(run, []string{"--upstream", "http://a:1", "python3", "app.py", "--port", "5000"}, envOf(nil), nil)
+	if err != nil || strings.Join(left, " ") != "python3 app.py --port 5000" {
+		t.Errorf("run: the backend's flags were taken as replaylink's: left=%q err=%v", left, err)
+	}
+}

@@ -120,12 +120,26 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 	}
 	var configPath string
 	fs.StringVar(&configPath, "config", "", "YAML file with settings (keys are flag names)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			writeUsage(usage, cmd, all)
-			return nil, nil, ErrHelp
+	// Flags may follow positional arguments (replaylink lookup 123 --json),
+	// except for run, where everything after the first argument or "--" is
+	// the backend's command line.
+	var left []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				writeUsage(usage, cmd, all)
+				return nil, nil, ErrHelp
+			}
+			return nil, nil, fmt.Errorf("%v (see 'replaylink %s --help')", err, cmd.Name)
 		}
-		return nil, nil, fmt.Errorf("%v (see 'replaylink %s --help')", err, cmd.Name)
+		after := fs.Args()
+		terminated := len(after) < len(rest) && rest[len(rest)-len(after)-1] == "--"
+		if cmd.Name == "run" || terminated || len(after) == 0 {
+			left = append(left, after...)
+			break
+		}
+		left = append(left, after[0])
+		rest = after[1:]
 	}
 	if configPath == "" {
 		configPath = getenv(EnvPrefix + "CONFIG")
@@ -162,7 +176,7 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
 	}
-	return cfg, fs.Args(), nil
+	return cfg, left, nil
 }
 
 // recorder keeps each flag's raw values so precedence can be applied after
