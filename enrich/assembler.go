@@ -47,6 +47,7 @@ type assembler struct {
 	now    time.Time // time of the current call: deadlines count from it
 	doc    document
 	msg    []byte // scratch for the message
+	clean  []byte // scratch for a first line without ANSI escapes
 	hexbuf [48]byte
 	out    []byte // the encoded document
 	id     []byte
@@ -166,6 +167,9 @@ func (a *assembler) emitGroup(g *group) {
 	p := a.parser.parse(g.header())
 	ev := evidence{time: g.first, live: g.key.stream.LiveTime(), text: g.text,
 		requestID: p.requestID, traceID: p.traceID, marker: p.marker}
+	if ev.live {
+		ev.request = findRequest(a.withoutANSI(p.message))
+	}
 	at := a.attr.attribute(&ev)
 	attributed[at.level].Inc()
 	var r record
@@ -183,6 +187,17 @@ func (a *assembler) emitGroup(g *group) {
 		}
 	}
 	a.publishBackend(g, p, &r, &at)
+}
+
+// withoutANSI returns b, or a copy without its ANSI escapes (werkzeug and
+// morgan color their access lines) in a.clean.
+func (a *assembler) withoutANSI(b []byte) []byte {
+	b = b[:min(len(b), maxRequestScan)]
+	if bytes.IndexByte(b, 0x1b) < 0 {
+		return b
+	}
+	a.clean = stripANSIInto(a.clean[:0], b)
+	return a.clean
 }
 
 func (a *assembler) park(g *group, at *attribution) {

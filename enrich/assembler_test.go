@@ -173,6 +173,98 @@ func TestMergeTracebackIntoAccessDocument(t *testing.T) {
 // TestMergeGivesUp: a 5xx event whose traceback never comes, and a
 // traceback whose event never comes, are each published alone once they
 // waited hold.
+// TestMergeAfterPreflight is a page calling the Flask example from another
+// origin: the previous call ends, the browser sends a CORS preflight without
+// the session, then the call that raises. The traceback names its request,
+// so it is still folded into that request's error document, and werkzeug's
+// access lines go to the requests they name.
+func TestMergeAfterPreflight(t *testing.T) {
+	rec := &recorder{}
+	a := newTestAssembler(rec, Options{})
+	type call struct {
+		seq, session uint64
+		method, path string
+		preflight    bool
+		from, to     time.Time
+		status       int
+	}
+	begin := func(c call) {
+		a.attr.RequestStarted(&proxy.RequestStart{Seq: c.seq, Start: c.from, Session: c.session,
+			Method: []byte(c.method), Path: []byte(c.path), Preflight: c.preflight})
+	}
+	end := func(c call) {
+		ev := accessEvent(c.seq, c.session, c.from, c.to.Sub(c.from), c.method, c.path, c.status)
+		a.attr.finish(ev)
+		a.addEvent(ev, c.to)
+	}
+	line := func(at time.Time, text string) { a.addLine(lineAt(at, capture.Stderr, text), at) }
+	access := func(c call) string {
+		return fmt.Sprintf(`INFO:werkzeug:127.0.0.1 - - [01/May/2024 10:00:01] "%s %s HTTP/1.1" %d -`, c.method, c.path, c.status)
+	}
+	endpoint := call{1, 42, "GET", "/api/endpoint", false, ms(90), ms(101), 200}
+	preflight := call{2, 0, "OPTIONS", "/api/cart", true, ms(100), ms(102), 200}
+	cart := call{3, 42, "GET", "/api/cart", false, ms(103), ms(110), 500}
+
+	begin(endpoint)
+	line(ms(95), "INFO:root:Endpoint accessed")
+	begin(preflight)
+	end(endpoint)
+	line(ms(101), access(endpoint))
+	end(preflight)
+	line(ms(102), access(preflight))
+	begin(cart)
+	for i, l := range flaskFailure {
+		line(ms(105+i/4), l)
+	}
+	end(cart)
+	line(ms(111), access(cart))
+	a.tick(ms(111).Add(a.hold))
+	a.flushAll()
+
+	type got struct{ session, attribution, tags string }
+	var docs []got
+	for _, d := range rec.decoded(t) {
+		s, _ := field(d, "openReplaySession.id").(string)
+		docs = append(docs, got{s, field(d, "replaylink.attribution").(string), fmt.Sprint(d["tags"])})
+		if strings.Contains(field(d, "message").(string), "KeyError") &&
+			(field(d, "event.dataset") != "replaylink.access" || s != "42" || field(d, "replaylink.merged_by") != "window") {
+			t.Errorf("the traceback was not folded into its request's document: %v", d)
+		}
+	}
+	want := []got{
+		{"42", "exact", "[access]"},               // GET /api/endpoint
+		{"42", "window", "[backend]"},             // Endpoint accessed
+		{"", "none", "[access]"},                  // the preflight
+		{"42", "window", "[backend]"},             // werkzeug: GET /api/endpoint
+		{"", "none", "[backend]"},                 // werkzeug: the preflight
+		{"42", "exact", "[error access backend]"}, // GET /api/cart and its traceback
+		{"42", "window", "[backend]"},             // werkzeug: GET /api/cart
+	}
+	if fmt.Sprint(docs) != fmt.Sprint(want) {
+		t.Errorf("documents (session, attribution, tags):\n got %v\nwant %v", docs, want)
+	}
+}
+
+// TestNamedRequestInAnyFormat: the request a line names is read from
+// werkzeug's colored access line and from a JSON line's message.
+func TestNamedRequestInAnyFormat(t *testing.T) {
+	for _, text := range []string{
+		"INFO:werkzeug:127.0.0.1 - - [01/May/2024 10:00:01] \"\x1b[35m\x1b[1mGET /api/cart HTTP/1.1\x1b[0m\" 500 -",
+		`{"level":"info","logger":"uvicorn.access","msg":"127.0.0.1:5000 - \"GET /api/cart?id=9 HTTP/1.1\" 500"}`,
+	} {
+		rec := &recorder{}
+		a := newTestAssembler(rec, Options{})
+		a.attr.RequestStarted(&proxy.RequestStart{Seq: 1, Start: ms(0), Session: 42, Method: []byte("GET"), Path: []byte("/api/cart")})
+		a.attr.RequestStarted(&proxy.RequestStart{Seq: 2, Start: ms(1), Session: 43, Method: []byte("GET"), Path: []byte("/api/products")})
+		a.addLine(lineAt(ms(5), capture.Stderr, text), ms(5))
+		a.flushAll()
+		docs := rec.decoded(t)
+		if len(docs) != 1 || field(docs[0], "openReplaySession.id") != "42" {
+			t.Errorf("%q: %v", text, docs)
+		}
+	}
+}
+
 func TestMergeGivesUp(t *testing.T) {
 	rec := &recorder{}
 	a := newTestAssembler(rec, Options{})

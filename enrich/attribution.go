@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"encoding/hex"
+	"hash/maphash"
 	"slices"
 	"sync"
 	"time"
@@ -15,9 +16,16 @@ import (
 //
 //   - exact: the record carries a request id or a trace id of a request the
 //     proxy saw, or its own openReplaySession.id=N marker;
-//   - window: its first line was read (from a live pipe) while exactly one
-//     proxied request was in flight, counting AttributionGrace after every
-//     request's end;
+//   - window: its first line was read (from a live pipe) while the proxied
+//     requests in flight, counting AttributionGrace after every request's
+//     end, all belonged to one session. A CORS preflight that had ended
+//     does not count (browsers send it without the session, right before
+//     the request). When the first line names its request (Flask's
+//     "Exception on /x [GET]", an access line `"GET /x HTTP/1.1" 500`),
+//     only the requests with that method and path count; an access line,
+//     printed after the response, may also name a request that ended up to
+//     accessLineDelay earlier, and a line naming no request the proxy saw
+//     gets none;
 //   - none: anything else; the sessions it might belong to are kept as
 //     candidates, never in the message.
 //
@@ -59,35 +67,65 @@ const (
 	// come (they run on different goroutines); the window scan reaches that
 	// much further back.
 	finishSkew = time.Second
+	// accessLineDelay is how long after its request's end an access line
+	// naming the request (method, path and status) may be read: servers
+	// print it once the response is sent, and logging may lag a little.
+	accessLineDelay = time.Second
+	// abandonedCapacity bounds the requests the proxy answered itself or
+	// whose client went away (see Attributor.abandoned).
+	abandonedCapacity = 1024
 )
 
 // Attributor tracks the proxy's requests and attributes backend records to
 // sessions. It implements proxy.Observer; Pipeline uses it as its own.
 type Attributor struct {
 	grace time.Duration
+	reach time.Duration // how long after its end a request may be named: max(grace, accessLineDelay)
+	seed  maphash.Seed  // of path keys
 
 	mu       sync.Mutex
 	inflight map[uint64]flight
 	done     ring[finished] // finished requests in RequestFinished order
-	horizon  time.Time      // window decisions for earlier times lack forgotten requests
-	latest   time.Time      // latest request time seen, the clock of expiry
-	byReqID  map[string]idEntry
-	byTrace  map[[16]byte]idEntry
-	idOrder  ring[idRef] // ids in the order they were (re)registered, for expiry
+	// abandoned holds, for windowRetention, the finished requests whose
+	// response did not come whole from the upstream (502, 504, client went
+	// away): the backend may still be working on them and print their
+	// access line much later, so they stay candidates for lines naming
+	// their method and path.
+	abandoned ring[finished]
+	// lastByPath chains the requests in done by path: the absolute
+	// position + 1 of the last one with each path key (0: the path is not
+	// known), each pointing to the one before (finished.prevSame).
+	lastByPath map[uint64]uint64
+	horizon    time.Time // window decisions for earlier times lack forgotten requests
+	latest     time.Time // latest request time seen, the clock of expiry
+	byReqID    map[string]idEntry
+	byTrace    map[[16]byte]idEntry
+	idOrder    ring[idRef] // ids in the order they were (re)registered, for expiry
 }
 
 var _ proxy.Observer = (*Attributor)(nil)
 
 type flight struct {
-	session uint64
-	start   time.Time
-	reqID   string
-	trace   [16]byte
+	session   uint64
+	start     time.Time
+	reqID     string
+	trace     [16]byte
+	path      uint64 // pathKey; 0: not known
+	method    httpMethod
+	preflight bool
 }
 
+// finished is a request for window decisions; in-flight requests are
+// considered in the same shape, with a zero end.
 type finished struct {
 	seq, session uint64
 	start, end   time.Time
+	path         uint64
+	method       httpMethod
+	preflight    bool
+	answered     bool   // the status is the upstream's (the proxy made no response of its own)
+	status       uint16 // 0 while in flight
+	prevSame     uint64 // absolute position in done + 1 of the previous request with this path; 0: none
 }
 
 // idEntry is what a request id or trace id points to.
@@ -108,18 +146,26 @@ type idRef struct {
 // from its start to grace after its end.
 func NewAttributor(grace time.Duration) *Attributor {
 	return &Attributor{
-		grace:    grace,
-		inflight: make(map[uint64]flight),
-		done:     newRing[finished](windowCapacity),
-		byReqID:  make(map[string]idEntry),
-		byTrace:  make(map[[16]byte]idEntry),
-		idOrder:  newRing[idRef](idCapacity),
+		grace:      grace,
+		reach:      max(grace, accessLineDelay),
+		seed:       maphash.MakeSeed(),
+		inflight:   make(map[uint64]flight),
+		done:       newRing[finished](windowCapacity),
+		abandoned:  newRing[finished](abandonedCapacity),
+		lastByPath: make(map[uint64]uint64),
+		byReqID:    make(map[string]idEntry),
+		byTrace:    make(map[[16]byte]idEntry),
+		idOrder:    newRing[idRef](idCapacity),
 	}
 }
 
 // RequestStarted records a request going upstream.
 func (a *Attributor) RequestStarted(s *proxy.RequestStart) {
-	f := flight{session: s.Session, start: s.Start, trace: s.TraceID}
+	f := flight{session: s.Session, start: s.Start, trace: s.TraceID,
+		method: requestMethod(s.Method), preflight: s.Preflight}
+	if len(s.Path) > 0 {
+		f.path = pathKey(a.seed, s.Path)
+	}
 	if requestIDUsable(s.RequestID) {
 		f.reqID = string(s.RequestID)
 	}
@@ -146,15 +192,35 @@ func (a *Attributor) finish(ev *proxy.AccessEvent) {
 	} else {
 		// The start was not seen: still count the request, it makes
 		// window decisions in its time ambiguous.
-		f = flight{session: ev.Session, start: ev.Start}
+		f = flight{session: ev.Session, start: ev.Start, method: requestMethod(ev.Method)}
+		if len(ev.Path) > 0 {
+			f.path = pathKey(a.seed, ev.Path)
+		}
 	}
 	if a.done.full() {
-		a.forget(a.done.pop())
+		a.popDone()
 	}
-	a.done.push(finished{seq: ev.Seq, session: f.session, start: f.start, end: end})
+	d := finished{seq: ev.Seq, session: f.session, start: f.start, end: end, path: f.path,
+		method: f.method, preflight: f.preflight, answered: len(ev.ProxyError) == 0, status: uint16(ev.Status)}
+	// A request the proxy refused before reading a method (malformed)
+	// never reached the backend: it cannot be the one a line names.
+	if refused := len(ev.Method) == 0 && !d.answered; !refused {
+		d.prevSame = a.lastByPath[d.path]
+		a.lastByPath[d.path] = a.done.next() + 1
+	}
+	a.done.push(d)
+	if !d.answered && d.path != 0 {
+		if a.abandoned.full() {
+			a.abandoned.pop()
+		}
+		a.abandoned.push(d)
+	}
 	a.advance(end)
 	for a.done.len() > 0 && a.done.front().end.Add(windowRetention).Before(a.latest) {
-		a.forget(a.done.pop())
+		a.popDone()
+	}
+	for a.abandoned.len() > 0 && a.abandoned.front().end.Add(windowRetention).Before(a.latest) {
+		a.abandoned.pop()
 	}
 	if ok {
 		a.register(f.reqID, f.trace, f.session, ev.Seq, end.Add(idRetention)) // expiry counts from the end
@@ -171,10 +237,20 @@ func (a *Attributor) advance(t time.Time) {
 	}
 }
 
+// popDone drops the oldest finished request from window decisions.
+func (a *Attributor) popDone() {
+	pos := a.done.base
+	f := a.done.pop()
+	if last, ok := a.lastByPath[f.path]; ok && last == pos+1 {
+		delete(a.lastByPath, f.path)
+	}
+	a.forget(f)
+}
+
 // forget drops a finished request from window decisions: records up to its
-// end plus grace can no longer be judged.
+// end plus the reach can no longer be judged.
 func (a *Attributor) forget(f finished) {
-	if h := f.end.Add(a.grace); h.After(a.horizon) {
+	if h := f.end.Add(a.reach); h.After(a.horizon) {
 		a.horizon = h
 	}
 }
@@ -259,6 +335,7 @@ type evidence struct {
 	requestID []byte    // structured fields, when the line had them
 	traceID   []byte
 	marker    uint64
+	request   lineRequest // the request its first line names, if any
 }
 
 // attribution is the decision for one record.
@@ -391,6 +468,11 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 		}
 	}
 
+	var named uint64 // the key of the path the record's first line names
+	if ev.request.found() {
+		named = pathKey(a.seed, ev.request.path)
+	}
+
 	a.mu.Lock()
 	for _, tok := range toks.reqIDs[:toks.nReq] {
 		if e, ok := a.byReqID[string(tok)]; ok {
@@ -424,42 +506,154 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 		a.mu.Unlock()
 		return at
 	}
+	w := a.window(ev.time, &ev.request, named)
+	a.mu.Unlock()
+	return w.decide()
+}
 
-	// Window: the requests that may have printed a line read at t: those
-	// that had started (a line read before a request started was printed
-	// before the backend had it) and had not ended more than grace before
-	// (the backend may print after answering, e.g. its access log, and
-	// the line takes a moment through the pipe).
-	t := ev.time
-	var only finished
-	count := 0
-	consider := func(f finished, ended bool) {
-		if t.Before(f.start) || ended && t.After(f.end.Add(a.grace)) {
-			return
-		}
-		count++
-		only = f
-		at.addCandidate(f.session)
+// window collects the requests that may have printed a record whose first
+// line was read at t (see Attributor): byTime by the time alone, byName
+// those with the method and path the line names (named: the path's key).
+// The caller holds a.mu.
+func (a *Attributor) window(t time.Time, req *lineRequest, named uint64) suspects {
+	var byTime, byName suspects
+	reach := a.grace
+	if named != 0 && req.status != 0 {
+		reach = a.reach // an access line: printed after the response
 	}
-	// Enough is known once two requests qualify and the candidate list is
-	// full: with many requests in flight, the scan stops early.
-	enough := func() bool { return count > 1 && at.n == maxCandidates }
-	for seq, f := range a.inflight {
-		if consider(finished{seq: seq, session: f.session, start: f.start}, false); enough() {
+	// Enough is known once the requests that count name two sessions and
+	// the candidate list is full: with many requests in flight, the scan
+	// stops early.
+	settled := func() bool {
+		if named != 0 {
+			return byName.settled()
+		}
+		return byTime.settled()
+	}
+	for seq, fl := range a.inflight {
+		if t.Before(fl.start) {
+			continue // printed before the backend had the request
+		}
+		byTime.add(seq, fl.session)
+		f := finished{path: fl.path, method: fl.method}
+		if named != 0 && f.named(req, named) {
+			byName.add(seq, fl.session)
+		}
+		if settled() {
 			break
 		}
 	}
-	for i := a.done.len() - 1; i >= 0 && !enough(); i-- {
-		f := a.done.at(i)
+	// Finished requests, newest first, back to those that ended more than
+	// grace before t (give or take the order in which they finished).
+	for i := a.done.len() - 1; i >= 0 && !byTime.settled(); i-- {
+		f := a.done.ptr(a.done.base + uint64(i))
 		if f.end.Add(a.grace + finishSkew).Before(t) {
-			break // older requests ended before t, give or take the skew
+			break
 		}
-		consider(f, true)
+		// A preflight that had ended is the browser's, sent right
+		// before the request it asks for; the backend runs no app code
+		// for it.
+		if !t.Before(f.start) && !t.After(f.end.Add(a.grace)) && !(f.preflight && f.end.Before(t)) {
+			byTime.add(f.seq, f.session)
+		}
 	}
-	a.mu.Unlock()
-	if count == 1 && only.session != 0 {
-		return attribution{level: attributionWindow, session: only.session, source: "window", seq: only.seq}
+	if named == 0 {
+		return byTime
 	}
+	// Finished requests with the named path (or an unknown one), back to
+	// those that ended more than reach before t.
+	for _, key := range [...]uint64{named, 0} {
+		for pos := a.lastByPath[key]; pos != 0 && !byName.settled(); {
+			f := a.done.ptr(pos - 1)
+			if f == nil || f.end.Add(reach+finishSkew).Before(t) {
+				break
+			}
+			if !t.Before(f.start) && !t.After(f.end.Add(reach)) && f.named(req, named) {
+				byName.add(f.seq, f.session)
+			}
+			pos = f.prevSame
+		}
+	}
+	// Requests the backend may still have been working on after the proxy
+	// gave up on them.
+	for i := a.abandoned.len() - 1; i >= 0 && !byName.settled(); i-- {
+		f := a.abandoned.ptr(a.abandoned.base + uint64(i))
+		if !t.Before(f.start) && !t.After(f.end.Add(windowRetention)) && f.end.Add(reach).Before(t) && f.named(req, named) {
+			byName.add(f.seq, f.session)
+		}
+	}
+	if byName.n > 0 {
+		return byName
+	}
+	// A line that names a request the proxy did not see in its time (a
+	// health check sent to the backend directly, a path the backend
+	// rewrote) belongs to none of the requests in flight: byTime is
+	// returned for its candidates only.
+	byTime.unnamed = true
+	return byTime
+}
+
+// named reports whether f may be the request that a line naming req (whose
+// path has the key named) is about. What f does not tell (a request seen
+// without its method or path) does not rule it out.
+func (f *finished) named(req *lineRequest, named uint64) bool {
+	switch {
+	case f.method != methodUnknown && req.method != methodUnknown && f.method != req.method:
+		return false
+	case f.path != 0 && f.path != named:
+		return false
+	case req.status != 0 && f.answered && f.status != 0 && int(f.status) != req.status:
+		return false // an access line reports the status the backend sent
+	}
+	return true
+}
+
+// suspects are the requests that may have printed a record.
+type suspects struct {
+	n       int    // requests
+	seq     uint64 // the last one added: the only one when n is 1
+	session uint64 // the session of them all, unless mixed
+	mixed   bool   // two sessions, or sessions and requests without one
+	unnamed bool   // the record names a request that is none of these
+	cands   [maxCandidates]uint64
+	nCands  int
+}
+
+func (s *suspects) add(seq, session uint64) {
+	if s.n == 0 {
+		s.session = session
+	} else if session != s.session {
+		s.mixed = true
+	}
+	s.n++
+	s.seq = seq
+	if session == 0 || s.nCands == maxCandidates {
+		return
+	}
+	for _, c := range s.cands[:s.nCands] {
+		if c == session {
+			return
+		}
+	}
+	s.cands[s.nCands] = session
+	s.nCands++
+}
+
+func (s *suspects) settled() bool { return s.mixed && s.nCands == maxCandidates }
+
+// decide attributes the record to the one session of all the suspects, and
+// to the request when there is only one. Requests without a session count:
+// one of them may have printed the record.
+func (s *suspects) decide() attribution {
+	if s.n > 0 && !s.mixed && !s.unnamed && s.session != 0 {
+		at := attribution{level: attributionWindow, session: s.session, source: "window"}
+		if s.n == 1 {
+			at.seq = s.seq
+		}
+		return at
+	}
+	at := attribution{n: s.nCands}
+	at.candidates = s.cands
 	slices.Sort(at.candidates[:at.n]) // the same every run, whatever the map order
 	return at
 }

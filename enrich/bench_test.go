@@ -98,7 +98,8 @@ func BenchmarkRequestObserved(b *testing.B) {
 	}
 	p.Start()
 	defer p.Close(b.Context())
-	rs := &proxy.RequestStart{Session: 42, Source: proxy.SourceHeader, RequestID: []byte("2f6c1e0a-7d9b-4c3e-8a51-6b2d9f0e4c17")}
+	rs := &proxy.RequestStart{Session: 42, Source: proxy.SourceHeader, Method: []byte("GET"), Path: []byte("/api/cart/items"),
+		RequestID: []byte("2f6c1e0a-7d9b-4c3e-8a51-6b2d9f0e4c17")}
 	var seq uint64
 	b.ReportAllocs()
 	for b.Loop() {
@@ -107,6 +108,53 @@ func BenchmarkRequestObserved(b *testing.B) {
 		p.RequestStarted(rs)
 		ev := proxy.AcquireEvent()
 		ev.Seq, ev.Start, ev.Duration, ev.Status, ev.Session = seq, rs.Start, time.Millisecond, 200, 42
+		ev.Method, ev.Path = append(ev.Method[:0], rs.Method...), append(ev.Path[:0], rs.Path...)
 		p.RequestFinished(ev)
+	}
+}
+
+// BenchmarkFindRequest: reading the request a record's first line names,
+// which the worker does for every record from a pipe.
+func BenchmarkFindRequest(b *testing.B) {
+	for _, bc := range []struct{ name, line string }{
+		{"flask-exception", "ERROR:app:Exception on /api/cart [GET]"},
+		{"werkzeug-access", `INFO:werkzeug:127.0.0.1 - - [24/Nov/2026 23:53:42] "GET /api/cart?id=9 HTTP/1.1" 500 -`},
+		{"no-request", "ERROR:app.payments:charge failed for order 1234 after 3 attempts"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			line := []byte(bc.line)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(line)))
+			for b.Loop() {
+				findRequest(line)
+			}
+		})
+	}
+}
+
+// BenchmarkBackendLineNamed: an access line naming its request, read while
+// 100 requests are in flight and 2000 ended within the last second (the
+// whole reach of an access line is scanned).
+func BenchmarkBackendLineNamed(b *testing.B) {
+	pub := &discard{}
+	a := newTestAssembler(pub, Options{ServiceName: "shop"})
+	paths := [][]byte{[]byte("/api/cart"), []byte("/api/products"), []byte("/api/user"), []byte("/api/endpoint")}
+	seq := uint64(0)
+	for i := range 2000 {
+		seq++
+		at := t0.Add(time.Duration(i) * 500 * time.Microsecond)
+		a.attr.RequestStarted(&proxy.RequestStart{Seq: seq, Start: at, Session: seq%50 + 1, Method: []byte("GET"), Path: paths[i%len(paths)]})
+		a.attr.RequestFinished(accessEvent(seq, seq%50+1, at, time.Millisecond, "GET", string(paths[i%len(paths)]), 200))
+	}
+	now := t0.Add(time.Second)
+	for i := range 100 {
+		seq++
+		a.attr.RequestStarted(&proxy.RequestStart{Seq: seq, Start: now, Session: seq%50 + 1, Method: []byte("POST"), Path: paths[i%len(paths)]})
+	}
+	l := &capture.Line{Time: now.Add(time.Millisecond), Stream: capture.Stderr,
+		Text: []byte(`INFO:werkzeug:127.0.0.1 - - [24/Nov/2026 23:53:42] "GET /api/orders/7 HTTP/1.1" 200 -`)}
+	b.ReportAllocs()
+	for b.Loop() {
+		a.addLine(l, l.Time)
 	}
 }

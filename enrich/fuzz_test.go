@@ -118,3 +118,36 @@ func FuzzGrouper(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFindRequest: the scanner never panics, and what it finds lies in the
+// line: a path starting with '/', without its query, a known method, a
+// status in range.
+func FuzzFindRequest(f *testing.F) {
+	corpusSeeds(f, true)
+	for _, s := range []string{
+		"ERROR:app:Exception on /api/cart [GET]",
+		`127.0.0.1 - - [24/Nov/2026 23:53:42] "GET /api/cart?id=9 HTTP/1.1" 500 -`,
+		`Started GET "/api/cart" for 127.0.0.1`,
+		"GET /x 200",
+		"Internal Server Error: /x",
+		`http://h:80 "GET /x HTTP/1.1" 200 1`,
+		`"GET /`, "Exception on /", "GET  ",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		r := findRequest(line)
+		if !r.found() {
+			if r.method != methodUnknown || r.status != 0 {
+				t.Fatalf("%q: no path but method %d status %d", line, r.method, r.status)
+			}
+			return
+		}
+		if len(r.path) == 0 || r.path[0] != '/' || bytes.ContainsAny(r.path, "?#") || !bytes.Contains(line, r.path) {
+			t.Fatalf("%q: path %q", line, r.path)
+		}
+		if r.method >= methodOther || r.status != 0 && (r.status < 100 || r.status > 599) {
+			t.Fatalf("%q: method %d status %d", line, r.method, r.status)
+		}
+	})
+}

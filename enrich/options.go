@@ -23,10 +23,14 @@ type Options struct {
 	// session carry the marker. 0 means 200.
 	MarkInfoLimit int
 	// AttributionGrace is how long after a request's end a backend line
-	// may still be its own (after-response logging, pipe latency): for
-	// window attribution the request counts as in flight until then. A
-	// line read before a request started is never its own, so no grace
-	// applies before the start. 0 means 20ms.
+	// may still be its own (pipe latency, logging after the response):
+	// for window attribution the request counts as in flight until then.
+	// A line read before a request started is never its own, so no grace
+	// applies before the start. Access lines that name their request
+	// (method, path, status) may come up to 1s after its end whatever the
+	// grace. A smaller grace attributes more lines under concurrency; a
+	// line read later than the grace after its request's end can then
+	// only be attributed by the request it names. 0 means 20ms.
 	AttributionGrace time.Duration
 	// QueueSize bounds the access events and the lines waiting for the
 	// worker (each). 0 means 16384.

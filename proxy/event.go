@@ -36,9 +36,15 @@ type RequestStart struct {
 	Start     time.Time
 	Session   uint64 // 0: no session
 	Source    SessionSource
+	Method    []byte
+	Path      []byte // without the query, as the client sent it
 	RequestID []byte
 	TraceID   [16]byte
 	SpanID    [8]byte
+	// Preflight marks a CORS preflight (OPTIONS with Origin and
+	// Access-Control-Request-Method): browsers send it without the
+	// session, and backends answer it without running the app's code.
+	Preflight bool
 }
 
 // AccessEvent is the record of one finished request. It is pooled: the

@@ -81,7 +81,7 @@ func (p *Proxy) acquireExchange(ctx *fasthttp.RequestCtx) *exchange {
 func (x *exchange) release() {
 	x.resp.Reset()
 	x.p, x.ctx, x.ev = nil, nil, nil
-	x.start.RequestID = nil
+	x.start.Method, x.start.Path, x.start.RequestID = nil, nil, nil
 	x.info = requestInfo{}
 	x.body.reset(nil)
 	x.respBody.reset(nil)
@@ -105,7 +105,8 @@ func (x *exchange) begin() {
 	x.isHead = h.IsHead()
 	x.idempotent = isIdempotent(x.method)
 	x.upgrade = x.info.isUpgrade()
-	x.preflight = p.opts.CORSAddSessionHeader && h.IsOptions() && x.info.origin && x.info.acrMethod
+	preflight := h.IsOptions() && x.info.origin && x.info.acrMethod
+	x.preflight = p.opts.CORSAddSessionHeader && preflight
 
 	ev.Seq, ev.Start = p.seq.Add(1), x.t0
 	ev.Method = append(ev.Method[:0], x.method...)
@@ -120,10 +121,11 @@ func (x *exchange) begin() {
 
 	x.start = RequestStart{
 		Seq: ev.Seq, Start: ev.Start, Session: ev.Session, Source: ev.Source,
-		RequestID: ev.RequestID, TraceID: ev.TraceID, SpanID: ev.SpanID,
+		Method: ev.Method, Path: ev.Path, RequestID: ev.RequestID,
+		TraceID: ev.TraceID, SpanID: ev.SpanID, Preflight: preflight,
 	}
 	p.observer.RequestStarted(&x.start)
-	x.start.RequestID = nil
+	x.start.Method, x.start.Path, x.start.RequestID = nil, nil, nil
 }
 
 // setupBody decides how the request body is framed upstream.

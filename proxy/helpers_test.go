@@ -27,7 +27,7 @@ func newRecorder() *recorder { return &recorder{events: make(chan AccessEvent, 2
 
 func (r *recorder) RequestStarted(s *RequestStart) {
 	c := *s
-	c.RequestID = bytes.Clone(s.RequestID)
+	c.Method, c.Path, c.RequestID = bytes.Clone(s.Method), bytes.Clone(s.Path), bytes.Clone(s.RequestID)
 	r.mu.Lock()
 	r.starts = append(r.starts, c)
 	r.mu.Unlock()
