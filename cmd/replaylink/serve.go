@@ -24,123 +24,47 @@ import (
 	"github.com/replaylink/replaylink/ship"
 )
 
-// serve runs the proxy and the pipeline behind it until a signal, or until
-// the child (replaylink run) exits. Start order is ship -> enrich -> inputs,
-// so nothing is produced before its consumer exists; stop order is the
-// reverse, so everything produced is flushed (or kept in the spool).
+// enrichFlushTime bounds enrich's final flush into the spool on shutdown.
+const enrichFlushTime = 3 * time.Second
+
+// server is one running replaylink: the pipeline (ship <- enrich <- proxy,
+// capture) and its listeners. start brings the parts up consumer first, so
+// nothing is produced before what takes it exists; stop takes them down in
+// the reverse order, so everything produced is flushed or kept in the spool.
+type server struct {
+	c   *config.Config
+	log zerolog.Logger
+
+	closeOutput func()
+	shipper     *ship.Pipeline
+	pipe        *enrich.Pipeline
+	px          *proxy.Proxy
+	proxyLn     net.Listener
+	proxyErr    chan error
+	admin       *http.Server
+	adminLn     net.Listener
+
+	cancelInputs context.CancelFunc
+	tailDone     chan struct{}
+
+	proc      *capture.Process
+	childCode chan int // the backend's exit code, once it exited for good
+}
+
+// serve runs replaylink until a signal, or until the child (replaylink run)
+// exits, and returns the process exit code.
 func serve(c *config.Config, child []string, stdout, stderr io.Writer) int {
-	log := newLogger(stderr, c.LogLevel, c.LogFormat)
 	if len(c.Upstreams) == 0 {
 		fmt.Fprintln(stderr, "replaylink: no backend to proxy to: give --upstream URL (REPLAYLINK_UPSTREAM), e.g. --upstream http://127.0.0.1:5000")
 		return 2
 	}
-
-	out, closeOut, err := openOutput(c, child != nil, stdout)
-	if err != nil {
-		fmt.Fprintf(stderr, "replaylink: --output: %v\n", err)
-		return 2
-	}
-	defer closeOut()
-
-	shipper, err := ship.New(shipOptions(c, out, log))
-	if err != nil {
+	s := &server{c: c, log: newLogger(stderr, c.LogLevel, c.LogFormat), childCode: make(chan int, 1)}
+	if err := s.start(child, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "replaylink: %v\n", err)
+		s.stop(false)
 		return 2
 	}
-	pipe, err := enrich.New(enrichOptions(c, shipper, log))
-	if err != nil {
-		shipper.Close(context.Background())
-		fmt.Fprintf(stderr, "replaylink: %v\n", err)
-		return 2
-	}
-	pipe.Start()
-
-	px, err := proxy.New(proxyOptions(c, pipe, log))
-	if err != nil {
-		fmt.Fprintf(stderr, "replaylink: %v\n", err)
-		return 2
-	}
-
-	// The admin listener: health and metrics always; lookup and ingest behind the policy.
-	policy, warning := lookup.NewPolicy(c.AdminListen, c.AdminToken, c.AllowRemoteAdmin)
-	if warning != "" {
-		log.Warn().Msg(warning)
-	}
-	routes := adminRoutes{ready: px.Ready, protect: policy.Protect}
-	{
-		// Always mounted behind the policy: when it keeps them off, Protect
-		// answers 403 with the reason and the fix rather than a bare 404.
-		lo := lookup.Options{Recent: shipper.Store(), Index: c.Index, Logger: log.With().Str("component", "lookup").Logger()}
-		if len(c.ESURLs) > 0 {
-			es, err := ship.NewClient(clientOptions(c))
-			if err != nil {
-				fmt.Fprintf(stderr, "replaylink: %v\n", err)
-				return 2
-			}
-			lo.ES = es
-		}
-		routes.lookup = lookup.NewHandler(lo)
-		routes.ingest = &capture.IngestHandler{Sink: pipe, MaxLineBytes: int(c.MaxLineBytes), Logger: log.With().Str("component", "ingest").Logger()}
-	}
-	adminLn, err := net.Listen("tcp", c.AdminListen)
-	if err != nil {
-		fmt.Fprintf(stderr, "replaylink: admin listener --admin %s: %v\n", c.AdminListen, err)
-		return 2
-	}
-	admin := &http.Server{Handler: routes.handler(), ReadHeaderTimeout: 10 * time.Second}
-	go admin.Serve(adminLn)
-
-	proxyLn, err := net.Listen("tcp", c.Listen)
-	if err != nil {
-		fmt.Fprintf(stderr, "replaylink: proxy listener --listen %s: %v\n", c.Listen, err)
-		return 2
-	}
-	proxyErr := make(chan error, 1)
-	go func() { proxyErr <- px.Serve(proxyLn) }()
-
-	ctx, cancelInputs := context.WithCancel(context.Background())
-	defer cancelInputs()
-	tailDone := make(chan struct{})
-	if len(c.Tail) > 0 {
-		tailer, err := capture.NewTailer(tailerOptions(c, pipe, log))
-		if err != nil {
-			fmt.Fprintf(stderr, "replaylink: --tail: %v\n", err)
-			return 2
-		}
-		go func() { defer close(tailDone); tailer.Run(ctx) }()
-	} else {
-		close(tailDone)
-	}
-
-	var proc *capture.Process
-	childCode := make(chan int, 1) // the backend's exit code, once it exited for good
-	if child != nil {
-		restart, _ := capture.ParseRestartPolicy(c.Restart) // validated with the config
-		proc = &capture.Process{
-			Command: child, Env: childEnv(os.Environ()), Stdin: os.Stdin, Stdout: stdout, Stderr: stderr,
-			Sink: pipe, MaxLineBytes: int(c.MaxLineBytes), Restart: restart,
-			Logger: log.With().Str("component", "run").Logger(),
-		}
-		if err := proc.Start(); err != nil {
-			fmt.Fprintf(stderr, "replaylink: %v\n", err)
-			code := 1
-			var se *capture.StartError
-			if errors.As(err, &se) {
-				code = se.ExitCode
-			}
-			childCode <- code
-			proc = nil
-		} else {
-			go func() {
-				code, err := proc.Wait()
-				if err != nil {
-					log.Error().Err(err).Msg("backend")
-				}
-				childCode <- code
-			}()
-		}
-	}
-	log.Info().Str("listen", proxyLn.Addr().String()).Str("admin", adminLn.Addr().String()).
+	s.log.Info().Str("listen", s.proxyLn.Addr().String()).Str("admin", s.adminLn.Addr().String()).
 		Strs("upstream", c.Upstreams).Bool("elasticsearch", len(c.ESURLs) > 0).Msg("replaylink started")
 
 	signals := make(chan os.Signal, 1)
@@ -148,53 +72,181 @@ func serve(c *config.Config, child []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(signals)
 	exitCode, exited := 0, false
 	select {
-	case s := <-signals:
-		log.Info().Str("signal", s.String()).Dur("grace", c.GracePeriod).Msg("shutting down")
-	case exitCode = <-childCode:
+	case sig := <-signals:
+		s.log.Info().Str("signal", sig.String()).Dur("grace", c.GracePeriod).Msg("shutting down")
+	case exitCode = <-s.childCode:
 		exited = true
-		log.Info().Int("exit_code", exitCode).Msg("backend exited; shutting down")
-	case err := <-proxyErr:
-		log.Error().Err(err).Msg("proxy stopped")
+		s.log.Info().Int("exit_code", exitCode).Msg("backend exited; shutting down")
+	case err := <-s.proxyErr:
+		s.log.Error().Err(err).Msg("proxy stopped")
 		exitCode = 1
 	}
-	if code, ok := shutdown(c, log, px, proc, childCode, exited, cancelInputs, tailDone, pipe, shipper, admin); ok {
+	if code, waited := s.stop(exited); waited {
 		exitCode = code
 	}
 	return exitCode
 }
 
-// shutdown drains in the reverse order of start, within the grace period:
-// the proxy stops accepting and finishes in-flight requests, the child (which
-// got the signal directly) exits, inputs stop, enrich flushes its groups, and
-// ship flushes what it can; the rest stays in the spool for the next start.
-//
-// It returns the backend's exit code when it had to wait for the backend.
-func shutdown(c *config.Config, log zerolog.Logger, px *proxy.Proxy, proc *capture.Process, childCode <-chan int, exited bool,
-	cancelInputs context.CancelFunc, tailDone <-chan struct{}, pipe *enrich.Pipeline, shipper *ship.Pipeline, admin *http.Server) (code int, waited bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.GracePeriod)
-	defer cancel()
-	if err := px.Shutdown(ctx); err != nil {
-		log.Warn().Err(err).Msg("proxy did not drain within the grace period")
+// start brings replaylink up. On error, stop releases what was started.
+func (s *server) start(child []string, stdout, stderr io.Writer) error {
+	c, log := s.c, s.log
+	out, closeOut, err := openOutput(c, child != nil, stdout)
+	if err != nil {
+		return fmt.Errorf("--output: %w", err)
 	}
-	if proc != nil && !exited {
+	s.closeOutput = closeOut
+	if s.shipper, err = ship.New(shipOptions(c, out, log)); err != nil {
+		return err
+	}
+	if s.pipe, err = enrich.New(enrichOptions(c, s.shipper, log)); err != nil {
+		return err
+	}
+	s.pipe.Start()
+	if s.px, err = proxy.New(proxyOptions(c, s.pipe, log)); err != nil {
+		return err
+	}
+
+	admin, err := s.adminHandler()
+	if err != nil {
+		return err
+	}
+	if s.adminLn, err = net.Listen("tcp", c.AdminListen); err != nil {
+		return fmt.Errorf("admin listener --admin %s: %w", c.AdminListen, err)
+	}
+	s.admin = &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
+	go s.admin.Serve(s.adminLn)
+
+	if s.proxyLn, err = net.Listen("tcp", c.Listen); err != nil {
+		return fmt.Errorf("proxy listener --listen %s: %w", c.Listen, err)
+	}
+	s.proxyErr = make(chan error, 1)
+	go func() { s.proxyErr <- s.px.Serve(s.proxyLn) }()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancelInputs = cancel
+	s.tailDone = make(chan struct{})
+	if len(c.Tail) == 0 {
+		close(s.tailDone)
+	} else {
+		tailer, err := capture.NewTailer(tailerOptions(c, s.pipe, log))
+		if err != nil {
+			close(s.tailDone)
+			return fmt.Errorf("--tail: %w", err)
+		}
+		go func() { defer close(s.tailDone); tailer.Run(ctx) }()
+	}
+	if child != nil {
+		s.startChild(child, stdout, stderr)
+	}
+	return nil
+}
+
+// adminHandler builds the admin listener's routes: health and metrics
+// always; lookup and ingest always mounted behind the access policy, which
+// answers 403 with the reason and the fix when it keeps them off.
+func (s *server) adminHandler() (http.Handler, error) {
+	c, log := s.c, s.log
+	policy, warning := lookup.NewPolicy(c.AdminListen, c.AdminToken, c.AllowRemoteAdmin)
+	if warning != "" {
+		log.Warn().Msg(warning)
+	}
+	lo := lookup.Options{Recent: s.shipper.Store(), Index: c.Index, Logger: log.With().Str("component", "lookup").Logger()}
+	if len(c.ESURLs) > 0 {
+		es, err := ship.NewClient(clientOptions(c))
+		if err != nil {
+			return nil, err
+		}
+		lo.ES = es
+	}
+	routes := adminRoutes{
+		ready:   s.px.Ready,
+		protect: policy.Protect,
+		lookup:  lookup.NewHandler(lo),
+		ingest:  &capture.IngestHandler{Sink: s.pipe, MaxLineBytes: int(c.MaxLineBytes), Logger: log.With().Str("component", "ingest").Logger()},
+	}
+	return routes.handler(), nil
+}
+
+// startChild starts the backend of replaylink run. A backend that cannot be
+// started ends replaylink with a shell's exit code (127 not found, 126 not
+// executable), through childCode like any exit.
+func (s *server) startChild(child []string, stdout, stderr io.Writer) {
+	restart, _ := capture.ParseRestartPolicy(s.c.Restart) // validated with the config
+	s.proc = &capture.Process{
+		Command: child, Env: childEnv(os.Environ()), Stdin: os.Stdin, Stdout: stdout, Stderr: stderr,
+		Sink: s.pipe, MaxLineBytes: int(s.c.MaxLineBytes), Restart: restart,
+		Logger: s.log.With().Str("component", "run").Logger(),
+	}
+	if err := s.proc.Start(); err != nil {
+		fmt.Fprintf(stderr, "replaylink: %v\n", err)
+		code := 1
+		var se *capture.StartError
+		if errors.As(err, &se) {
+			code = se.ExitCode
+		}
+		s.childCode <- code
+		s.proc = nil
+		return
+	}
+	go func() {
+		code, err := s.proc.Wait()
+		if err != nil {
+			s.log.Error().Err(err).Msg("backend")
+		}
+		s.childCode <- code
+	}()
+}
+
+// stop drains in the reverse order of start, within the grace period: the
+// proxy stops accepting and finishes in-flight requests, the child (which got
+// the signal directly) exits, inputs stop, enrich flushes its groups, and
+// ship flushes what it can; the rest stays in the spool for the next start.
+// It returns the backend's exit code when it had to wait for the backend.
+func (s *server) stop(childExited bool) (code int, waited bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.c.GracePeriod)
+	defer cancel()
+	if s.px != nil && s.proxyLn != nil {
+		if err := s.px.Shutdown(ctx); err != nil {
+			s.log.Warn().Err(err).Msg("proxy did not drain within the grace period")
+		}
+	}
+	if s.proc != nil && !childExited {
 		select {
-		case code = <-childCode:
+		case code = <-s.childCode:
 		case <-ctx.Done():
-			log.Warn().Msg("backend still running after the grace period; killing it")
-			proc.Signal(syscall.SIGKILL)
-			code = <-childCode
+			s.log.Warn().Msg("backend still running after the grace period; killing it")
+			s.proc.Signal(syscall.SIGKILL)
+			code = <-s.childCode
 		}
 		waited = true
 	}
-	cancelInputs()
-	<-tailDone
-	if err := pipe.Close(ctx); err != nil {
-		log.Warn().Err(err).Msg("enrich did not flush within the grace period")
+	if s.cancelInputs != nil {
+		s.cancelInputs()
+		<-s.tailDone
 	}
-	if err := shipper.Close(ctx); err != nil {
-		log.Warn().Err(err).Msg("not everything was shipped within the grace period; the rest stays in the spool for the next start")
+	if s.pipe != nil {
+		// enrich holds accepted events and lines in memory only, so it gets
+		// time of its own even when the grace period was spent draining
+		// requests; handing them to the spool is local work.
+		flushCtx, cancelFlush := context.WithTimeout(context.Background(), enrichFlushTime)
+		if err := s.pipe.Close(flushCtx); err != nil {
+			s.log.Warn().Err(err).Msg("enrich could not hand everything to the spool")
+		}
+		cancelFlush()
 	}
-	admin.Close()
+	if s.shipper != nil {
+		if err := s.shipper.Close(ctx); err != nil {
+			s.log.Warn().Err(err).Msg("not everything was shipped within the grace period; the rest stays in the spool for the next start")
+		}
+	}
+	if s.admin != nil {
+		s.admin.Close()
+	} else if s.adminLn != nil {
+		s.adminLn.Close()
+	}
+	if s.closeOutput != nil {
+		s.closeOutput()
+	}
 	return code, waited
 }
 
