@@ -209,7 +209,7 @@ func (p *Process) startChild() (*childRun, error) {
 	cmd.Env, cmd.Dir, cmd.Stdin = p.Env, p.Dir, p.Stdin
 	// Its own process group: a terminal's Ctrl-C reaches it once, through
 	// us, and forwarded signals reach what a wrapper script started too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = childSysProcAttr()
 	// Bounds Wait when Stdin is not a file and its copy does not end.
 	cmd.WaitDelay = p.drainTimeout()
 

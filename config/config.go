@@ -31,6 +31,7 @@ type Proxy struct {
 	ConnectTimeout        time.Duration `flag:"connect-timeout" default:"5s" group:"proxy" help:"time to connect to an upstream"`
 	ResponseHeaderTimeout time.Duration `flag:"response-header-timeout" default:"60s" group:"proxy" help:"time for the upstream to send response headers (then 504)"`
 	IdleTimeout           time.Duration `flag:"idle-timeout" default:"90s" group:"proxy" help:"how long idle keep-alive connections are kept, both sides"`
+	ClientHeaderTimeout   time.Duration `flag:"client-header-timeout" default:"30s" group:"proxy" help:"time a client has to send its request line and headers (then 408; slowloris protection)"`
 	MaxHeaderBytes        ByteSize      `flag:"max-header-bytes" default:"64KiB" group:"proxy" help:"largest request line plus headers accepted (then 431)"`
 	MaxFails              int           `flag:"max-fails" default:"3" group:"proxy" help:"failures in a row after which an upstream is skipped for --fail-cooldown"`
 	FailCooldown          time.Duration `flag:"fail-cooldown" default:"10s" group:"proxy" help:"how long a failing upstream is skipped"`

@@ -69,6 +69,7 @@ func (c *Config) Validate() error {
 	positive("connect-timeout", int64(c.ConnectTimeout))
 	positive("response-header-timeout", int64(c.ResponseHeaderTimeout))
 	positive("idle-timeout", int64(c.IdleTimeout))
+	positive("client-header-timeout", int64(c.ClientHeaderTimeout))
 	positive("max-header-bytes", int64(c.MaxHeaderBytes))
 	positive("max-fails", int64(c.MaxFails))
 	positive("event-queue", int64(c.EventQueue))

@@ -11,6 +11,9 @@
 #   node.sh url     print the URL of the running node
 #
 # State lives in $REPLAYLINK_ES_STATE (default .es/ at the repo root): pid, port, log, data.
+# Each node's cluster name carries its port, so nodes started side by side
+# (make test, make soak, make bench) never join one another.
+# Keep REPLAYLINK_ES_PORT below 9300: the node's transport ports start there.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 state=${REPLAYLINK_ES_STATE:-$here/../../.es}
@@ -36,7 +39,7 @@ start() {
   # -Xmx1g: the node must fit beside the tests on a 2-core, 24 GiB machine.
   nohup java -Xms256m -Xmx1g -XX:+UseSerialGC -cp "$(classpath)" \
     org.codelibs.opensearch.runner.OpenSearchRunner \
-    -basePath "$state/data" -numOfNode 1 -baseHttpPort "$base" -clusterName replaylink-test \
+    -basePath "$state/data" -numOfNode 1 -baseHttpPort "$base" -clusterName "replaylink-test-$base" \
     >"$state/node.log" 2>&1 < /dev/null &
   echo $! > "$state/pid"
   local port=""
