@@ -32,8 +32,9 @@ const enrichFlushTime = 3 * time.Second
 // nothing is produced before what takes it exists; stop takes them down in
 // the reverse order, so everything produced is flushed or kept in the spool.
 type server struct {
-	c   *config.Config
-	log zerolog.Logger
+	c    *config.Config
+	base zerolog.Logger // the parts add their component to it
+	log  zerolog.Logger // serve's own messages
 
 	closeOutput func()
 	shipper     *ship.Pipeline
@@ -58,7 +59,8 @@ func serve(c *config.Config, child []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "replaylink: no backend to proxy to: give --upstream URL (REPLAYLINK_UPSTREAM), e.g. --upstream http://127.0.0.1:5000")
 		return 2
 	}
-	s := &server{c: c, log: newLogger(stderr, c.LogLevel, c.LogFormat), childCode: make(chan int, 1)}
+	base := newLogger(stderr, c.LogLevel, c.LogFormat)
+	s := &server{c: c, base: base, log: base.With().Str("component", "replaylink").Logger(), childCode: make(chan int, 1)}
 	if err := s.start(child, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "replaylink: %v\n", err)
 		s.stop(false)
@@ -89,7 +91,7 @@ func serve(c *config.Config, child []string, stdout, stderr io.Writer) int {
 
 // start brings replaylink up. On error, stop releases what was started.
 func (s *server) start(child []string, stdout, stderr io.Writer) error {
-	c, log := s.c, s.log
+	c, log := s.c, s.base
 	out, closeOut, err := openOutput(c, child != nil, stdout)
 	if err != nil {
 		return fmt.Errorf("--output: %w", err)
@@ -145,10 +147,10 @@ func (s *server) start(child []string, stdout, stderr io.Writer) error {
 // always; lookup and ingest always mounted behind the access policy, which
 // answers 403 with the reason and the fix when it keeps them off.
 func (s *server) adminHandler() (http.Handler, error) {
-	c, log := s.c, s.log
+	c, log := s.c, s.base
 	policy, warning := lookup.NewPolicy(c.AdminListen, c.AdminToken, c.AllowRemoteAdmin)
 	if warning != "" {
-		log.Warn().Msg(warning)
+		s.log.Warn().Msg(warning)
 	}
 	lo := lookup.Options{Recent: s.shipper.Store(), Index: c.Index, Logger: log.With().Str("component", "lookup").Logger()}
 	if len(c.ESURLs) > 0 {
@@ -175,7 +177,7 @@ func (s *server) startChild(child []string, stdout, stderr io.Writer) {
 	s.proc = &capture.Process{
 		Command: child, Env: childEnv(os.Environ()), Stdin: os.Stdin, Stdout: stdout, Stderr: stderr,
 		Sink: s.pipe, MaxLineBytes: int(s.c.MaxLineBytes), Restart: restart,
-		Logger: s.log.With().Str("component", "run").Logger(),
+		Logger: s.base.With().Str("component", "run").Logger(),
 	}
 	if err := s.proc.Start(); err != nil {
 		fmt.Fprintf(stderr, "replaylink: %v\n", err)

@@ -24,6 +24,7 @@ func proxyOptions(c *config.Config, obs proxy.Observer, log zerolog.Logger) prox
 		ConnectTimeout:        c.ConnectTimeout,
 		ResponseHeaderTimeout: c.ResponseHeaderTimeout,
 		IdleTimeout:           c.IdleTimeout,
+		ClientHeaderTimeout:   c.ClientHeaderTimeout,
 		MaxHeaderBytes:        int(c.MaxHeaderBytes),
 		MaxFails:              c.MaxFails,
 		FailCooldown:          c.FailCooldown,

@@ -21,13 +21,14 @@ func (nopObserver) RequestFinished(ev *proxy.AccessEvent) { ev.Release() }
 type nopPublisher struct{}
 
 func (nopPublisher) Publish(id, source []byte) error { return nil }
+func (nopPublisher) Replace(id, source []byte) error { return nil }
 
 // The user-facing flags reach the options of each package unchanged; a
 // field forgotten in wire.go would leave a flag without effect.
 func TestConfigMapsToPackageOptions(t *testing.T) {
 	args := []string{
 		"--listen", "127.0.0.1:18080", "--upstream", "http://127.0.0.1:5000", "--upstream", "http://127.0.0.1:5001",
-		"--upstream-host", "api.internal", "--connect-timeout", "2s", "--response-header-timeout", "7s", "--idle-timeout", "33s",
+		"--upstream-host", "api.internal", "--connect-timeout", "2s", "--response-header-timeout", "7s", "--idle-timeout", "33s", "--client-header-timeout", "4s",
 		"--max-header-bytes", "32KiB", "--max-fails", "4", "--fail-cooldown", "3s", "--cors-add-session-header=false",
 		"--error-body-bytes", "1KiB", "--session-source", "token", "--session-source", "cookie", "--session-cookie", "orsid",
 		"--openreplay-token-secret", "s3cret", "--service-name", "cart", "--mark", "problems", "--mark-info-limit", "50",
@@ -46,7 +47,7 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 	po := proxyOptions(cfg, nopObserver{}, log)
 	wantProxy := proxy.Options{
 		Listen: "127.0.0.1:18080", Upstreams: []string{"http://127.0.0.1:5000", "http://127.0.0.1:5001"}, UpstreamHost: "api.internal",
-		ConnectTimeout: 2 * time.Second, ResponseHeaderTimeout: 7 * time.Second, IdleTimeout: 33 * time.Second,
+		ConnectTimeout: 2 * time.Second, ResponseHeaderTimeout: 7 * time.Second, IdleTimeout: 33 * time.Second, ClientHeaderTimeout: 4 * time.Second,
 		MaxHeaderBytes: 32 << 10, MaxFails: 4, FailCooldown: 3 * time.Second, CORSAddSessionHeader: false, ErrorBodyBytes: 1 << 10,
 		Sessions: proxy.SessionOptions{Sources: []string{"token", "cookie"}, Cookie: "orsid", TokenSecret: "s3cret"},
 	}
