@@ -21,13 +21,27 @@ import (
 // the backend's traceback printed while it ran. When the traceback is
 // attributed to that very request (by its request id, or by window), the
 // assembler folds both into one error document: the access document, with
-// the backend's exception in message and error.*. Either side may come first,
-// so a 5xx event waits up to hold for its traceback and a traceback up to
-// hold for its event; then each is published alone.
+// the backend's exception in message and error.*. Either side may come
+// first, and neither is kept only in memory for long (a SIGKILL must not
+// lose what replaylink took, least of all the error a replay needs):
+//
+//   - a 5xx event is published at once, and kept for hold: when its
+//     traceback comes in that time, the merged document replaces the
+//     published one (Publisher.Replace, same _id);
+//   - a traceback waits up to parkWait for its event (usually already on
+//     its way: the backend prints the traceback, then answers) and is
+//     published once, merged, when the event comes in that time. Otherwise
+//     it is published alone and kept for the rest of hold: when a 5xx event
+//     comes in that time, the merged document replaces it.
+//
+// Either way the index ends up with one document per failing request.
 
 const (
-	maxHeld   = 1024 // 5xx access events waiting for a traceback
+	maxHeld   = 1024 // published 5xx access events that a traceback may still replace
 	maxParked = 1024 // backend errors waiting for their access event
+	// parkWait bounds how long a backend error stays unpublished, waiting
+	// for the access event of its request.
+	parkWait = 50 * time.Millisecond
 )
 
 type assembler struct {
@@ -38,11 +52,12 @@ type assembler struct {
 	parser  lineParser
 	service string
 	host    string
-	hold    time.Duration
+	hold    time.Duration // how long a published half may still be replaced by the merged document
+	wait    time.Duration // how long a backend error waits unpublished: min(hold, parkWait)
 	log     zerolog.Logger
 
 	idPrefix []byte
-	idSeq    uint64
+	idSeq    uint64 // of the last document made; _ids end with it in base 36
 
 	now    time.Time // time of the current call: deadlines count from it
 	doc    document
@@ -60,22 +75,29 @@ type assembler struct {
 	lastFailureLog  time.Time
 }
 
+// heldEvent is a 5xx access event whose document is published (as docSeq),
+// kept until deadline in case its traceback comes.
 type heldEvent struct {
 	ev       *proxy.AccessEvent
+	docSeq   uint64
 	deadline time.Time
 }
 
 // parkedGroup is a backend error record, copied out of the grouper, waiting
-// for the access event of its request.
+// for the access event of its request: unpublished (docSeq 0) until
+// deadline, then published alone and kept until expires.
 type parkedGroup struct {
 	g        group
 	at       attribution
 	ids      []byte // owns at.requestID and at.traceID
+	docSeq   uint64
 	deadline time.Time
+	expires  time.Time
 }
 
 func newAssembler(o Options, attr *Attributor, idPrefix string) *assembler {
 	mode, _ := parseMarkMode(o.Mark)
+	hold := 2*o.GroupIdle + o.AttributionGrace
 	return &assembler{
 		attr:     attr,
 		pub:      o.Publisher,
@@ -83,7 +105,8 @@ func newAssembler(o Options, attr *Attributor, idPrefix string) *assembler {
 		grouper:  newGrouper(o.GroupIdle),
 		service:  o.ServiceName,
 		host:     o.HostName,
-		hold:     2*o.GroupIdle + o.AttributionGrace,
+		hold:     hold,
+		wait:     min(hold, parkWait),
 		log:      o.Logger,
 		idPrefix: []byte(idPrefix),
 		held:     make(map[uint64]heldEvent),
@@ -98,20 +121,29 @@ func (a *assembler) addEvent(ev *proxy.AccessEvent, now time.Time) {
 	if pg != nil {
 		delete(a.parked, ev.Seq)
 	}
-	if accessLevel(ev) == levelError {
-		if pg != nil {
-			a.publishAccess(ev, pg)
-			ev.Release()
+	switch {
+	case pg != nil && accessLevel(ev) == levelError:
+		a.accessDoc(ev)
+		a.fold(ev, &pg.g, &pg.at)
+		if pg.docSeq != 0 {
+			a.replace(pg.docSeq) // the backend document published alone becomes the merged one
+		} else {
+			a.publish()
+			documentsAccess.Inc()
+		}
+		mergedErrors.Inc()
+	case accessLevel(ev) == levelError:
+		docSeq := a.publishAccess(ev)
+		if _, dup := a.held[ev.Seq]; !dup && ev.Seq != 0 && a.hold > 0 && len(a.held) < maxHeld {
+			a.held[ev.Seq] = heldEvent{ev: ev, docSeq: docSeq, deadline: now.Add(a.hold)}
 			return
 		}
-		if _, dup := a.held[ev.Seq]; !dup && ev.Seq != 0 && len(a.held) < maxHeld {
-			a.held[ev.Seq] = heldEvent{ev: ev, deadline: now.Add(a.hold)}
-			return
+	default:
+		if pg != nil && pg.docSeq == 0 {
+			a.publishParked(pg) // the request did not fail: the backend error stands alone
 		}
-	} else if pg != nil {
-		a.publishParked(pg) // the request did not fail: the backend error stands alone
+		a.publishAccess(ev)
 	}
-	a.publishAccess(ev, nil)
 	ev.Release()
 }
 
@@ -120,7 +152,7 @@ func (a *assembler) addLine(l *capture.Line, now time.Time) {
 	a.grouper.add(l, a.emitGroup)
 }
 
-// tick completes idle groups and publishes what waited too long.
+// tick completes idle groups and publishes or forgets what waited long enough.
 func (a *assembler) tick(now time.Time) {
 	a.now = now
 	a.grouper.flush(now, a.emitGroup)
@@ -138,14 +170,19 @@ func (a *assembler) expire(due func(time.Time) bool) {
 	for _, seq := range a.due {
 		h := a.held[seq]
 		delete(a.held, seq)
-		a.publishAccess(h.ev, nil)
-		h.ev.Release()
+		h.ev.Release() // its document is published: only the chance to merge ends
 	}
 	a.due = dueSeqs(a.due[:0], a.parked, func(pg *parkedGroup) bool { return due(pg.deadline) })
 	for _, seq := range a.due {
 		pg := a.parked[seq]
+		if pg.docSeq == 0 {
+			pg.docSeq = a.publishParked(pg)
+			pg.deadline = pg.expires
+			if !due(pg.deadline) {
+				continue // a late 5xx event may still replace it
+			}
+		}
 		delete(a.parked, seq)
-		a.publishParked(pg)
 	}
 }
 
@@ -166,27 +203,32 @@ func dueSeqs[V any](dst []uint64, m map[uint64]V, due func(V) bool) []uint64 {
 func (a *assembler) emitGroup(g *group) {
 	p := a.parser.parse(g.header())
 	ev := evidence{time: g.first, live: g.key.stream.LiveTime(), text: g.text,
-		requestID: p.requestID, traceID: p.traceID, marker: p.marker}
+		requestID: p.requestID, traceID: p.traceID, marker: p.marker, msgMarker: p.msgMarker}
 	if ev.live {
 		ev.request = findRequest(a.withoutANSI(p.message))
 	}
 	at := a.attr.attribute(&ev)
 	attributed[at.level].Inc()
-	var r record
-	describe(&r, g, p)
-	if at.seq != 0 && a.hold > 0 && r.level == levelError {
-		if h, ok := a.held[at.seq]; ok {
-			delete(a.held, at.seq)
-			a.publishMerged(h.ev, g, &r, at.source)
-			h.ev.Release()
-			return
-		}
-		if _, ok := a.parked[at.seq]; !ok && len(a.parked) < maxParked {
-			a.park(g, &at)
-			return
+	if at.seq != 0 && a.hold > 0 {
+		var r record
+		describe(&r, g, p)
+		if r.level == levelError {
+			if h, ok := a.held[at.seq]; ok {
+				delete(a.held, at.seq)
+				a.accessDoc(h.ev)
+				a.fold(h.ev, g, &at)
+				a.replace(h.docSeq) // the access document published alone becomes the merged one
+				mergedErrors.Inc()
+				h.ev.Release()
+				return
+			}
+			if _, ok := a.parked[at.seq]; !ok && len(a.parked) < maxParked {
+				a.park(g, &at)
+				return
+			}
 		}
 	}
-	a.publishBackend(g, p, &r, &at)
+	a.publishBackend(g, p, &at)
 }
 
 // withoutANSI returns b, or a copy without its ANSI escapes (werkzeug and
@@ -201,7 +243,7 @@ func (a *assembler) withoutANSI(b []byte) []byte {
 }
 
 func (a *assembler) park(g *group, at *attribution) {
-	pg := &parkedGroup{g: *g, at: *at, deadline: a.now.Add(a.hold)}
+	pg := &parkedGroup{g: *g, at: *at, deadline: a.now.Add(a.wait), expires: a.now.Add(a.hold)}
 	pg.g.text = bytes.Clone(g.text)
 	pg.ids = append(append(pg.ids, at.requestID...), at.traceID...)
 	pg.at.requestID = pg.ids[:len(at.requestID)]
@@ -209,34 +251,27 @@ func (a *assembler) park(g *group, at *attribution) {
 	a.parked[at.seq] = pg
 }
 
-// publishParked publishes a parked record alone.
-func (a *assembler) publishParked(pg *parkedGroup) {
-	p := a.parser.parse(pg.g.header())
-	var r record
-	describe(&r, &pg.g, p)
-	a.publishBackend(&pg.g, p, &r, &pg.at)
+// publishParked publishes a parked record alone and returns its document's
+// sequence number.
+func (a *assembler) publishParked(pg *parkedGroup) uint64 {
+	return a.publishBackend(&pg.g, a.parser.parse(pg.g.header()), &pg.at)
 }
 
-// publishAccess publishes ev's access document, with the parked backend
-// error of its request folded in when there is one.
-func (a *assembler) publishAccess(ev *proxy.AccessEvent, pg *parkedGroup) {
-	if pg != nil {
-		var r record
-		describe(&r, &pg.g, a.parser.parse(pg.g.header()))
-		a.publishMerged(ev, &pg.g, &r, pg.at.source)
-		return
-	}
+// publishAccess publishes ev's access document and returns its sequence
+// number.
+func (a *assembler) publishAccess(ev *proxy.AccessEvent) uint64 {
 	a.accessDoc(ev)
-	a.publish()
 	documentsAccess.Inc()
+	return a.publish()
 }
 
-// publishMerged publishes ev's access document with the backend error
-// record g (described by r, attributed to ev's request by source) folded in.
-func (a *assembler) publishMerged(ev *proxy.AccessEvent, g *group, r *record, source string) {
-	a.accessDoc(ev)
+// fold adds the backend error record g, attributed to ev's request by at,
+// to ev's access document in a.doc.
+func (a *assembler) fold(ev *proxy.AccessEvent, g *group, at *attribution) {
+	var r record
+	describe(&r, g, a.parser.parse(g.header()))
 	d := &a.doc
-	d.tagBackend, d.mergedBy = true, source
+	d.tagBackend, d.mergedBy = true, at.seqBy
 	d.errType, d.errMsg = r.errType, r.errMsg
 	d.stack = g.text // the whole record: its header line says where it came from
 	d.logger, d.logLevel = r.logger, r.levelText
@@ -247,13 +282,13 @@ func (a *assembler) publishMerged(ev *proxy.AccessEvent, g *group, r *record, so
 		a.msg = appendSummary(a.msg, r.errType, r.errMsg, r.headline)
 		d.message = a.msg
 	}
-	a.publish()
-	documentsAccess.Inc()
-	mergedErrors.Inc()
 }
 
-// publishBackend publishes the backend document of the record g.
-func (a *assembler) publishBackend(g *group, p *parsed, r *record, at *attribution) {
+// publishBackend publishes the backend document of the record g, whose
+// header parsed as p, and returns its sequence number.
+func (a *assembler) publishBackend(g *group, p *parsed, at *attribution) uint64 {
+	var r record
+	describe(&r, g, p)
 	d := &a.doc
 	d.reset()
 	d.time = g.first
@@ -274,10 +309,11 @@ func (a *assembler) publishBackend(g *group, p *parsed, r *record, at *attributi
 		d.candidates = append(d.candidates, at.candidates[:at.n]...)
 	}
 
-	a.msg = appendRecordMessage(a.msg[:0], g, p, r)
-	if at.source == "marker" {
-		// The backend wrote the guide's marker itself; the policy decides
-		// whether this document carries one.
+	a.msg = appendRecordMessage(a.msg[:0], g, p, &r)
+	if at.ownMarker {
+		// The backend wrote the guide's marker itself, and it counted:
+		// the policy decides whether this document carries one. (A
+		// marker that did not count stays, and is defused as text.)
 		a.msg = removeMarker(a.msg, at.session)
 	}
 	d.message = a.msg
@@ -302,17 +338,36 @@ func (a *assembler) publishBackend(g *group, p *parsed, r *record, at *attributi
 	}
 	d.truncated = g.truncated
 	d.service, d.host = a.service, a.host
-	a.publish()
 	documentsBackend.Inc()
+	return a.publish()
 }
 
-// publish encodes a.doc and hands it to the publisher under a new _id.
-func (a *assembler) publish() {
-	a.out = appendDocument(a.out[:0], &a.doc)
+// publish hands a.doc to the publisher as a new document, under the next
+// _id, and returns the sequence number the _id ends with.
+func (a *assembler) publish() uint64 {
 	a.idSeq++
+	a.send(a.idSeq, false)
+	return a.idSeq
+}
+
+// replace hands a.doc to the publisher as the new version of the document
+// published under docSeq.
+func (a *assembler) replace(docSeq uint64) {
+	replacements.Inc()
+	a.send(docSeq, true)
+}
+
+func (a *assembler) send(docSeq uint64, replace bool) {
+	a.out = appendDocument(a.out[:0], &a.doc)
 	a.id = append(a.id[:0], a.idPrefix...)
-	a.id = strconv.AppendUint(a.id, a.idSeq, 36)
-	if err := a.pub.Publish(a.id, a.out); err != nil {
+	a.id = strconv.AppendUint(a.id, docSeq, 36)
+	var err error
+	if replace {
+		err = a.pub.Replace(a.id, a.out)
+	} else {
+		err = a.pub.Publish(a.id, a.out)
+	}
+	if err != nil {
 		publishErrors.Inc()
 		a.publishFailures++
 		// One message per minute at most: a full spool fails every document.

@@ -1,7 +1,9 @@
 package enrich
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -166,13 +168,16 @@ func TestMergeTracebackIntoAccessDocument(t *testing.T) {
 			if len(a.held)+len(a.parked) != 0 {
 				t.Errorf("left waiting: %d held, %d parked", len(a.held), len(a.parked))
 			}
+			// The event first: its document was published when it came,
+			// and replaced by the merged one. The traceback first: it
+			// waited for the event, and one document was published.
+			if want := map[bool]int{true: 1, false: 0}[eventFirst]; rec.replaced() != want {
+				t.Errorf("%d replacements, want %d", rec.replaced(), want)
+			}
 		})
 	}
 }
 
-// TestMergeGivesUp: a 5xx event whose traceback never comes, and a
-// traceback whose event never comes, are each published alone once they
-// waited hold.
 // TestMergeAfterPreflight is a page calling the Flask example from another
 // origin: the previous call ends, the browser sends a CORS preflight without
 // the session, then the call that raises. The traceback names its request,
@@ -265,32 +270,136 @@ func TestNamedRequestInAnyFormat(t *testing.T) {
 	}
 }
 
-func TestMergeGivesUp(t *testing.T) {
+// TestMergeTiming: whichever of a 5xx event and its traceback comes first,
+// and however late the other, nothing waits unpublished for longer than
+// parkWait (a SIGKILL loses nothing the client was answered about), and the
+// index ends up with one error document when the two meet within hold, two
+// when they do not.
+func TestMergeTiming(t *testing.T) {
+	const (
+		E = "E" // the 5xx event
+		T = "T" // the traceback, complete
+	)
+	type step struct {
+		what string
+		at   time.Duration // after the request's end
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+		ops   string // the publisher's calls for error documents: P (Publish) or R (Replace), the _id's number, the tags
+		final int    // documents in the index
+	}{
+		{"event, then traceback", []step{{E, 0}, {T, 100 * time.Millisecond}}, "P1[error access] R1[error access backend]", 1},
+		{"event, traceback after hold", []step{{E, 0}, {T, 600 * time.Millisecond}}, "P1[error access] P2[error backend]", 2},
+		{"traceback, then event", []step{{T, 0}, {E, 10 * time.Millisecond}}, "P1[error access backend]", 1},
+		{"traceback, event after parkWait", []step{{T, 0}, {E, 200 * time.Millisecond}}, "P1[error backend] R1[error access backend]", 1},
+		{"traceback, event after hold", []step{{T, 0}, {E, 600 * time.Millisecond}}, "P1[error backend] P3[error access]", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{}
+			a := newTestAssembler(rec, Options{})
+			if a.hold != 520*time.Millisecond || a.wait != parkWait {
+				t.Fatalf("hold %v, wait %v: the steps assume the defaults", a.hold, a.wait)
+			}
+			a.attr.RequestStarted(&proxy.RequestStart{Seq: 1, Start: ms(0), Session: 42})
+			ev := accessEvent(1, 42, ms(0), 10*time.Millisecond, "GET", "/api/cart", 500)
+			a.attr.finish(ev)
+			end := ms(10)
+			now := end
+			for _, s := range tc.steps {
+				// Time passes in ticks, as in the worker.
+				for ; now.Before(end.Add(s.at)); now = now.Add(10 * time.Millisecond) {
+					a.tick(now)
+					if n := overdue(a, now); n > 0 {
+						t.Fatalf("%d records unpublished for longer than parkWait at %v", n, now.Sub(end))
+					}
+				}
+				switch s.what {
+				case E:
+					a.addEvent(ev, now)
+					if !strings.Contains(tc.ops, "P1[error backend]") && len(rec.docs) == 0 {
+						t.Errorf("the 5xx event was not published when it came")
+					}
+				case T:
+					for _, l := range flaskFailure {
+						a.addLine(lineAt(ms(5), capture.Stderr, l), now) // printed while the request ran
+					}
+					a.addLine(lineAt(now, capture.Stderr, "INFO:app:next record"), now) // completes the traceback
+				}
+			}
+			for ; now.Before(end.Add(time.Second)); now = now.Add(10 * time.Millisecond) {
+				a.tick(now)
+				if n := overdue(a, now); n > 0 {
+					t.Fatalf("%d records unpublished for longer than parkWait at %v", n, now.Sub(end))
+				}
+			}
+			a.flushAll()
+			docs := rec.decoded(t)
+			var ops []string
+			for _, o := range rec.ops {
+				var d struct{ Tags []string }
+				_ = json.Unmarshal(o.doc, &d)
+				if slices.Contains(d.Tags, "error") {
+					ops = append(ops, fmt.Sprintf("%s%s%v", map[bool]string{false: "P", true: "R"}[o.replace], strings.TrimPrefix(o.id, "test-"), d.Tags))
+				}
+			}
+			if got := strings.Join(ops, " "); got != tc.ops {
+				t.Errorf("publisher calls %s, want %s", got, tc.ops)
+			}
+			var errs int
+			for _, d := range docs {
+				if d["level"] == "error" {
+					errs++
+					if field(d, "openReplaySession.id") != "42" {
+						t.Errorf("error document without its session: %v", d)
+					}
+				}
+			}
+			if errs != tc.final {
+				t.Errorf("%d error documents in the index, want %d", errs, tc.final)
+			}
+			if len(a.held)+len(a.parked) != 0 {
+				t.Errorf("left waiting: %d held, %d parked", len(a.held), len(a.parked))
+			}
+		})
+	}
+}
+
+// overdue counts the backend records that have waited unpublished for
+// longer than parkWait and a tick (5xx events are published when they come).
+func overdue(a *assembler, now time.Time) int {
+	n := 0
+	for _, pg := range a.parked {
+		if parkedAt := pg.expires.Add(-a.hold); pg.docSeq == 0 && now.Sub(parkedAt) > parkWait+10*time.Millisecond {
+			n++
+		}
+	}
+	return n
+}
+
+// TestMergeReplacedByOKEvent: a backend error published alone after
+// parkWait stays as it is when its request's event turns out not to be an
+// error.
+func TestMergeReplacedByOKEvent(t *testing.T) {
 	rec := &recorder{}
 	a := newTestAssembler(rec, Options{})
-	a.addEvent(accessEvent(1, 42, ms(0), time.Millisecond, "GET", "/a", 503), ms(1))
-	a.tick(ms(1).Add(a.hold - time.Millisecond))
-	if len(rec.docs) != 0 {
-		t.Fatal("published before hold")
-	}
-	a.tick(ms(1).Add(a.hold))
-	if len(rec.docs) != 1 || !strings.Contains(string(rec.docs[0]), "GET /a -> 503") {
-		t.Fatalf("got %q", rec.docs)
-	}
-
-	a.attr.RequestStarted(&proxy.RequestStart{Seq: 2, Start: ms(1000), Session: 43})
+	a.attr.RequestStarted(&proxy.RequestStart{Seq: 1, Start: ms(0), Session: 42})
 	for _, l := range flaskFailure {
-		a.addLine(lineAt(ms(1001), capture.Stderr, l), ms(1001))
+		a.addLine(lineAt(ms(1), capture.Stderr, l), ms(1))
 	}
-	now := ms(1001).Add(a.grouper.idle)
-	a.tick(now) // completes the traceback: window-attributed to request 2, which is still running
-	if len(a.parked) != 1 || len(rec.docs) != 1 {
-		t.Fatalf("parked %d, published %d", len(a.parked), len(rec.docs))
+	a.tick(ms(1).Add(a.grouper.idle)) // completes the traceback: window-attributed to request 1, still running
+	a.tick(ms(1).Add(a.grouper.idle + parkWait))
+	if len(rec.docs) != 1 || len(a.parked) != 1 {
+		t.Fatalf("published %d, parked %d", len(rec.docs), len(a.parked))
 	}
-	a.tick(now.Add(a.hold))
+	ev := accessEvent(1, 42, ms(0), 400*time.Millisecond, "GET", "/a", 200)
+	a.attr.finish(ev)
+	a.addEvent(ev, ms(400))
+	a.flushAll()
 	docs := rec.decoded(t)
-	if len(docs) != 2 || field(docs[1], "error.type") != "KeyError" || field(docs[1], "openReplaySession.source") != "window" {
-		t.Fatalf("got %v", docs)
+	if len(docs) != 2 || rec.replaced() != 0 || field(docs[0], "error.type") != "KeyError" || field(docs[1], "http.response.status_code") != "200" {
+		t.Errorf("got %d documents, %d replaced: %v", len(docs), rec.replaced(), docs)
 	}
 }
 
@@ -348,7 +457,9 @@ func TestMarkingAcrossDocuments(t *testing.T) {
 		}
 		marks = append(marks, fmt.Sprint(d["level"], ":", m))
 	}
-	want := "[info:M info:M info:M info:- info:- info:- info:- error:M]"
+	// The last request's access document (error) is published when its
+	// event comes; its backend line when it is complete, at the end.
+	want := "[info:M info:M info:M info:- info:- info:- error:M info:-]"
 	if fmt.Sprint(marks) != want {
 		t.Errorf("marks %v, want %s", marks, want)
 	}

@@ -15,7 +15,11 @@ import (
 // exactly one.
 //
 //   - exact: the record carries a request id or a trace id of a request the
-//     proxy saw, or its own openReplaySession.id=N marker;
+//     proxy saw, or its own openReplaySession.id=N marker (see ownmarker.go)
+//     that nothing else contradicts: a marker that disagrees with the ids,
+//     or names none of the sessions whose requests may have printed the
+//     record, is text the backend logged (user input, typically) and counts
+//     for nothing;
 //   - window: its first line was read (from a live pipe) while the proxied
 //     requests in flight, counting AttributionGrace after every request's
 //     end, all belonged to one session. A CORS preflight that had ended
@@ -331,10 +335,11 @@ func requestIDUsable(id []byte) bool {
 type evidence struct {
 	time      time.Time // when its first line was read
 	live      bool      // time is within milliseconds of when it was printed (a pipe)
-	text      []byte    // all of its lines, searched for ids and markers
+	text      []byte    // all of its lines, searched for ids
 	requestID []byte    // structured fields, when the line had them
 	traceID   []byte
-	marker    uint64
+	marker    uint64      // the session its structured openReplaySession.id field names
+	msgMarker uint64      // the session of the marker that opens its message
 	request   lineRequest // the request its first line names, if any
 }
 
@@ -344,6 +349,8 @@ type attribution struct {
 	session    uint64
 	source     string // request-id, trace-id, marker, window
 	seq        uint64 // the request the record belongs to, when known
+	seqBy      string // how seq was found: request-id, trace-id, window
+	ownMarker  bool   // the record's own marker named session, and counted
 	requestID  []byte // the id that matched, from the record's text
 	traceID    []byte
 	candidates [maxCandidates]uint64
@@ -430,12 +437,13 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 		toks.scan(ev.traceID)
 	}
 	toks.scan(ev.text)
-	marker, markerConflict := findMarker(ev.text)
-	if ev.marker != 0 {
-		if marker != 0 && marker != ev.marker {
-			markerConflict = true
-		}
-		marker = ev.marker
+	// The record's own claim: a field and a marker that disagree make none.
+	marker := ev.marker
+	switch {
+	case marker == 0:
+		marker = ev.msgMarker
+	case ev.msgMarker != 0 && ev.msgMarker != marker:
+		marker = 0
 	}
 
 	// Exact evidence: every session it names, and how strong each name is.
@@ -446,8 +454,7 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 		seq       uint64 // 0: no single request
 		source    string // the first, strongest kind of evidence
 	}
-	// note adds one piece of evidence. Ids are noted before the marker,
-	// which names a session but no request.
+	// note adds one id.
 	note := func(session, seq uint64, conflict bool, source string, id []byte) {
 		switch {
 		case conflict:
@@ -456,7 +463,7 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 			exact.session, exact.seq, exact.source = session, seq, source
 		case exact.session != session:
 			exact.ambiguous = true
-		case source != "marker" && exact.seq != seq:
+		case exact.seq != seq:
 			exact.seq = 0
 		}
 		exact.found = true
@@ -488,25 +495,32 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 			note(e.session, e.seq, e.conflict, "trace-id", tok)
 		}
 	}
-	if marker != 0 {
-		note(marker, 0, markerConflict, "marker", nil)
-	}
 	if exact.found {
 		a.mu.Unlock()
+		// A marker that disagrees with the ids is text, and so is one
+		// beside ids that name no single session.
 		if exact.ambiguous || exact.session == 0 {
 			// Conflicting names, or the record belongs to a request
 			// without a session.
 			return at
 		}
 		at = attribution{level: attributionExact, session: exact.session, source: exact.source,
-			seq: exact.seq, requestID: at.requestID, traceID: at.traceID}
+			seq: exact.seq, requestID: at.requestID, traceID: at.traceID, ownMarker: marker == exact.session}
+		if at.seq != 0 {
+			at.seqBy = at.source
+		}
 		return at
 	}
 	if !ev.live || !ev.time.After(a.horizon) {
 		a.mu.Unlock()
+		if marker != 0 {
+			// No timing to check the marker against: a file, a push, or
+			// a time older than the requests still known.
+			return attribution{level: attributionExact, session: marker, source: "marker", ownMarker: true}
+		}
 		return at
 	}
-	w := a.window(ev.time, &ev.request, named)
+	w := a.window(ev.time, &ev.request, named, marker)
 	a.mu.Unlock()
 	return w.decide()
 }
@@ -514,9 +528,11 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 // window collects the requests that may have printed a record whose first
 // line was read at t (see Attributor): byTime by the time alone, byName
 // those with the method and path the line names (named: the path's key).
-// The caller holds a.mu.
-func (a *Attributor) window(t time.Time, req *lineRequest, named uint64) suspects {
-	var byTime, byName suspects
+// marker is the session the record's own marker names (0: none); the
+// suspects count its requests, and the scan does not stop before it has
+// seen one. The caller holds a.mu.
+func (a *Attributor) window(t time.Time, req *lineRequest, named, marker uint64) suspects {
+	byTime, byName := suspects{marker: marker}, suspects{marker: marker}
 	reach := a.grace
 	if named != 0 && req.status != 0 {
 		reach = a.reach // an access line: printed after the response
@@ -617,9 +633,14 @@ type suspects struct {
 	unnamed bool   // the record names a request that is none of these
 	cands   [maxCandidates]uint64
 	nCands  int
+	marker  uint64 // the session the record's own marker names; 0: none
+	marked  bool   // one of the requests is of that session
 }
 
 func (s *suspects) add(seq, session uint64) {
+	if session == s.marker {
+		s.marked = true
+	}
 	if s.n == 0 {
 		s.session = session
 	} else if session != s.session {
@@ -639,16 +660,32 @@ func (s *suspects) add(seq, session uint64) {
 	s.nCands++
 }
 
-func (s *suspects) settled() bool { return s.mixed && s.nCands == maxCandidates }
+func (s *suspects) settled() bool {
+	return s.mixed && s.nCands == maxCandidates && (s.marker == 0 || s.marked)
+}
 
 // decide attributes the record to the one session of all the suspects, and
 // to the request when there is only one. Requests without a session count:
 // one of them may have printed the record.
+//
+// The record's own marker decides instead when it names the session of one
+// of the suspects, or when there are none (nothing printed in the time of a
+// proxied request: a background job, a request that did not come through
+// the proxy). When it names none of the sessions whose requests may have
+// printed the record, it is text the backend logged, and counts for nothing.
 func (s *suspects) decide() attribution {
-	if s.n > 0 && !s.mixed && !s.unnamed && s.session != 0 {
+	single := s.n > 0 && !s.mixed && !s.unnamed
+	if s.marker != 0 && (s.n == 0 || s.marked) {
+		at := attribution{level: attributionExact, session: s.marker, source: "marker", ownMarker: true}
+		if single && s.n == 1 {
+			at.seq, at.seqBy = s.seq, "window"
+		}
+		return at
+	}
+	if single && s.session != 0 {
 		at := attribution{level: attributionWindow, session: s.session, source: "window"}
 		if s.n == 1 {
-			at.seq = s.seq
+			at.seq, at.seqBy = s.seq, "window"
 		}
 		return at
 	}

@@ -33,7 +33,10 @@ func finish(a *Attributor, seq, session uint64, from, to time.Time) {
 
 // attr attributes a one-line record read at at, as the assembler does.
 func attr(a *Attributor, at time.Time, text string) attribution {
-	return a.attribute(&evidence{time: at, live: true, text: []byte(text), request: findRequest([]byte(text))})
+	var lp lineParser
+	p := lp.parse([]byte(text))
+	return a.attribute(&evidence{time: at, live: true, text: []byte(text), request: findRequest([]byte(text)),
+		marker: p.marker, msgMarker: p.msgMarker})
 }
 
 // request is a proxied request for the window tests.
@@ -115,9 +118,10 @@ func TestAttributeExact(t *testing.T) {
 		{name: "trace id in a traceparent", text: "traceparent=00-" + trace7 + "-00f067aa0ba902b7-01 failed", level: attributionExact, session: 7, source: "trace-id", seq: 3},
 		{name: "upper-case trace id", text: "trace " + strings.ToUpper(trace7), level: attributionExact, session: 7, source: "trace-id", seq: 3},
 		{name: "structured trace id", ev: evidence{traceID: []byte("projects/p/traces/" + trace7)}, level: attributionExact, session: 7, source: "trace-id", seq: 3},
-		{name: "the line's own marker", text: "INFO:root:[openReplaySession.id=99] hi", level: attributionExact, session: 99, source: "marker"},
+		{name: "the line's own marker", text: "INFO:root:[openReplaySession.id=6] hi", level: attributionExact, session: 6, source: "marker"},
+		{name: "a marker for none of the sessions in flight", text: "INFO:root:[openReplaySession.id=99] hi", cands: []uint64{5, 6, 7, 8}},
 		{name: "marker and request id agree", text: "[openReplaySession.id=5] " + rid5, level: attributionExact, session: 5, source: "request-id", seq: 1},
-		{name: "marker and request id disagree", text: "[openReplaySession.id=6] " + rid5, cands: []uint64{5, 6}},
+		{name: "marker and request id disagree", text: "[openReplaySession.id=6] " + rid5, level: attributionExact, session: 5, source: "request-id", seq: 1},
 		{name: "two request ids of two sessions", text: rid5 + " then " + rid6, cands: []uint64{5, 6}},
 		{name: "the id of a request without a session", text: "req-without-session-0123456789 failed"},
 		{name: "a short id is not looked for", text: "id 12345 failed", cands: []uint64{5, 6, 7, 8}},
@@ -126,9 +130,114 @@ func TestAttributeExact(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := tc.ev
 			ev.time, ev.live, ev.text = ms(10), true, []byte(tc.text)
+			ev.msgMarker = leadingMarker(ev.text)
 			at := a.attribute(&ev)
 			if at.level != tc.level || at.session != tc.session || at.source != tc.source || at.seq != tc.seq {
 				t.Errorf("got %s session %d source %q seq %d, want %s %d %q %d", at.level, at.session, at.source, at.seq, tc.level, tc.session, tc.source, tc.seq)
+			}
+			if got := candidates(at); tc.level == attributionNone && fmt.Sprint(got) != fmt.Sprint(tc.cands) {
+				t.Errorf("candidates %v, want %v", got, tc.cands)
+			}
+		})
+	}
+}
+
+// TestAttributeOwnMarker: a backend line's own marker counts only when
+// nothing contradicts it. The forging attempts are user input that the
+// backend echoes where the guide's filter would put the marker, while
+// serving another session's request.
+func TestAttributeOwnMarker(t *testing.T) {
+	const rid5 = "01HWX3K9Q7ZP4M2B8N6C5D1E0F"
+	const trace5 = "4bf92f3577b34da6a3ce929d0e0e4736"
+	alone := func() *Attributor { // session 5's request 1 in flight
+		a := NewAttributor(grace)
+		start(a, 1, 5, ms(0), rid5, trace5)
+		return a
+	}
+	for _, tc := range []struct {
+		name      string
+		a         func() *Attributor
+		text      string
+		field     uint64 // a structured openReplaySession.id
+		file      bool   // read from a tailed file: no timing
+		level     attributionLevel
+		session   uint64
+		source    string
+		seq       uint64
+		ownMarker bool
+		cands     []uint64
+	}{
+		{name: "forged: timing names another session", a: alone, text: "INFO:app:[openReplaySession.id=999] q",
+			level: attributionWindow, session: 5, source: "window", seq: 1},
+		{name: "forged: the request id names another session", a: alone, text: "INFO:app:[openReplaySession.id=999] " + rid5,
+			level: attributionExact, session: 5, source: "request-id", seq: 1},
+		{name: "forged: the trace id names another session", a: alone, text: "INFO:app:[openReplaySession.id=999] trace=" + trace5,
+			level: attributionExact, session: 5, source: "trace-id", seq: 1},
+		{name: "forged: a request id, read from a file", a: alone, file: true, text: "INFO:app:[openReplaySession.id=999] " + rid5,
+			level: attributionExact, session: 5, source: "request-id", seq: 1},
+		{name: "forged: a structured field", a: alone, text: `{"msg":"q"}`, field: 999,
+			level: attributionWindow, session: 5, source: "window", seq: 1},
+		{name: "forged: the marker in the middle of the message", a: alone, text: "INFO user searched for [openReplaySession.id=999] q",
+			level: attributionWindow, session: 5, source: "window", seq: 1},
+		{name: "forged: a field and a marker that disagree", a: alone, text: "[openReplaySession.id=5] q", field: 999,
+			level: attributionWindow, session: 5, source: "window", seq: 1},
+		{name: "forged: none of the sessions in flight", a: func() *Attributor {
+			a := alone()
+			start(a, 2, 6, ms(1), "", "")
+			return a
+		}, text: "INFO:app:[openReplaySession.id=999] q", cands: []uint64{5, 6}},
+		{name: "forged: only a request without a session in flight", a: func() *Attributor {
+			a := NewAttributor(grace)
+			start(a, 1, 0, ms(0), "", "")
+			return a
+		}, text: "INFO:app:[openReplaySession.id=999] q"},
+		{name: "forged: the line names another session's request", a: func() *Attributor {
+			a := NewAttributor(grace)
+			request{seq: 1, session: 5, method: "GET", path: "/search", from: ms(0)}.run(a)
+			request{seq: 2, session: 999, method: "GET", path: "/other", from: ms(1)}.run(a)
+			return a
+		}, text: "ERROR:app:[openReplaySession.id=999] Exception on /search [GET]",
+			level: attributionWindow, session: 5, source: "window", seq: 1},
+
+		{name: "the guide's marker, agreeing with the timing", a: alone, text: "ERROR:app:[openReplaySession.id=5] boom",
+			level: attributionExact, session: 5, source: "marker", seq: 1, ownMarker: true},
+		{name: "the guide's marker, agreeing with the request id", a: alone, text: "ERROR:app:[openReplaySession.id=5] " + rid5,
+			level: attributionExact, session: 5, source: "request-id", seq: 1, ownMarker: true},
+		{name: "the guide's marker among concurrent sessions", a: func() *Attributor {
+			a := alone()
+			start(a, 2, 6, ms(1), "", "")
+			start(a, 3, 0, ms(2), "", "")
+			return a
+		}, text: "INFO:app:[openReplaySession.id=6] x", level: attributionExact, session: 6, source: "marker", ownMarker: true},
+		{name: "the guide's marker among more sessions than the candidates kept", a: func() *Attributor {
+			a := NewAttributor(grace)
+			for i := range uint64(40) {
+				start(a, i+1, 100+i, ms(0), "", "")
+			}
+			return a
+		}, text: "INFO:app:[openReplaySession.id=139] x", level: attributionExact, session: 139, source: "marker", ownMarker: true},
+		{name: "the guide's marker with nobody in flight", a: func() *Attributor {
+			a := NewAttributor(grace)
+			request{seq: 1, session: 5, from: ms(-100), to: ms(-90)}.run(a)
+			return a
+		}, text: "INFO:app:[openReplaySession.id=999] background job", level: attributionExact, session: 999, source: "marker", ownMarker: true},
+		{name: "the guide's marker in a file", a: alone, file: true, text: "INFO:app:[openReplaySession.id=999] x",
+			level: attributionExact, session: 999, source: "marker", ownMarker: true},
+		{name: "a structured field", a: alone, text: `{"msg":"x"}`, field: 5,
+			level: attributionExact, session: 5, source: "marker", seq: 1, ownMarker: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var lp lineParser
+			p := lp.parse([]byte(tc.text))
+			ev := evidence{time: ms(5), live: !tc.file, text: []byte(tc.text), marker: tc.field, msgMarker: p.msgMarker,
+				requestID: p.requestID, traceID: p.traceID}
+			if ev.live {
+				ev.request = findRequest(p.message)
+			}
+			at := tc.a().attribute(&ev)
+			if at.level != tc.level || at.session != tc.session || at.source != tc.source || at.seq != tc.seq || at.ownMarker != tc.ownMarker {
+				t.Errorf("got %s session %d source %q seq %d ownMarker %v, want %s %d %q %d %v",
+					at.level, at.session, at.source, at.seq, at.ownMarker, tc.level, tc.session, tc.source, tc.seq, tc.ownMarker)
 			}
 			if got := candidates(at); tc.level == attributionNone && fmt.Sprint(got) != fmt.Sprint(tc.cands) {
 				t.Errorf("candidates %v, want %v", got, tc.cands)
@@ -335,7 +444,7 @@ func TestAttributeNeedsLiveTime(t *testing.T) {
 	if at.level != attributionNone {
 		t.Fatalf("a file or ingest line's read time says nothing about when it was printed: %+v", at)
 	}
-	at = a.attribute(&evidence{time: ms(10), live: false, text: []byte("[openReplaySession.id=5] marked")})
+	at = a.attribute(&evidence{time: ms(10), live: false, text: []byte("[openReplaySession.id=5] marked"), msgMarker: 5})
 	if at.level != attributionExact {
 		t.Fatalf("exact evidence holds for any stream: %+v", at)
 	}

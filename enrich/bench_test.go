@@ -11,6 +11,7 @@ import (
 type discard struct{ n int }
 
 func (d *discard) Publish(id, source []byte) error { d.n += len(source); return nil }
+func (d *discard) Replace(id, source []byte) error { d.n += len(source); return nil }
 
 func benchEvent() *proxy.AccessEvent {
 	ev := accessEvent(7, 7394857349857, t0, 12400*time.Microsecond, "GET", "/api/cart/items", 200)
@@ -57,6 +58,7 @@ func BenchmarkParseLine(b *testing.B) {
 	for _, bc := range []struct{ name, line string }{
 		{"text-python", "ERROR:app.payments:charge failed for order 1234 after 3 attempts"},
 		{"text-logback", "10:00:02.001 [http-nio-8080-exec-4] WARN  com.example.shop.RateLimiter - client 10.0.0.7 over limit"},
+		{"text-logback-marker", "10:00:02.001 [http-nio-8080-exec-4] WARN  com.example.shop.RateLimiter - [openReplaySession.id=7394857349857] client 10.0.0.7 over limit"},
 		{"json-pino", `{"level":50,"time":1714557600456,"pid":17,"hostname":"web-1","reqId":"req-5b2e9c71a0d84f3b","err":{"type":"TypeError","message":"Cannot read properties of undefined","stack":"TypeError: Cannot read properties of undefined\n    at total (/app/src/cart.js:14:22)"},"msg":"checkout failed"}`},
 		{"json-escaped", `{"level":"info","msg":"user \"bob\" logged in from caf\u00e9","ts":1714557600.123}`},
 		{"logfmt-slog", `time=2024-05-01T10:00:01.250Z level=ERROR msg="query failed" err="pq: relation \"carts\" does not exist" request_id=01HWX3K9Q7ZP4M2B8N6C5D1E0F`},
@@ -86,6 +88,29 @@ func BenchmarkBackendLine(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		a.addLine(l, l.Time)
+	}
+}
+
+// BenchmarkBackendLineMarked: a line with the guide's marker, checked
+// against 100 requests in flight: of its own session (found somewhere in
+// the scan) or of none (the whole window is scanned before it is text).
+func BenchmarkBackendLineMarked(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		session string
+	}{{"own-session", "50"}, {"forged", "999"}} {
+		b.Run(bc.name, func(b *testing.B) {
+			a := newTestAssembler(&discard{}, Options{ServiceName: "shop"})
+			for i := range uint64(100) {
+				a.attr.RequestStarted(&proxy.RequestStart{Seq: i + 1, Start: t0, Session: i + 1})
+			}
+			l := &capture.Line{Time: t0.Add(time.Millisecond), Stream: capture.Stderr,
+				Text: []byte(`{"level":"info","msg":"[openReplaySession.id=` + bc.session + `] cart loaded","items":3}`)}
+			b.ReportAllocs()
+			for b.Loop() {
+				a.addLine(l, l.Time)
+			}
+		})
 	}
 }
 

@@ -14,26 +14,72 @@ import (
 	"github.com/replaylink/replaylink/proxy"
 )
 
-// recorder is a Publisher that keeps what it is given.
+// recorder is a Publisher that keeps what it is given: every call in ops,
+// and each document (ids, in the order first published) in its latest
+// version (docs), as the index ends up with it.
 type recorder struct {
 	mu   sync.Mutex
+	ops  []publishOp
 	ids  []string
 	docs [][]byte
+	bad  []string // calls no index would take: a second Publish of an _id, a Replace of none
+}
+
+type publishOp struct {
+	replace bool
+	id      string
+	doc     []byte
 }
 
 func (r *recorder) Publish(id, source []byte) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	doc := bytes.Clone(source)
+	r.ops = append(r.ops, publishOp{false, string(id), doc})
+	if slices.Contains(r.ids, string(id)) {
+		r.bad = append(r.bad, "Publish of _id "+string(id)+" again")
+		return nil
+	}
 	r.ids = append(r.ids, string(id))
-	r.docs = append(r.docs, bytes.Clone(source))
+	r.docs = append(r.docs, doc)
 	return nil
 }
 
-// decoded returns the published documents as maps.
+func (r *recorder) Replace(id, source []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	doc := bytes.Clone(source)
+	r.ops = append(r.ops, publishOp{true, string(id), doc})
+	i := slices.Index(r.ids, string(id))
+	if i < 0 {
+		r.bad = append(r.bad, "Replace of _id "+string(id)+", never published")
+		return nil
+	}
+	r.docs[i] = doc
+	return nil
+}
+
+// replaced counts the Replace calls.
+func (r *recorder) replaced() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, o := range r.ops {
+		if o.replace {
+			n++
+		}
+	}
+	return n
+}
+
+// decoded returns the documents, in their latest version, as maps.
 func (r *recorder) decoded(t testing.TB) []map[string]any {
 	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, b := range r.bad {
+		t.Errorf("publisher: %s", b)
+	}
 	out := make([]map[string]any, len(r.docs))
 	for i, d := range r.docs {
 		out[i] = checkContract(t, d)

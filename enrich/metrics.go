@@ -20,4 +20,8 @@ var (
 	// mergedErrors counts backend error records folded into their
 	// request's 5xx access document.
 	mergedErrors = metrics.GetOrCreateCounter(`replaylink_enrich_merged_errors_total`)
+	// replacements counts documents handed on again under the _id of one
+	// published before: a 5xx access document, or a backend error, that
+	// became the merged error document of its request.
+	replacements = metrics.GetOrCreateCounter(`replaylink_enrich_replacements_total`)
 )

@@ -3,7 +3,6 @@ package enrich
 import (
 	"bytes"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -39,6 +38,7 @@ type parsed struct {
 	errMessage []byte
 	stack      []byte
 	marker     uint64 // a session id the line states in a field of its own
+	msgMarker  uint64 // the session of the guide's marker opening the message (see ownmarker.go)
 	msgRank    int    // which message key was seen: lower wins
 	loggerRank int
 }
@@ -59,6 +59,7 @@ func (lp *lineParser) parse(line []byte) *parsed {
 	if len(trimmed) >= 2 && trimmed[0] == '{' && trimmed[len(trimmed)-1] == '}' {
 		if lp.parseJSON(trimmed) {
 			lp.p.format = formatJSON
+			lp.p.msgMarker = messageMarker(lp.p.message)
 			return &lp.p
 		}
 		lp.reset()
@@ -66,6 +67,7 @@ func (lp *lineParser) parse(line []byte) *parsed {
 	if startsLogfmt(trimmed) {
 		if lp.parseLogfmt(trimmed) {
 			lp.p.format = formatLogfmt
+			lp.p.msgMarker = messageMarker(lp.p.message)
 			return &lp.p
 		}
 		lp.reset()
@@ -91,6 +93,7 @@ func (lp *lineParser) parseText(line []byte) {
 	}
 	lp.p.format = formatText
 	lp.p.message = line
+	lp.p.msgMarker = leadingMarker(clean)
 	lp.p.level, lp.p.levelText = textLevel(clean)
 	if lp.p.levelText != nil {
 		lp.p.logger = textLogger(clean, lp.p.levelText)
@@ -311,41 +314,4 @@ func structuredTime(raw []byte, num bool) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
-}
-
-// findMarker finds the guide's marker "[openReplaySession.id=N]" in text,
-// written by a backend that already follows OpenReplay's guide. It counts
-// only where such a logging filter puts it: at the start of the text or of
-// a message, after a space, tab, colon, bracket or quote. A marker glued to
-// other text, as in a logged URL "?q=[openReplaySession.id=N]", is what a
-// client typed, not what the backend meant. conflict is true when the text
-// names more than one session.
-func findMarker(text []byte) (session uint64, conflict bool) {
-	const m = "[openReplaySession.id="
-	for off := 0; ; {
-		i := bytes.Index(text[off:], []byte(m))
-		if i < 0 {
-			return session, conflict
-		}
-		i += off
-		off = i + len(m)
-		if i > 0 && strings.IndexByte(" \t:]\"'", text[i-1]) < 0 {
-			continue
-		}
-		j := off
-		for j < len(text) && j-off < 20 && '0' <= text[j] && text[j] <= '9' {
-			j++
-		}
-		if j >= len(text) || text[j] != ']' {
-			continue
-		}
-		n, err := strconv.ParseUint(string(text[off:j]), 10, 64)
-		if err != nil || n == 0 {
-			continue
-		}
-		if session != 0 && n != session {
-			conflict = true
-		}
-		session = n
-	}
 }

@@ -162,26 +162,3 @@ func TestExceptionOf(t *testing.T) {
 		}
 	}
 }
-
-func TestFindMarker(t *testing.T) {
-	for _, tc := range []struct {
-		text     string
-		session  uint64
-		conflict bool
-	}{
-		{"[openReplaySession.id=123] Endpoint accessed", 123, false},
-		{"INFO:root:[openReplaySession.id=123] Endpoint accessed", 123, false},
-		{`{"msg":"[openReplaySession.id=9] x"}`, 9, false},
-		{"GET /s?q=[openReplaySession.id=5] HTTP/1.1", 0, false},       // glued to a URL: typed by a client
-		{"openReplaySession.id=5 without brackets", 0, false},          // not the guide's form
-		{"[openReplaySession.id=5x] trailing junk", 0, false},          // not a number
-		{"[openReplaySession.id=0] zero", 0, false},                    // not a session
-		{"[openReplaySession.id=1] [openReplaySession.id=2]", 2, true}, // two sessions: conflict
-		{"[openReplaySession.id=1] again [openReplaySession.id=1]", 1, false},
-	} {
-		s, c := findMarker([]byte(tc.text))
-		if s != tc.session || c != tc.conflict {
-			t.Errorf("findMarker(%q) = %d %v, want %d %v", tc.text, s, c, tc.session, tc.conflict)
-		}
-	}
-}

@@ -22,7 +22,7 @@ import (
 // held for map operations) and two bounded queues, and drop what does not
 // fit (counted in replaylink_dropped_total) rather than wait. The worker owns
 // everything else (the assembler: grouper, parser, marker, encoder) and is
-// the only caller of Publisher.Publish.
+// the only caller of the Publisher (Publish and Replace).
 type Pipeline struct {
 	attr *Attributor
 	asm  *assembler // owned by the worker goroutine

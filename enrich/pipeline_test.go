@@ -174,6 +174,7 @@ func TestPipelineCloseTimeout(t *testing.T) {
 type publisherFunc func() error
 
 func (f publisherFunc) Publish(id, source []byte) error { return f() }
+func (f publisherFunc) Replace(id, source []byte) error { return f() }
 
 func TestOptionsValidate(t *testing.T) {
 	ok := Options{Publisher: &recorder{}}

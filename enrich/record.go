@@ -83,22 +83,21 @@ func appendRecordMessage(dst []byte, g *group, p *parsed, r *record) []byte {
 	return dst
 }
 
-// removeMarker removes "[openReplaySession.id=N]" and the space after it
-// from msg, in place.
+// removeMarker removes the first "[openReplaySession.id=N]", the one that
+// opens the message, and the space after it from msg, in place. Any other
+// is text the backend logged, defused when the document is encoded.
 func removeMarker(msg []byte, session uint64) []byte {
 	var buf [48]byte
 	m := appendMarker(buf[:0], session)
-	for {
-		i := bytes.Index(msg, m)
-		if i < 0 {
-			return bytes.TrimSpace(msg)
-		}
-		end := i + len(m)
-		if end < len(msg) && msg[end] == ' ' {
-			end++
-		}
-		msg = append(msg[:i], msg[end:]...)
+	i := bytes.Index(msg, m)
+	if i < 0 {
+		return msg
 	}
+	end := i + len(m)
+	if end < len(msg) && msg[end] == ' ' {
+		end++
+	}
+	return bytes.TrimSpace(append(msg[:i], msg[end:]...))
 }
 
 // traceHex picks the 32 hex digits of a trace id out of the forms loggers

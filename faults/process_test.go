@@ -28,20 +28,7 @@ func TestSIGKILLUnderLoadAndRestart(t *testing.T) {
 // document, the one a replay most needs, must survive the kill too.
 func TestSIGKILLKeepsAnsweredErrorDocuments(t *testing.T) {
 	t.Parallel()
-	knownBug(t, "enrich holds a 5xx access event in memory for up to 2*GroupIdle+AttributionGrace "+
-		"(~520 ms) after its response was sent, waiting for the backend's traceback (enrich/assembler.go addEvent/held); "+
-		"a SIGKILL in that window loses the error document (measured: ~20 per kill at 40 errors/s)")
 	sigkillScenario(t, 10)
-}
-
-// knownBug skips a test that shows a product bug the lead has to decide on,
-// unless REPLAYLINK_FAULTS_KNOWN_BUGS=1 (to watch it fail).
-func knownBug(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("REPLAYLINK_FAULTS_KNOWN_BUGS") != "1" {
-		newReport(t) // the summary lists it as skipped
-		t.Skip("known bug: " + why + " (REPLAYLINK_FAULTS_KNOWN_BUGS=1 runs it)")
-	}
 }
 
 func sigkillScenario(t *testing.T, failEvery int) {
