@@ -48,10 +48,15 @@ func (b *batch) release(flushBytes int) {
 	}
 }
 
-// add appends a document: {"create":{"_id":"ID"}}\nSOURCE\n.
-func (b *batch) add(id, source []byte, created time.Time) {
+// add appends a document: {"create":{"_id":"ID"}}\nSOURCE\n, or with the
+// index action for a replacement, which overwrites what the _id holds.
+func (b *batch) add(op spool.Op, id, source []byte, created time.Time) {
 	d := docSpan{start: len(b.body), created: created.UnixNano()}
-	b.body = append(b.body, `{"create":{"_id":"`...)
+	if op == spool.OpReplace {
+		b.body = append(b.body, `{"index":{"_id":"`...)
+	} else {
+		b.body = append(b.body, `{"create":{"_id":"`...)
+	}
 	d.id = len(b.body)
 	b.body = appendJSONStringContent(b.body, id)
 	d.idEnd = len(b.body)

@@ -14,6 +14,8 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esutil"
 	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
+
+	"github.com/replaylink/replaylink/ship/spool"
 )
 
 var benchTime = time.Unix(1714564800, 0)
@@ -39,7 +41,7 @@ func BenchmarkBatchEncode(b *testing.B) {
 	for b.Loop() {
 		bt.body, bt.docs = bt.body[:0], bt.docs[:0]
 		for i := range ids {
-			bt.add(ids[i], srcs[i], benchTime)
+			bt.add(spool.OpCreate, ids[i], srcs[i], benchTime)
 		}
 	}
 }
@@ -48,7 +50,7 @@ func BenchmarkBatchGzip(b *testing.B) {
 	ids, srcs := benchDocs()
 	bt := newBatch()
 	for i := range ids {
-		bt.add(ids[i], srcs[i], benchTime)
+		bt.add(spool.OpCreate, ids[i], srcs[i], benchTime)
 	}
 	gz, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
 	var out bytes.Buffer
@@ -119,7 +121,7 @@ func BenchmarkBulkLoop(b *testing.B) {
 		if docs%len(ids) == 0 {
 			bt.body, bt.docs = bt.body[:0], bt.docs[:0]
 		}
-		bt.add(ids[docs%len(ids)], srcs[docs%len(ids)], benchTime)
+		bt.add(spool.OpCreate, ids[docs%len(ids)], srcs[docs%len(ids)], benchTime)
 		docs++
 		if len(bt.docs) == len(ids) {
 			if err := w.deliver(context.Background(), bt); err != nil {

@@ -13,7 +13,9 @@ const (
 	// Indexed: 2xx, the document is in.
 	Indexed Verdict = iota + 1
 	// Duplicate: 409 on a create, the document was indexed by an earlier
-	// attempt (a retry, or a replay after a restart). Counts as success.
+	// attempt (a retry, or a replay after a restart), or a replacement sent
+	// with the index action got there first. Counts as success. (The index
+	// action itself overwrites, so it never gets a 409.)
 	Duplicate
 	// Backoff: the cluster pushes back or is unreachable, or credentials
 	// are refused (429, request-level 5xx, 401, 403...). Retried after a
@@ -86,12 +88,16 @@ func ClassifyBulk(httpStatus int, body []byte, n int, dst []ItemResult) []ItemRe
 		return all(Backoff, syntheticError("unexpected_status", fmt.Sprintf("bulk request answered %d", httpStatus)))
 	}
 
+	// Each item is keyed by its action: create for Publish, index for
+	// Replace (ship.Pipeline.Replace).
+	type item struct {
+		Status int             `json:"status"`
+		Error  json.RawMessage `json:"error"`
+	}
 	var resp struct {
 		Items []struct {
-			Create struct {
-				Status int             `json:"status"`
-				Error  json.RawMessage `json:"error"`
-			} `json:"create"`
+			Create item `json:"create"`
+			Index  item `json:"index"`
 		} `json:"items"`
 	}
 	if err := json.Unmarshal(body, &resp); err != nil || len(resp.Items) != n {
@@ -102,8 +108,11 @@ func ClassifyBulk(httpStatus int, body []byte, n int, dst []ItemResult) []ItemRe
 		return all(Retry, syntheticError("bad_bulk_response", why))
 	}
 	for _, it := range resp.Items {
-		st := it.Create.Status
-		dst = append(dst, ItemResult{Verdict: itemVerdict(st), Status: st, Error: it.Create.Error})
+		r := it.Create
+		if r.Status == 0 {
+			r = it.Index
+		}
+		dst = append(dst, ItemResult{Verdict: itemVerdict(r.Status), Status: r.Status, Error: r.Error})
 	}
 	return dst
 }

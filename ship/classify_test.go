@@ -18,6 +18,14 @@ const (
 		`{"create":{"status":404,"error":{"type":"index_not_found_exception","reason":"no such index [logs]"}}},` +
 		`{"create":{"status":403,"error":{"type":"security_exception","reason":"action [indices:data/write/bulk[s]] is unauthorized for API key"}}},` +
 		`{"create":{"status":200}}]}`
+	// Replacements go with the index action: 200 overwrote, 201 created;
+	// their originals' creates meet them as 409s.
+	replaced = `{"errors":true,"items":[` +
+		`{"index":{"status":200}},` +
+		`{"create":{"status":409,"error":{"type":"version_conflict_engine_exception","reason":"[a]: version conflict, document already exists (current version [2])"}}},` +
+		`{"index":{"status":201}},` +
+		`{"index":{"status":503,"error":{"type":"unavailable_shards_exception","reason":"primary shard is not active"}}},` +
+		`{"index":{"status":400,"error":{"type":"illegal_argument_exception","reason":"only write ops with an op_type of create are allowed in data streams"}}}]}`
 	openSearchMapping = `{"errors":true,"items":[{"create":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse field [http.response.status_code] of type [integer]","caused_by":{"type":"number_format_exception","reason":"For input string: \"abc\""}}}}]}`
 	rejectedRequest   = `{"error":{"root_cause":[{"type":"es_rejected_execution_exception","reason":"rejected"}],"type":"es_rejected_execution_exception","reason":"rejected"},"status":429}`
 	securityError     = `{"error":{"type":"security_exception","reason":"unable to authenticate with provided credentials and anonymous access is not allowed for this request"},"status":401}`
@@ -39,6 +47,11 @@ func TestClassifyBulk(t *testing.T) {
 			name: "mixed items", status: 200, body: mixed, n: 8,
 			want:     []Verdict{Indexed, Duplicate, Reject, Backoff, Retry, Backoff, Backoff, Indexed},
 			wantStat: []int{201, 409, 400, 429, 503, 404, 403, 200},
+		},
+		{
+			name: "replacements (index action)", status: 200, body: replaced, n: 5,
+			want:     []Verdict{Indexed, Duplicate, Indexed, Retry, Reject},
+			wantStat: []int{200, 409, 201, 503, 400},
 		},
 		{name: "opensearch mapping error", status: 200, body: openSearchMapping, n: 1, want: []Verdict{Reject}, wantErr: "mapper_parsing_exception"},
 		{name: "request rejected 429", status: 429, body: rejectedRequest, n: 2, want: []Verdict{Backoff, Backoff}, wantErr: "es_rejected_execution_exception"},
@@ -86,7 +99,7 @@ func TestClassifyBulkReusesDst(t *testing.T) {
 }
 
 func FuzzClassifyBulk(f *testing.F) {
-	for _, s := range []string{allCreated, mixed, openSearchMapping, rejectedRequest, malformedBulk, ""} {
+	for _, s := range []string{allCreated, mixed, replaced, openSearchMapping, rejectedRequest, malformedBulk, ""} {
 		f.Add(200, s, 3)
 		f.Add(400, s, 1)
 	}

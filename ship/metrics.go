@@ -6,6 +6,7 @@ import "github.com/VictoriaMetrics/metrics"
 // listener). Per-pipeline figures are in Stats.
 var (
 	queuedTotal       = metrics.GetOrCreateCounter(`replaylink_ship_documents_queued_total`)
+	replacedTotal     = metrics.GetOrCreateCounter(`replaylink_ship_documents_replaced_total`) // of the queued, replacements
 	shippedTotal      = metrics.GetOrCreateCounter(`replaylink_ship_documents_shipped_total`)
 	duplicateTotal    = metrics.GetOrCreateCounter(`replaylink_ship_documents_duplicate_total`)
 	retriedTotal      = metrics.GetOrCreateCounter(`replaylink_ship_documents_retried_total`)

@@ -2,7 +2,8 @@
 // Elasticsearch (or, in the embedded default, onto an output as JSON lines)
 // exactly once as far as anyone searching can tell: at least once through
 // the disk spool (package spool), and without duplicates because every
-// document has a deterministic _id and is sent with the create action.
+// document has a deterministic _id and is sent with the create action (a
+// Replace with the index action, which overwrites).
 //
 // Data flows Publish -> spool (disk) -> one reader goroutine that cuts
 // batches -> Workers goroutines that send them -> in-order acknowledgements
@@ -218,12 +219,25 @@ func (p *Pipeline) setUp(ctx context.Context, client esapi.Transport, t Target) 
 	return nil
 }
 
-// Publish spools one document. id is its deterministic _id, source its JSON
-// body; neither is kept after the call. It returns once the document
-// survives a crash of replaylink (not yet a power loss: see
+// Publish spools one document, to be created once: a resend of the same id
+// changes nothing (the bulk create action). id is its deterministic _id,
+// source its JSON body; neither is kept after the call. It returns once the
+// document survives a crash of replaylink (not yet a power loss: see
 // docs/reliability.md). An error means the document was not kept; it has
 // been counted in replaylink_dropped_total.
 func (p *Pipeline) Publish(id, source []byte) error {
+	return p.publish(spool.OpCreate, id, source)
+}
+
+// Replace spools a newer version of a document published under id, sent
+// with the bulk index action so that it overwrites the original whichever
+// of the two reaches Elasticsearch first: the original's create meets the
+// replacement as a 409, which counts as shipped. Otherwise as Publish.
+func (p *Pipeline) Replace(id, source []byte) error {
+	return p.publish(spool.OpReplace, id, source)
+}
+
+func (p *Pipeline) publish(op spool.Op, id, source []byte) error {
 	if p.closed.Load() {
 		return p.refuse(droppedClosed, ErrClosed)
 	}
@@ -236,7 +250,7 @@ func (p *Pipeline) Publish(id, source []byte) error {
 		return p.refuse(droppedTooLarge, fmt.Errorf("ship: document of %d bytes: at most %d", len(source), maxDocumentBytes))
 	}
 	source = oneLine(source)
-	if err := p.queue.Append(id, source, time.Now()); err != nil {
+	if err := p.queue.Append(op, id, source, time.Now()); err != nil {
 		switch {
 		case errors.Is(err, spool.ErrClosed):
 			return p.refuse(droppedClosed, ErrClosed)
@@ -247,7 +261,13 @@ func (p *Pipeline) Publish(id, source []byte) error {
 	}
 	queuedTotal.Inc()
 	p.stats.queued.Add(1)
-	p.store.Add(id, source)
+	if op == spool.OpReplace {
+		replacedTotal.Inc()
+		p.stats.replaced.Add(1)
+		p.store.Replace(id, source)
+	} else {
+		p.store.Add(id, source)
+	}
 	return nil
 }
 
@@ -340,7 +360,14 @@ func (p *Pipeline) read() {
 				b.started = time.Now()
 				timer.Reset(p.opts.FlushInterval)
 			}
-			b.add(rec.ID, rec.Source, rec.Created)
+			op := rec.Op
+			if p.opts.DataStream {
+				// Data streams take the create action only (any other is a
+				// 400): a replacement gets in only when it arrives before
+				// its original. See docs/reliability.md.
+				op = spool.OpCreate
+			}
+			b.add(op, rec.ID, rec.Source, rec.Created)
 			b.end = rec.End
 			if len(b.body) >= p.opts.FlushBytes || time.Since(b.started) >= p.opts.FlushInterval {
 				if !dispatch() {
@@ -385,7 +412,8 @@ func (p *Pipeline) work(d deliverer) {
 
 // Stats are a pipeline's figures since New.
 type Stats struct {
-	Queued       uint64 // accepted by Publish
+	Queued       uint64 // accepted by Publish and Replace
+	Replaced     uint64 // of Queued, accepted by Replace: newer versions, not more documents
 	Shipped      uint64 // indexed or written out, duplicates included
 	Duplicates   uint64 // 409: already indexed by an earlier attempt
 	Retried      uint64 // document sends repeated
@@ -397,7 +425,7 @@ type Stats struct {
 // Stats returns the pipeline's figures.
 func (p *Pipeline) Stats() Stats {
 	return Stats{
-		Queued: p.stats.queued.Load(), Shipped: p.stats.shipped.Load(), Duplicates: p.stats.duplicates.Load(),
+		Queued: p.stats.queued.Load(), Replaced: p.stats.replaced.Load(), Shipped: p.stats.shipped.Load(), Duplicates: p.stats.duplicates.Load(),
 		Retried: p.stats.retriedN.Load(), DeadLettered: p.stats.deadLetteredN.Load(), Dropped: p.stats.dropped.Load(),
 		Spool: p.queue.Stats(),
 	}
@@ -405,7 +433,7 @@ func (p *Pipeline) Stats() Stats {
 
 // counters keep a pipeline's Stats and feed the process-wide metrics.
 type counters struct {
-	queued, shipped, duplicates, retriedN, deadLetteredN, dropped atomic.Uint64
+	queued, replaced, shipped, duplicates, retriedN, deadLetteredN, dropped atomic.Uint64
 }
 
 func (c *counters) shippedN(n, dups int) {

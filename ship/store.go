@@ -1,6 +1,9 @@
 package ship
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // Document is a document as the memory store keeps it.
 type Document struct {
@@ -44,8 +47,17 @@ func NewMemoryStore(maxDocs int, maxBytes int64) *MemoryStore {
 	}
 }
 
-// Add keeps a copy of the document, unless one with the same id is kept.
-func (m *MemoryStore) Add(id, source []byte) {
+// Add keeps a copy of the document, unless one with the same id is kept:
+// as Elasticsearch's create, the first version stays.
+func (m *MemoryStore) Add(id, source []byte) { m.put(id, source, false) }
+
+// Replace keeps a copy of the document in place of the one with the same
+// id, which keeps its place in the lookup order; or adds it, as Add. As
+// Elasticsearch's index action, it wins over an Add before or after it, so
+// lookups show one document, the newest version.
+func (m *MemoryStore) Replace(id, source []byte) { m.put(id, source, true) }
+
+func (m *MemoryStore) put(id, source []byte, replace bool) {
 	if m == nil || int64(len(source)) > m.maxBytes {
 		return
 	}
@@ -61,7 +73,10 @@ func (m *MemoryStore) Add(id, source []byte) {
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.byID[d.id]; ok {
+	if seq, ok := m.byID[d.id]; ok {
+		if replace {
+			m.replaceLocked(seq, d)
+		}
 		return
 	}
 	for m.next-m.oldest >= uint64(len(m.ring)) || m.next > m.oldest && m.bytes+int64(len(d.source)) > m.maxBytes {
@@ -78,6 +93,52 @@ func (m *MemoryStore) Add(id, source []byte) {
 	if d.request != "" {
 		m.byRequest[d.request] = append(m.byRequest[d.request], seq)
 	}
+}
+
+// replaceLocked puts d in the slot of seq, moving seq between the lookup
+// indexes if its session or request changed, and evicts the oldest
+// documents while the bytes are over the cap.
+func (m *MemoryStore) replaceLocked(seq uint64, d storedDoc) {
+	slot := &m.ring[seq%uint64(len(m.ring))]
+	if slot.session != d.session {
+		removeSeq(m.bySession, slot.session, seq)
+		insertSeq(m.bySession, d.session, seq)
+	}
+	if slot.request != d.request {
+		removeSeq(m.byRequest, slot.request, seq)
+		insertSeq(m.byRequest, d.request, seq)
+	}
+	m.bytes += int64(len(d.source)) - int64(len(slot.source))
+	*slot = d
+	for m.bytes > m.maxBytes {
+		m.evictOldest()
+	}
+}
+
+// removeSeq and insertSeq keep a key's seqs in ascending order, which
+// evictOldest (through dropFirst) relies on.
+func removeSeq(idx map[string][]uint64, key string, seq uint64) {
+	if key == "" {
+		return
+	}
+	s := idx[key]
+	if i, ok := slices.BinarySearch(s, seq); ok {
+		s = slices.Delete(s, i, i+1)
+	}
+	if len(s) == 0 {
+		delete(idx, key)
+	} else {
+		idx[key] = s
+	}
+}
+
+func insertSeq(idx map[string][]uint64, key string, seq uint64) {
+	if key == "" {
+		return
+	}
+	s := idx[key]
+	i, _ := slices.BinarySearch(s, seq)
+	idx[key] = slices.Insert(s, i, seq)
 }
 
 func (m *MemoryStore) evictOldest() {

@@ -1,6 +1,7 @@
 package ship
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -142,5 +143,55 @@ func BenchmarkMemoryStoreAdd(b *testing.B) {
 	for b.Loop() {
 		m.Add(ids[i&(len(ids)-1)], src)
 		i++
+	}
+}
+
+func TestMemoryStoreReplace(t *testing.T) {
+	m := NewMemoryStore(10, 1<<20)
+	for i := range 3 {
+		m.Add(storeDoc("1", fmt.Sprint("r", i), i))
+	}
+	// In place: the replacement keeps the original's place in the order.
+	m.Replace([]byte("id-1"), []byte(`{"openReplaySession":{"id":"1"},"http":{"request":{"id":"r1"}},"v":2}`))
+	docs := m.Session("1")
+	if got := ids(docs); !reflect.DeepEqual(got, []string{"id-0", "id-1", "id-2"}) || !strings.Contains(string(docs[1].Source), `"v":2`) {
+		t.Fatalf("after Replace: %v, id-1 = %s", got, docs[1].Source)
+	}
+	// An Add of the same id after the replacement changes nothing.
+	m.Add(storeDoc("1", "r1", 1))
+	if d := m.Request("r1"); len(d) != 1 || !strings.Contains(string(d[0].Source), `"v":2`) {
+		t.Fatalf("Add after Replace: %v", d)
+	}
+	// A replacement naming another session and request moves between them.
+	m.Replace([]byte("id-0"), []byte(`{"openReplaySession":{"id":"2"},"http":{"request":{"id":"rx"}}}`))
+	if got := ids(m.Session("1")); !reflect.DeepEqual(got, []string{"id-1", "id-2"}) {
+		t.Fatalf("Session(1) = %v", got)
+	}
+	if got := ids(m.Session("2")); !reflect.DeepEqual(got, []string{"id-0"}) || len(m.Request("r0")) != 0 || len(m.Request("rx")) != 1 {
+		t.Fatalf("Session(2) = %v, r0 %v, rx %v", got, m.Request("r0"), m.Request("rx"))
+	}
+	// Replacing an id never seen adds it; eviction keeps the indexes right.
+	m.Replace(storeDoc("2", "r9", 9))
+	if m.Len() != 4 || len(m.byID) != 4 {
+		t.Fatalf("len %d, ids %d", m.Len(), len(m.byID))
+	}
+	for i := 10; i < 20; i++ {
+		m.Add(storeDoc("3", fmt.Sprint("r", i), i))
+	}
+	if len(m.bySession) != 1 || len(m.byRequest) != 10 || m.Len() != 10 {
+		t.Fatalf("indexes leak after eviction: %d sessions, %d requests, %d docs", len(m.bySession), len(m.byRequest), m.Len())
+	}
+}
+
+func TestMemoryStoreReplaceOverTheByteCap(t *testing.T) {
+	_, one := storeDoc("1", "r", 0)
+	m := NewMemoryStore(100, int64(3*len(one)))
+	for i := range 3 {
+		m.Add(storeDoc("1", "r", i))
+	}
+	big := append(bytes.Repeat([]byte(" "), 2*len(one)), one...) // the whole cap
+	m.Replace([]byte("id-2"), big)
+	if got := ids(m.Session("1")); !reflect.DeepEqual(got, []string{"id-2"}) || m.bytes != int64(len(big)) {
+		t.Fatalf("Session(1) = %v, %d bytes: the oldest should go to make room", got, m.bytes)
 	}
 }

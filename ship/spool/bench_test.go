@@ -21,7 +21,7 @@ func BenchmarkAppend(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if err := q.Append(id, benchSource, now); err != nil {
+		if err := q.Append(OpCreate, id, benchSource, now); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -35,7 +35,7 @@ func BenchmarkRead(b *testing.B) {
 	defer q.Close()
 	id := []byte("0123456789abcdef0123456789abcdef")
 	for range 20000 {
-		if err := q.Append(id, benchSource, time.Now()); err != nil {
+		if err := q.Append(OpCreate, id, benchSource, time.Now()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -62,6 +62,6 @@ func BenchmarkEncodeRecord(b *testing.B) {
 	b.SetBytes(int64(len(benchSource)))
 	b.ReportAllocs()
 	for b.Loop() {
-		buf, _ = encodeRecord(buf[:0], id, benchSource, now)
+		buf, _ = encodeRecord(buf[:0], OpCreate, id, benchSource, now)
 	}
 }

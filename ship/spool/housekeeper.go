@@ -1,13 +1,41 @@
 package spool
 
+// The housekeeper deletes a segment as soon as the acknowledged position
+// has passed all of it, without waiting for that position to be saved:
+// saving needs a little free space, and on a full disk the space can only
+// come from the deletion. This is crash safe because:
+//
+//   - Every record of a deleted segment was acknowledged, so none of them
+//     has to be read again. A crash before the position is saved replays
+//     from the older saved position: records of the segments that are still
+//     there come again (at least once; Elasticsearch answers 409), and those
+//     of deleted segments do not, which they need not.
+//   - A missing segment is not damage. Segments are found by listing the
+//     directory (listSegments), not by counting up from the saved position;
+//     the reader goes on to the first segment at or after its position
+//     (Reader.openNext), so a gap is invisible to it. Damage is only ever a
+//     bad header or record inside a file that exists.
+//   - A segment number is never used again while a position may name it:
+//     numbers only grow within a process, and Open starts after both the
+//     newest segment and the saved position. So a stale position naming a
+//     deleted segment cannot be read as an offset into a different one.
+//
+// On a full disk, Append deletes acknowledged segments itself, without
+// waiting for the next round (Queue.reclaimLocked), and empties the active
+// segment too when all of it is acknowledged. Those are cut to zero bytes
+// before they are deleted, so that the space comes back even while a file
+// is still open; a zero-byte segment found by Open is such a leftover and
+// is deleted too.
+
 import (
+	"errors"
 	"os"
 	"time"
 )
 
 // housekeeper runs on its own goroutine from Open to Close: every interval
-// it fsyncs what was written, saves the acknowledged position, and deletes
-// segments that are fully acknowledged or were dropped for the cap.
+// it fsyncs what was written, deletes segments that are fully acknowledged
+// or were dropped for the cap, and saves the acknowledged position.
 func (q *Queue) housekeeper(interval time.Duration) {
 	defer close(q.done)
 	t := time.NewTicker(interval)
@@ -41,8 +69,11 @@ func (q *Queue) housekeep() {
 		keep(s.w.Sync())
 		keep(s.w.Close())
 	}
-	if dirty {
-		keep(active.w.Sync())
+	if dirty && active != nil {
+		// Append may have emptied and closed it meanwhile: nothing to sync.
+		if err := active.w.Sync(); !errors.Is(err, os.ErrClosed) {
+			keep(err)
+		}
 	}
 	if dirDirty {
 		keep(syncDir(q.dir))
@@ -51,23 +82,26 @@ func (q *Queue) housekeep() {
 	q.ackMu.Lock()
 	acked, saved := q.acked, q.saved
 	q.ackMu.Unlock()
+	// Delete before saving: see the top of this file.
+	for _, s := range q.takeAcked(acked) {
+		keep(os.Remove(s.path))
+	}
+	for _, s := range dropped {
+		keep(q.forgetDropped(s))
+	}
+	q.mu.Lock()
+	if q.failing {
+		q.reclaimActiveLocked()
+	}
+	q.mu.Unlock()
 	if saved.Less(acked) {
-		if err := writePosition(q.dir, acked); err != nil {
+		if err := writePosition(q.fs, q.dir, acked); err != nil {
 			keep(err)
 		} else {
 			q.ackMu.Lock()
 			q.saved = acked
 			q.ackMu.Unlock()
-			saved = acked
 		}
-	}
-	// Delete only what the saved position has passed: after a crash the
-	// position on disk must never point past a segment that is gone.
-	for _, s := range q.takeAcked(saved) {
-		keep(os.Remove(s.path))
-	}
-	for _, s := range dropped {
-		keep(q.forgetDropped(s))
 	}
 
 	q.mu.Lock()
@@ -87,14 +121,15 @@ func (q *Queue) housekeep() {
 	}
 }
 
-// takeAcked removes from the list the sealed segments that saved has passed.
-func (q *Queue) takeAcked(saved Position) []*Segment {
+// takeAcked removes from the list the sealed segments that acked has
+// passed. The active segment stays: reclaimActiveLocked empties it.
+func (q *Queue) takeAcked(acked Position) []*Segment {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var done []*Segment
-	for len(q.segments) > 1 {
+	for len(q.segments) > 0 {
 		s := q.segments[0]
-		if !s.sealed.Load() || !(s.Seq < saved.Segment || s.Seq == saved.Segment && saved.Offset >= s.size.Load()) {
+		if s == q.active || !s.sealed.Load() || acked.Less(s.end()) {
 			break
 		}
 		done = append(done, s)

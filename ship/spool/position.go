@@ -48,7 +48,7 @@ func readPosition(dir string) (Position, error) {
 }
 
 // writePosition replaces the saved position atomically and durably.
-func writePosition(dir string, p Position) error {
+func writePosition(fs fileSystem, dir string, p Position) error {
 	b := make([]byte, 0, positionSize)
 	b = append(b, positionMagic...)
 	b = binary.LittleEndian.AppendUint64(b, p.Segment)
@@ -56,7 +56,7 @@ func writePosition(dir string, p Position) error {
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 
 	tmp := filepath.Join(dir, positionFile+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
@@ -68,6 +68,7 @@ func writePosition(dir string, p Position) error {
 		err = cerr
 	}
 	if err != nil {
+		os.Remove(tmp) // its blocks, on a full disk
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, positionFile)); err != nil {

@@ -2,15 +2,33 @@ package spool
 
 // Who owns what:
 //   - Writer state (the segment list, the active segment and its file, the
-//     byte total, segments awaiting fsync or deletion) is guarded by
-//     Queue.mu. Append runs on any goroutine and holds mu for one write(2).
+//     byte total, segments awaiting fsync or deletion, whether writes fail)
+//     is guarded by Queue.mu. Append runs on any goroutine and holds mu for
+//     one write(2); when the disk is full, also for deleting what is
+//     acknowledged and one more try (reclaimLocked).
 //   - Read state (current segment, offset, read buffer) belongs to the one
 //     goroutine that calls Reader.Next; it shares only Segment.size,
 //     Segment.sealed and Segment.state with the writers, all atomic.
 //   - The acknowledged position is set by Ack from any goroutine under ackMu.
 //     Saving it, fsyncs, and deleting files belong to the housekeeping
-//     goroutine that Open starts and Close stops; the saved position is
-//     written only there (under ackMu, so Stats can read it).
+//     goroutine that Open starts and Close stops, except that Append on a
+//     full disk deletes acknowledged segments itself; the saved position is
+//     written only by the housekeeper (under ackMu, so Stats can read it).
+//     Segments leave the list under mu, so each is deleted once. Lock
+//     order: mu before ackMu.
+//
+// A full disk (ENOSPC, EDQUOT) costs the documents appended meanwhile, each
+// refused with an error and counted by the caller, and nothing else; it
+// heals by itself as soon as records are acknowledged. Open starts without
+// an active segment when it cannot create one, and appends create it once
+// there is room. Acknowledged segments are deleted without waiting for the
+// position save, which needs room (housekeeper.go says why that is safe),
+// by the housekeeper or at once by an append that found no room. An active
+// segment whose records are all acknowledged is emptied and replaced then
+// too, so a segment that never reaches its rolling size on a small disk
+// still gives its space back. Segments get smaller on a small disk (at most
+// a 16th of it) and after a full disk (at most an 8th of what the spool
+// held), so that space comes back in small steps.
 
 import (
 	"errors"
@@ -29,9 +47,11 @@ var ErrClosed = errors.New("spool: closed")
 type Options struct {
 	Dir          string
 	MaxBytes     int64         // cap on all segment files; default 1 GiB
-	SegmentBytes int64         // a new segment starts at this size; default MaxBytes/16, within [64 KiB, 64 MiB] and at most MaxBytes/4
+	SegmentBytes int64         // a new segment starts at this size; default MaxBytes/16, within [64 KiB, 64 MiB], at most MaxBytes/4 and a 16th of the disk
 	SyncInterval time.Duration // fsync and position save interval; default 200 ms
 	Logger       zerolog.Logger
+
+	fs fileSystem // nil: the operating system's; tests give one that fills up
 }
 
 // Stats describes a queue, counting since Open.
@@ -58,11 +78,15 @@ type Queue struct {
 	stop     chan struct{}
 	done     chan struct{}
 	reader   Reader
+	fs       fileSystem
 
 	mu        sync.Mutex
 	closed    bool
-	segments  []*Segment // oldest first; the last is active
-	active    *Segment
+	segments  []*Segment // oldest first; the last is active, when there is one
+	active    *Segment   // nil when none could be created (a full disk)
+	nextSeq   uint64     // of the next segment to create
+	failing   bool       // the last append failed (logged once); the housekeeper reclaims the active segment once it can
+	rollStuck bool       // a roll failed and appends go on into the old segment (logged once)
 	bytes     int64
 	dirty     bool       // the active segment has writes not yet fsynced
 	dirDirty  bool       // a segment file was created since the last directory fsync
@@ -95,6 +119,10 @@ func Open(opts Options) (*Queue, error) {
 		notify:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
+		fs:       opts.fs,
+	}
+	if q.fs == nil {
+		q.fs = osFS{}
 	}
 	if q.maxBytes <= 0 {
 		q.maxBytes = 1 << 30
@@ -113,6 +141,13 @@ func Open(opts Options) (*Queue, error) {
 	if err := os.MkdirAll(q.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
+	if opts.SegmentBytes <= 0 {
+		// A disk smaller than 16 default segments gets smaller segments:
+		// space comes back a segment at a time.
+		if d := diskBytes(q.dir); d > 0 {
+			q.segBytes = min(q.segBytes, max(d/16, 64<<10))
+		}
+	}
 	lock, err := lockDir(q.dir)
 	if err != nil {
 		return nil, err
@@ -130,7 +165,7 @@ func Open(opts Options) (*Queue, error) {
 }
 
 // load builds the segment list from the directory and starts a new active
-// segment after the existing ones.
+// segment after the existing ones, or none on a full disk.
 func (q *Queue) load() error {
 	saved, err := readPosition(q.dir)
 	if errors.Is(err, errBadPosition) {
@@ -144,9 +179,12 @@ func (q *Queue) load() error {
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
-	next := saved.Segment + 1
+	// A segment number is never used twice while a saved position may name
+	// it: the position's segment may be gone (deleted once acknowledged),
+	// and a new one under its number would be read from the old offset.
+	q.nextSeq = saved.Segment + 1
 	for i, seq := range seqs {
-		next = max(next, seq+1)
+		q.nextSeq = max(q.nextSeq, seq+1)
 		if seq < saved.Segment { // acknowledged; the last run stopped before deleting it
 			os.Remove(segmentPath(q.dir, seq))
 			continue
@@ -154,6 +192,10 @@ func (q *Queue) load() error {
 		s, err := openSealedSegment(q.dir, seq)
 		if err != nil {
 			return fmt.Errorf("spool: %w", err)
+		}
+		if s.size.Load() == 0 { // emptied to be deleted (reclaimLocked) when the last run stopped
+			os.Remove(s.path)
+			continue
 		}
 		if seq == saved.Segment {
 			s.readFrom = min(max(saved.Offset, segmentHeader), s.size.Load())
@@ -166,16 +208,16 @@ func (q *Queue) load() error {
 		q.segments = append(q.segments, s)
 		q.bytes += s.size.Load()
 	}
-	a, err := createSegment(q.dir, next)
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
+	if err := q.rollLocked(); err != nil {
+		if !noSpace(err) {
+			return fmt.Errorf("spool: %w", err)
+		}
+		q.failedLocked(err)
 	}
-	q.segments = append(q.segments, a)
-	q.active = a
-	q.bytes += segmentHeader
 	if err := syncDir(q.dir); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
+	q.dirDirty = false
 	updateGauges(q.bytes, len(q.segments))
 	return nil
 }
@@ -218,10 +260,11 @@ func (q *Queue) countCorrupt(path string, at, n int64) {
 		Msg("spool: skipped a torn or corrupt region (a crash during a write, or disk damage)")
 }
 
-// Append adds a document to the spool. It returns when the record is in the
-// kernel's hands (it survives the process being killed; fsync follows
-// within the sync interval). id and source are not retained.
-func (q *Queue) Append(id, source []byte, created time.Time) error {
+// Append adds a document to the spool, with what to do with it (op). It
+// returns when the record is in the kernel's hands (it survives the process
+// being killed; fsync follows within the sync interval). id and source are
+// not retained.
+func (q *Queue) Append(op Op, id, source []byte, created time.Time) error {
 	eb := encodedPool.Get().(*encodedBuf)
 	defer func() {
 		if cap(eb.b) <= 1<<20 {
@@ -229,7 +272,7 @@ func (q *Queue) Append(id, source []byte, created time.Time) error {
 		}
 	}()
 	var err error
-	eb.b, err = encodeRecord(eb.b[:0], id, source, created)
+	eb.b, err = encodeRecord(eb.b[:0], op, id, source, created)
 	if err != nil {
 		return err
 	}
@@ -243,53 +286,184 @@ func (q *Queue) Append(id, source []byte, created time.Time) error {
 		q.mu.Unlock()
 		return ErrClosed
 	}
-	if q.needRoll || q.active.size.Load()+n > q.segBytes && q.active.size.Load() > segmentHeader {
-		q.rollLocked()
+	err = q.appendLocked(eb.b)
+	if err != nil {
+		q.failedLocked(err)
+	} else if q.failing {
+		q.failing = false
+		q.log.Info().Msg("spool: writing documents again")
+	}
+	q.mu.Unlock()
+	if err != nil {
+		spoolErrors.Inc()
+		return err
+	}
+	q.wakeReader()
+	return nil
+}
+
+func (q *Queue) appendLocked(rec []byte) error {
+	n := int64(len(rec))
+	if q.active == nil || q.needRoll || q.active.size.Load()+n > q.segBytes && q.active.size.Load() > segmentHeader {
+		if err := q.rollLocked(); err != nil {
+			switch {
+			case q.active != nil:
+				// On a full disk the write fails too, and says so.
+				if !q.rollStuck && !noSpace(err) {
+					q.rollStuck = true
+					q.log.Error().Err(err).Msg("spool: cannot start a new segment; appending to the current one")
+				}
+			case noSpace(err) && q.reclaimLocked():
+				// room again, and a segment to write to
+			default:
+				return fmt.Errorf("spool: %w", err)
+			}
+		}
 	}
 	for q.bytes+n > q.maxBytes && len(q.segments) > 1 {
 		q.dropOldestLocked()
 	}
+	err := q.writeLocked(rec)
+	if err != nil && noSpace(err) && q.reclaimLocked() {
+		err = q.writeLocked(rec)
+	}
+	return err
+}
+
+// writeLocked appends one encoded record to the active segment.
+func (q *Queue) writeLocked(rec []byte) error {
 	a := q.active
-	if _, err := a.w.Write(eb.b); err != nil {
+	if _, err := a.w.Write(rec); err != nil {
 		// Keep the segment made of whole records: cut a partial write back.
 		if terr := a.w.Truncate(a.size.Load()); terr != nil {
 			q.needRoll = true
 		}
-		q.mu.Unlock()
-		spoolErrors.Inc()
 		return fmt.Errorf("spool: write %s: %w", a.path, err)
 	}
+	n := int64(len(rec))
 	a.size.Add(n)
 	a.records++
 	q.bytes += n
 	q.dirty = true
 	q.appended++
-	q.mu.Unlock()
-
-	select {
-	case q.notify <- struct{}{}:
-	default:
-	}
 	return nil
 }
 
-// rollLocked seals the active segment and starts the next one. When the new
-// file cannot be created, appends go on into the old one.
-func (q *Queue) rollLocked() {
-	old := q.active
-	s, err := createSegment(q.dir, old.Seq+1)
-	if err != nil {
-		spoolErrors.Inc()
-		q.log.Error().Err(err).Msg("spool: cannot start a new segment; appending to the current one")
+// failedLocked notes a failed append, logging the first of a run. On a full
+// disk, segments get smaller, down to an eighth of what the spool holds
+// now (16 KiB at least), so that space comes back in smaller steps.
+func (q *Queue) failedLocked(err error) {
+	if noSpace(err) {
+		q.segBytes = min(q.segBytes, max(q.bytes/8, 16<<10))
+	}
+	if q.failing {
 		return
 	}
-	q.needRoll = false
-	old.sealed.Store(true)
-	q.unsynced = append(q.unsynced, old)
+	q.failing = true
+	ev := q.log.Error().Err(err)
+	if noSpace(err) {
+		ev.Msg("spool: the disk is full; documents are refused and counted until acknowledged segments free space")
+	} else {
+		ev.Msg("spool: cannot write; documents are refused and counted until writing works again")
+	}
+}
+
+// rollLocked seals the active segment, if there is one, and starts the next
+// one. When the new file cannot be created, nothing changes.
+func (q *Queue) rollLocked() error {
+	s, err := createSegment(q.fs, q.dir, q.nextSeq)
+	if err != nil {
+		spoolErrors.Inc()
+		return err
+	}
+	q.nextSeq++
+	if old := q.active; old != nil {
+		old.sealed.Store(true)
+		q.unsynced = append(q.unsynced, old)
+	}
+	q.needRoll, q.rollStuck = false, false
 	q.segments = append(q.segments, s)
 	q.active = s
 	q.bytes += segmentHeader
 	q.dirDirty = true
+	return nil
+}
+
+// reclaimLocked gives back at once the space of the segments whose records
+// are all acknowledged, for an append that found the disk full: the sealed
+// ones the housekeeper has not deleted yet, and the active one. It reports
+// whether it freed any and there is an active segment to write to.
+func (q *Queue) reclaimLocked() bool {
+	acked := q.ackedPosition()
+	freed := false
+	for len(q.segments) > 0 {
+		s := q.segments[0]
+		if s == q.active || !s.sealed.Load() || acked.Less(s.end()) {
+			break
+		}
+		q.segments = q.segments[1:]
+		q.bytes -= s.size.Load()
+		// Its file may still be open (the housekeeper fsyncs and closes
+		// sealed segments later; the reader may not have moved on): cut it
+		// first, so that the blocks come back now.
+		os.Truncate(s.path, 0)
+		if err := os.Remove(s.path); err != nil {
+			q.log.Warn().Err(err).Str("segment", s.path).Msg("spool: cannot delete an emptied segment")
+		}
+		freed = true
+	}
+	if q.reclaimActiveLocked() {
+		return true
+	}
+	if freed && q.active == nil {
+		return q.rollLocked() == nil
+	}
+	return freed && q.active != nil
+}
+
+// ackedPosition returns the highest acknowledged position.
+func (q *Queue) ackedPosition() Position {
+	q.ackMu.Lock()
+	defer q.ackMu.Unlock()
+	return q.acked
+}
+
+// reclaimActiveLocked gives back the space of an active segment whose
+// records are all acknowledged: it empties and deletes the file and starts
+// the next segment. It reports whether there is an active segment to write
+// to afterwards. Deleting acknowledged records is safe at any time (see
+// housekeeper.go); its number is not given to a new segment in this process.
+func (q *Queue) reclaimActiveLocked() bool {
+	a := q.active
+	if a == nil || a.size.Load() <= segmentHeader {
+		return false
+	}
+	if q.ackedPosition().Less(a.end()) {
+		return false
+	}
+	// Truncate before closing and deleting: the blocks come back now, even
+	// while the reader (which has read it all) still has the file open.
+	a.sealed.Store(true)
+	a.w.Truncate(0)
+	a.w.Close()
+	if err := os.Remove(a.path); err != nil {
+		q.log.Warn().Err(err).Str("segment", a.path).Msg("spool: cannot delete an emptied segment")
+	}
+	q.segments = q.segments[:len(q.segments)-1]
+	q.bytes -= a.size.Load()
+	q.active = nil
+	q.dirDirty = true
+	q.wakeReader() // to move on from the segment and close it
+	q.log.Info().Str("segment", a.path).Int64("bytes", a.size.Load()).
+		Msg("spool: reclaimed the space of an acknowledged segment")
+	return q.rollLocked() == nil
+}
+
+func (q *Queue) wakeReader() {
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
 }
 
 // dropOldestLocked removes the oldest segment for the cap. The records the
@@ -356,7 +530,7 @@ func (q *Queue) Close() error {
 // got a record.
 func (q *Queue) closeSegments() error {
 	a := q.active
-	if a == nil || a.w == nil {
+	if a == nil {
 		return nil
 	}
 	err := a.w.Close()

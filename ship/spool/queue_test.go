@@ -27,7 +27,7 @@ func appendN(t *testing.T, q *Queue, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
 		id, src := doc(i)
-		if err := q.Append(id, src, time.Unix(0, int64(i))); err != nil {
+		if err := q.Append(OpCreate, id, src, time.Unix(0, int64(i))); err != nil {
 			t.Fatalf("Append %d: %v", i, err)
 		}
 	}
@@ -78,7 +78,9 @@ func wantRange(t *testing.T, got []int, from, n int) {
 func crash(q *Queue) {
 	q.mu.Lock()
 	q.closed = true
-	q.active.w.Close()
+	if q.active != nil {
+		q.active.w.Close()
+	}
 	q.mu.Unlock()
 	q.reader.closeSegment()
 	q.lock.Close()
@@ -235,14 +237,11 @@ func TestAcknowledgedSegmentsAreDeleted(t *testing.T) {
 	_, end := readAll(t, q)
 	q.Ack(end)
 	deadline := time.Now().Add(5 * time.Second)
-	for countFiles(t, dir) != 1 {
+	for countFiles(t, dir) != 1 || q.Stats().Saved != end {
 		if time.Now().After(deadline) {
-			t.Fatalf("fully acknowledged segments still there: %d files", countFiles(t, dir))
+			t.Fatalf("fully acknowledged segments still there (%d files), or position not saved (%+v, want %+v)", countFiles(t, dir), q.Stats().Saved, end)
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-	if st := q.Stats(); st.Saved != end {
-		t.Fatalf("saved position %+v, want %+v", st.Saved, end)
 	}
 }
 
@@ -319,17 +318,17 @@ func TestOneProcessPerDirectory(t *testing.T) {
 func TestLimits(t *testing.T) {
 	q := openQueue(t, Options{Dir: t.TempDir(), MaxBytes: 64 << 10})
 	defer q.Close()
-	if err := q.Append([]byte("x"), make([]byte, 40<<10), time.Now()); err == nil {
+	if err := q.Append(OpCreate, []byte("x"), make([]byte, 40<<10), time.Now()); err == nil {
 		t.Fatal("a record over half the cap was accepted")
 	}
-	if err := q.Append(make([]byte, 70000), nil, time.Now()); err == nil {
+	if err := q.Append(OpCreate, make([]byte, 70000), nil, time.Now()); err == nil {
 		t.Fatal("an id over 65535 bytes was accepted")
 	}
 	if _, err := Open(Options{Dir: t.TempDir(), MaxBytes: 1000}); err == nil {
 		t.Fatal("a 1000-byte cap was accepted")
 	}
 	q.Close()
-	if err := q.Append([]byte("x"), []byte("{}"), time.Now()); err != ErrClosed {
+	if err := q.Append(OpCreate, []byte("x"), []byte("{}"), time.Now()); err != ErrClosed {
 		t.Fatalf("Append after Close: %v", err)
 	}
 }

@@ -15,12 +15,13 @@ type Reader struct {
 	q   *Queue
 	pos Position // where to go on: the segment, and the offset in it once opened
 
-	seg *Segment
-	f   *os.File
-	lim sizeLimited
-	br  *bufio.Reader
-	hdr [recordHeader]byte
-	buf []byte
+	seg     *Segment
+	version uint32 // of the open segment's format
+	f       *os.File
+	lim     sizeLimited
+	br      *bufio.Reader
+	hdr     [recordHeader]byte
+	buf     []byte
 }
 
 // Next returns the next record, or ok false when there is none yet (wait on
@@ -74,7 +75,7 @@ func (r *Reader) Next() (rec Record, ok bool, err error) {
 			}
 			return Record{}, false, err
 		}
-		id, source, created, valid := decodePayload(r.buf, crc)
+		rec, valid := decodePayload(r.buf, crc, r.version)
 		if !valid {
 			r.skipCorrupt(size)
 			continue
@@ -84,7 +85,8 @@ func (r *Reader) Next() (rec Record, ok bool, err error) {
 			continue
 		}
 		r.pos.Offset += recordHeader + int64(n)
-		return Record{ID: id, Source: source, Created: created, End: r.pos}, true, nil
+		rec.End = r.pos
+		return rec, true, nil
 	}
 }
 
@@ -128,7 +130,11 @@ func (r *Reader) openNext() bool {
 		return true
 	}
 	var h [segmentHeader]byte
-	if _, err := f.ReadAt(h[:], 0); err != nil || !validSegmentHeader(h[:]) {
+	r.version = 0
+	if _, err := f.ReadAt(h[:], 0); err == nil {
+		r.version = segmentVersion(h[:])
+	}
+	if r.version == 0 {
 		f.Close()
 		r.pos.Offset = 0
 		r.skipCorrupt(s.size.Load())

@@ -11,13 +11,28 @@ import (
 )
 
 const (
-	segmentMagic   = "RLSP"
-	formatVersion  = 1
-	segmentHeader  = 8  // magic + version
-	recordHeader   = 8  // length + CRC
-	payloadFixed   = 10 // creation time + id length
+	segmentMagic  = "RLSP"
+	formatVersion = 2 // what new segments are written in; version 1 is still read
+	segmentHeader = 8 // magic + version
+	recordHeader  = 8 // length + CRC
+	// payloadFixed is the payload before the id: creation time, operation
+	// and id length (version 2). Version 1 had no operation byte.
+	payloadFixed   = 11
+	payloadFixedV1 = 10
 	maxIDBytes     = math.MaxUint16
 	maxRecordBytes = 64 << 20 // a record longer than this is corruption, not data
+)
+
+// Op is what a record asks of the store it is shipped to.
+type Op uint8
+
+const (
+	// OpCreate adds the document unless one with its id is there: a resend
+	// changes nothing (the bulk create action).
+	OpCreate Op = 0
+	// OpReplace writes the document over whatever its id holds, or adds it
+	// (the bulk index action).
+	OpReplace Op = 1
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -31,6 +46,7 @@ type Record struct {
 	ID      []byte
 	Source  []byte
 	Created time.Time
+	Op      Op // OpCreate for every record of a version-1 segment
 	// End is the position just after this record: Ack(End) acknowledges it
 	// and every record before it.
 	End Position
@@ -42,8 +58,8 @@ type encodedBuf struct{ b []byte }
 
 var encodedPool = sync.Pool{New: func() any { return &encodedBuf{b: make([]byte, 0, 4096)} }}
 
-// encodeRecord appends the record to dst.
-func encodeRecord(dst, id, source []byte, created time.Time) ([]byte, error) {
+// encodeRecord appends the record to dst, in the current format version.
+func encodeRecord(dst []byte, op Op, id, source []byte, created time.Time) ([]byte, error) {
 	if len(id) > maxIDBytes {
 		return dst, fmt.Errorf("%w: id of %d bytes (at most %d)", ErrTooLarge, len(id), maxIDBytes)
 	}
@@ -55,6 +71,7 @@ func encodeRecord(dst, id, source []byte, created time.Time) ([]byte, error) {
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
 	dst = binary.LittleEndian.AppendUint32(dst, 0) // CRC, filled in below
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(created.UnixNano()))
+	dst = append(dst, byte(op))
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(id)))
 	dst = append(dst, id...)
 	dst = append(dst, source...)
@@ -64,36 +81,55 @@ func encodeRecord(dst, id, source []byte, created time.Time) ([]byte, error) {
 }
 
 // parseHeader reads a record header; ok is false when the length cannot be
-// a record's.
+// a record's (of any version: decodePayload checks the version's minimum).
 func parseHeader(h []byte) (payloadLen int, crc uint32, ok bool) {
 	n := binary.LittleEndian.Uint32(h)
 	crc = binary.LittleEndian.Uint32(h[4:])
-	if n < payloadFixed || recordHeader+int64(n) > maxRecordBytes {
+	if n < payloadFixedV1 || recordHeader+int64(n) > maxRecordBytes {
 		return 0, 0, false
 	}
 	return int(n), crc, true
 }
 
-// decodePayload checks the payload against crc and splits it; ok is false on
-// a mismatch or an id length that runs past the payload.
-func decodePayload(p []byte, crc uint32) (id, source []byte, created time.Time, ok bool) {
-	if crc32.Checksum(p, castagnoli) != crc {
-		return nil, nil, time.Time{}, false
+// decodePayload checks the payload of a record of the given format version
+// against crc and splits it; ok is false on a mismatch, an unknown
+// operation, or an id length that runs past the payload.
+func decodePayload(p []byte, crc uint32, version uint32) (rec Record, ok bool) {
+	fixed := payloadFixed
+	if version == 1 {
+		fixed = payloadFixedV1
 	}
-	k := int(binary.LittleEndian.Uint16(p[8:]))
-	if payloadFixed+k > len(p) {
-		return nil, nil, time.Time{}, false
+	if len(p) < fixed || crc32.Checksum(p, castagnoli) != crc {
+		return Record{}, false
 	}
-	created = time.Unix(0, int64(binary.LittleEndian.Uint64(p)))
-	return p[payloadFixed : payloadFixed+k], p[payloadFixed+k:], created, true
+	if version != 1 {
+		rec.Op = Op(p[8])
+		if rec.Op > OpReplace {
+			return Record{}, false
+		}
+	}
+	k := int(binary.LittleEndian.Uint16(p[fixed-2:]))
+	if fixed+k > len(p) {
+		return Record{}, false
+	}
+	rec.Created = time.Unix(0, int64(binary.LittleEndian.Uint64(p)))
+	rec.ID, rec.Source = p[fixed:fixed+k], p[fixed+k:]
+	return rec, true
 }
 
-func appendSegmentHeader(dst []byte) []byte {
+func appendSegmentHeader(dst []byte, version uint32) []byte {
 	dst = append(dst, segmentMagic...)
-	return binary.LittleEndian.AppendUint32(dst, formatVersion)
+	return binary.LittleEndian.AppendUint32(dst, version)
 }
 
-func validSegmentHeader(h []byte) bool {
-	return len(h) == segmentHeader && string(h[:4]) == segmentMagic &&
-		binary.LittleEndian.Uint32(h[4:]) == formatVersion
+// segmentVersion returns the format version of a segment header, or 0 when
+// it is not a header this code reads.
+func segmentVersion(h []byte) uint32 {
+	if len(h) != segmentHeader || string(h[:4]) != segmentMagic {
+		return 0
+	}
+	if v := binary.LittleEndian.Uint32(h[4:]); v == 1 || v == formatVersion {
+		return v
+	}
+	return 0
 }

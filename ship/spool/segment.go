@@ -45,8 +45,11 @@ type Segment struct {
 	records int64
 	// w is the append handle of the active segment; after sealing, the
 	// housekeeper fsyncs and closes it.
-	w *os.File
+	w writableFile
 }
+
+// end is the position just after the segment's last record so far.
+func (s *Segment) end() Position { return Position{Segment: s.Seq, Offset: s.size.Load()} }
 
 func segmentPath(dir string, seq uint64) string {
 	return filepath.Join(dir, fmt.Sprintf("%020d%s", seq, segmentExt))
@@ -75,16 +78,16 @@ func listSegments(dir string) ([]uint64, error) {
 }
 
 // createSegment makes a new, empty active segment.
-func createSegment(dir string, seq uint64) (*Segment, error) {
+func createSegment(fs fileSystem, dir string, seq uint64) (*Segment, error) {
 	s := &Segment{Seq: seq, path: segmentPath(dir, seq), readFrom: segmentHeader}
-	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	f, err := fs.OpenFile(s.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("create segment: %w", err) // an *os.PathError names the file
 	}
-	if _, err := f.Write(appendSegmentHeader(nil)); err != nil {
+	if _, err := f.Write(appendSegmentHeader(nil, formatVersion)); err != nil {
 		f.Close()
 		os.Remove(s.path)
-		return nil, fmt.Errorf("spool: create %s: %w", s.path, err)
+		return nil, fmt.Errorf("create %s: %w", s.path, err)
 	}
 	s.w = f
 	s.size.Store(segmentHeader)
@@ -114,7 +117,11 @@ func scanValid(path string, from int64) (end, records int64, err error) {
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 256<<10)
 	hdr := make([]byte, segmentHeader)
-	if _, err := io.ReadFull(br, hdr); err != nil || !validSegmentHeader(hdr) {
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		return 0, 0, nil
+	}
+	version := segmentVersion(hdr)
+	if version == 0 {
 		return 0, 0, nil
 	}
 	end = segmentHeader
@@ -134,7 +141,7 @@ func scanValid(path string, from int64) (end, records int64, err error) {
 		if _, err := io.ReadFull(br, payload); err != nil {
 			return end, records, nil
 		}
-		if _, _, _, ok := decodePayload(payload, crc); !ok {
+		if _, ok := decodePayload(payload, crc, version); !ok {
 			return end, records, nil
 		}
 		if end >= from {
