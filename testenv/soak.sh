@@ -18,8 +18,7 @@
 # SOAK_RUN=REGEXP runs only the matching tests (go test -run).
 #
 # Tests run without -race (the rates need the CPU; `make test` runs the
-# short forms with -race); SOAK_RACE=1 adds it. REPLAYLINK_FAULTS_KNOWN_BUGS=1
-# also runs the tests skipped for known bugs.
+# short forms with -race); SOAK_RACE=1 adds it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
