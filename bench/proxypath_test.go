@@ -1,0 +1,101 @@
+// Package bench holds make bench's end-to-end Go benchmark; the scenarios
+// against nginx, HAProxy, Caddy and the search node are in harness.py, and
+// the programs they use are in the directories below.
+package bench
+
+import (
+	"context"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/proxy"
+	"github.com/replaylink/replaylink/ship"
+)
+
+// BenchmarkProxyPath is one proxied GET over loopback (fasthttp client ->
+// proxy -> fasthttp backend, small JSON response, a session header), as the
+// binary wires it: with no Observer (logging off), and with enrich and ship
+// behind it (access document, spool append, memory store, output to
+// io.Discard). The difference between the two is what recording a request
+// costs; allocations count all three parties and the pipeline's goroutines.
+func BenchmarkProxyPath(b *testing.B) {
+	body := []byte(`{"ok":true,"items":[1,2,3]}`)
+	backendLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	backend := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/json")
+		ctx.SetBody(body)
+	}}
+	go backend.Serve(backendLn) //nolint:errcheck
+	defer backend.Shutdown()    //nolint:errcheck
+
+	for _, bc := range []struct {
+		name    string
+		logging bool
+	}{{"observer=none", false}, {"observer=enrich", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			opts := proxy.Options{Upstreams: []string{"http://" + backendLn.Addr().String()}, CORSAddSessionHeader: true}
+			var (
+				shipper *ship.Pipeline
+				pipe    *enrich.Pipeline
+			)
+			if bc.logging {
+				shipper, err = ship.New(ship.Options{SpoolDir: b.TempDir(), SpoolMaxBytes: 256 << 20, Output: io.Discard})
+				if err != nil {
+					b.Fatal(err)
+				}
+				pipe, err = enrich.New(enrich.Options{ServiceName: "bench", Publisher: shipper})
+				if err != nil {
+					b.Fatal(err)
+				}
+				pipe.Start()
+				opts.Observer = pipe
+			}
+			p, err := proxy.New(opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			go p.Serve(ln) //nolint:errcheck
+
+			client := &fasthttp.HostClient{Addr: ln.Addr().String(), ReadTimeout: 5 * time.Second}
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			req.SetRequestURI("http://" + ln.Addr().String() + "/api/orders?page=2")
+			req.Header.Set("openReplaySession.id", "7204916803563247")
+			req.Header.Set("User-Agent", "replaylink-bench")
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := client.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+					b.Fatalf("%v %d", err, resp.StatusCode())
+				}
+			}
+			b.StopTimer()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := p.Shutdown(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if bc.logging {
+				if err := pipe.Close(ctx); err != nil {
+					b.Fatal(err)
+				}
+				if err := shipper.Close(ctx); err != nil {
+					b.Fatal(err)
+				}
+				if st := shipper.Stats(); st.Queued == 0 || st.Shipped != st.Queued {
+					b.Fatalf("documents: queued %d, shipped %d, dropped %d", st.Queued, st.Shipped, st.Dropped)
+				}
+			}
+		})
+	}
+}
