@@ -33,6 +33,9 @@ url() { echo "http://127.0.0.1:$(cat "$state/port")"; }
 start() {
   mkdir -p "$state"
   if running; then url; return; fi
+  if ((want_port > 9299)); then
+    echo "node.sh: REPLAYLINK_ES_PORT $want_port: the runner only serves HTTP ports up to 9299" >&2; exit 2
+  fi
   local base=$((want_port - 1))
   [[ -f $state/port ]] && base=$(($(cat "$state/port") - 1))
   : > "$state/node.log"
@@ -48,6 +51,10 @@ start() {
     port=$(grep -o 'publish_address {127.0.0.1:[0-9]*}' "$state/node.log" | grep -o '[0-9]*}$' | tr -d '}' | tail -1 || true)
     if [[ -n $port ]] && curl -fsS "http://127.0.0.1:$port/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null 2>&1; then
       echo "$port" > "$state/port"
+      # A cluster of this node alone: tests and benchmarks delete indices and
+      # stop their node, which must never touch anybody else's.
+      local nodes; nodes=$(curl -fsS "http://127.0.0.1:$port/_cat/nodes?h=name" | wc -l)
+      if ((nodes != 1)); then echo "node.sh: the node joined a cluster of $nodes nodes; stopping it" >&2; stop; exit 1; fi
       url
       return
     fi
