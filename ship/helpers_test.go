@@ -246,3 +246,17 @@ func deadURL(t testing.TB) string {
 	ln.Close()
 	return "http://" + addr
 }
+
+// shipTo starts a pipeline that ships to a fresh test index (with the
+// template) on n, reached at url: the node itself or a proxy in front of it.
+func shipTo(t *testing.T, n *node, url string) (*Pipeline, Options, string) {
+	t.Helper()
+	index := testIndex(t, n)
+	opts := fastOptions(t, url)
+	opts.Index, opts.InstallTemplate = index, true
+	p, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, opts, index
+}

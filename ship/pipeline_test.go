@@ -17,13 +17,7 @@ import (
 
 func TestShipsExactlyN(t *testing.T) {
 	n := realNode(t)
-	index := testIndex(t, n)
-	opts := fastOptions(t, n.url)
-	opts.Index, opts.InstallTemplate = index, true
-	p, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, _, index := shipTo(t, n, n.url)
 	const N = 3000
 	publishN(t, p, 0, N)
 	closeWithin(t, p, 30*time.Second)
@@ -55,14 +49,8 @@ func TestShipsExactlyN(t *testing.T) {
 
 func TestOutageThenRecoveryShipsExactlyN(t *testing.T) {
 	n := realNode(t)
-	index := testIndex(t, n)
 	proxy := newTCPProxy(t, n.url)
-	opts := fastOptions(t, proxy.url())
-	opts.Index, opts.InstallTemplate = index, true
-	p, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, _, index := shipTo(t, n, proxy.url())
 	const N = 2000
 	publishN(t, p, 0, N/2)
 	waitFor(t, "first documents shipped", func() bool { return p.Stats().Shipped > 0 })
@@ -161,13 +149,7 @@ func TestCrashChild(t *testing.T) {
 
 func TestMappingConflictGoesToDeadLetterFile(t *testing.T) {
 	n := realNode(t)
-	index := testIndex(t, n)
-	opts := fastOptions(t, n.url)
-	opts.Index, opts.InstallTemplate = index, true
-	p, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, opts, index := shipTo(t, n, n.url)
 	const N = 500
 	bad := 0
 	for i := range N {

@@ -20,13 +20,7 @@ func replacedDoc(req string, v int) []byte {
 // an original that comes after it (the original's create gets a 409).
 func TestReplaceOverwritesWhicheverArrivesFirst(t *testing.T) {
 	n := realNode(t)
-	index := testIndex(t, n)
-	opts := fastOptions(t, n.url)
-	opts.Index, opts.InstallTemplate = index, true
-	p, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, _, index := shipTo(t, n, n.url)
 	shipped := func(want uint64) func() bool { return func() bool { return p.Stats().Shipped >= want } }
 
 	// Original first, in Elasticsearch before the replacement is published.
