@@ -1,49 +1,136 @@
 package ship
 
+// The MemoryStore owns what it keeps: Add and Replace copy the id, the
+// indexed keys and the source into the store, and lookups copy them out, so
+// callers keep their slices and own what they get back. Nothing the store
+// keeps holds a pointer (one []byte, a slice of scalar structs, maps of
+// uint64 to uint64), so the garbage collector does not scan the ~30 MB of a
+// full store, which it would do on the proxy's only core otherwise.
+//
+// Layout:
+//   - data is a ring of bytes addressed by absolute offsets (offset %
+//     len(data)). Each version of a document is one record there,
+//     id|session|request|source, in the order they came; a record may wrap
+//     around the end. It grows by half as needed, so small stores stay small.
+//   - entries is a ring of one entry per record, by seq (seq %
+//     len(entries)): where the record is, the hashes of its keys, and per
+//     key the seq of the previous entry with the same hash, so the entries
+//     of a key form a chain from the newest, which byID, bySession and
+//     byRequest hold. A chain ends at a seq older than the oldest entry
+//     kept; hashes may collide, so a walk compares the keys kept in data.
+//   - Replace marks the version it replaces dead, and adds the new one with
+//     the order of the old one: lookups sort by it, so the document keeps
+//     its place. The dead record leaves with the others, from the front.
+//   - Eviction drops the oldest entry, dead or not, and its record, while
+//     the documents, their bytes, the entries or the records would be over
+//     their caps.
+
 import (
+	"cmp"
+	"hash/maphash"
+	"math"
 	"slices"
+	"strings"
 	"sync"
 )
 
 // Document is a document as the memory store keeps it.
 type Document struct {
 	ID     string // the Elasticsearch _id
-	Source []byte // the JSON body; shared, never modify it
+	Source []byte // the JSON body, a copy the caller owns
 }
 
 // storedFields are the document fields the store indexes, in this order.
 var storedFields = []string{"openReplaySession.id", "http.request.id"}
+
+// The keys of a record, in the order they are kept, before the source.
+const (
+	keyID = iota
+	keySession
+	keyRequest
+	numKeys
+)
+
+// minData is the size the byte ring starts at.
+const minData = 1 << 20
 
 // MemoryStore keeps the most recent documents published, bounded in count
 // and bytes, for the lookup API: it is the only store in the embedded
 // default, and holds what may not be in Elasticsearch yet otherwise. It is
 // safe for concurrent use. A nil *MemoryStore is an empty store.
 type MemoryStore struct {
-	mu        sync.Mutex
-	maxBytes  int64
-	ring      []storedDoc // slot seq % len(ring)
-	next      uint64      // seq of the next document
-	oldest    uint64      // seq of the oldest one kept
-	bytes     int64
-	byID      map[string]uint64
-	bySession map[string][]uint64
-	byRequest map[string][]uint64
+	mu       sync.Mutex
+	maxDocs  int
+	maxBytes int64 // of the sources of live documents
+	// The rings hold replaced versions too until they reach the front, and
+	// data holds the ids and keys besides the sources: twice as many
+	// entries as documents, one replaced version for each (a 5xx and its
+	// traceback), and a quarter more bytes than the cap.
+	maxEntries int
+	maxData    int64
+
+	data       []byte
+	head, tail uint64 // absolute offsets of the oldest record and of the next one
+
+	entries      []entry
+	oldest, next uint64 // seqs of the oldest entry and of the next one; 1 and up, so 0 ends every chain
+	live         int    // entries not dead
+	bytes        int64  // of their sources
+
+	byID, bySession, byRequest map[uint64]uint64 // key hash -> seq of the newest entry
+
+	seed     maphash.Seed
+	hashMask uint64 // all ones; tests narrow it to make keys collide
 }
 
-type storedDoc struct {
-	id, session, request string
-	source               []byte
+// entry is one record of data.
+type entry struct {
+	off       uint64 // absolute offset of the record
+	order     uint64 // lookups sort by it: the seq of the document's first version
+	keyLen    [numKeys]uint32
+	sourceLen uint32
+	dead      bool // replaced
+	hash      [numKeys]uint64
+	prev      [numKeys]uint64 // seq of the previous entry with the same hash
+}
+
+func (e *entry) size() uint64 {
+	return uint64(e.keyLen[keyID]) + uint64(e.keyLen[keySession]) + uint64(e.keyLen[keyRequest]) + uint64(e.sourceLen)
+}
+
+// indexed says whether the entry is in the chain of its key k: documents
+// without a session or request are not found by an empty one.
+func (e *entry) indexed(k int) bool { return k == keyID || e.keyLen[k] > 0 }
+
+// keyOff returns the absolute offset of key k.
+func (e *entry) keyOff(k int) uint64 {
+	off := e.off
+	for j := range k {
+		off += uint64(e.keyLen[j])
+	}
+	return off
 }
 
 // NewMemoryStore returns a store of at most maxDocs documents and maxBytes
 // bytes of JSON, dropping the oldest first.
 func NewMemoryStore(maxDocs int, maxBytes int64) *MemoryStore {
+	maxDocs = max(maxDocs, 1)
+	maxData := maxBytes + maxBytes/4
+	if maxData < maxBytes { // overflow
+		maxData = math.MaxInt64
+	}
 	return &MemoryStore{
-		maxBytes:  maxBytes,
-		ring:      make([]storedDoc, max(maxDocs, 1)),
-		byID:      make(map[string]uint64),
-		bySession: make(map[string][]uint64),
-		byRequest: make(map[string][]uint64),
+		maxDocs:    maxDocs,
+		maxBytes:   maxBytes,
+		maxEntries: 2 * maxDocs,
+		maxData:    maxData,
+		oldest:     1,
+		next:       1,
+		byID:       make(map[uint64]uint64),
+		bySession:  make(map[uint64]uint64),
+		byRequest:  make(map[uint64]uint64),
+		seed:       maphash.MakeSeed(),
+		hashMask:   math.MaxUint64,
 	}
 }
 
@@ -58,123 +145,200 @@ func (m *MemoryStore) Add(id, source []byte) { m.put(id, source, false) }
 func (m *MemoryStore) Replace(id, source []byte) { m.put(id, source, true) }
 
 func (m *MemoryStore) put(id, source []byte, replace bool) {
-	if m == nil || int64(len(source)) > m.maxBytes {
+	if m == nil {
 		return
 	}
-	var session, request []byte
-	scanFields(source, storedFields, func(i int, v []byte) {
-		if i == 0 {
-			session = v
-		} else {
-			request = v
-		}
-	})
-	d := storedDoc{id: string(id), session: string(session), request: string(request), source: append([]byte(nil), source...)}
+	ks := keyScanners.Get().(*keyScanner)
+	keys := ks.scan(id, source)
+	keyScanners.Put(ks)
+	size := int64(len(source))
+	for _, key := range keys {
+		size += int64(len(key))
+	}
+	if int64(len(source)) > m.maxBytes || size > m.maxData || size > math.MaxUint32 {
+		return
+	}
+	var hash [numKeys]uint64
+	for k, key := range keys {
+		hash[k] = m.hash(key)
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if seq, ok := m.byID[d.id]; ok {
-		if replace {
-			m.replaceLocked(seq, d)
+	order := m.next
+	if seq, ok := m.find(keyID, hash[keyID], id); ok {
+		if !replace {
+			return
 		}
-		return
+		order = m.entry(seq).order
+		m.kill(seq)
 	}
-	for m.next-m.oldest >= uint64(len(m.ring)) || m.next > m.oldest && m.bytes+int64(len(d.source)) > m.maxBytes {
-		m.evictOldest()
-	}
+	m.makeRoom(int64(len(source)), size)
+
 	seq := m.next
 	m.next++
-	m.ring[seq%uint64(len(m.ring))] = d
-	m.bytes += int64(len(d.source))
-	m.byID[d.id] = seq
-	if d.session != "" {
-		m.bySession[d.session] = append(m.bySession[d.session], seq)
+	e := m.entry(seq)
+	*e = entry{off: m.tail, order: order, sourceLen: uint32(len(source)), hash: hash}
+	for k, key := range keys {
+		e.keyLen[k] = uint32(len(key))
+		if e.indexed(k) {
+			heads := m.heads(k)
+			e.prev[k] = heads[hash[k]] // 0 if none
+			heads[hash[k]] = seq
+		}
+		m.write(m.tail, key)
+		m.tail += uint64(len(key))
 	}
-	if d.request != "" {
-		m.byRequest[d.request] = append(m.byRequest[d.request], seq)
+	m.write(m.tail, source)
+	m.tail += uint64(len(source))
+	m.live++
+	m.bytes += int64(len(source))
+}
+
+// keyScanner holds the callback put passes scanFields, made once: a
+// closure made per document would escape into scanFields, an allocation.
+type keyScanner struct {
+	keys  [numKeys][]byte
+	found func(i int, value []byte)
+}
+
+var keyScanners = sync.Pool{New: func() any {
+	ks := new(keyScanner)
+	ks.found = func(i int, v []byte) { ks.keys[keySession+i] = v }
+	return ks
+}}
+
+// scan returns the keys of a document; the scanner keeps none of them.
+func (ks *keyScanner) scan(id, source []byte) [numKeys][]byte {
+	ks.keys = [numKeys][]byte{keyID: id}
+	scanFields(source, storedFields, ks.found)
+	keys := ks.keys
+	ks.keys = [numKeys][]byte{}
+	return keys
+}
+
+func (m *MemoryStore) hash(key []byte) uint64 { return maphash.Bytes(m.seed, key) & m.hashMask }
+
+func (m *MemoryStore) heads(k int) map[uint64]uint64 {
+	switch k {
+	case keyID:
+		return m.byID
+	case keySession:
+		return m.bySession
+	}
+	return m.byRequest
+}
+
+func (m *MemoryStore) entry(seq uint64) *entry { return &m.entries[seq%uint64(len(m.entries))] }
+
+// find returns the seq of the live entry whose key k is key.
+func (m *MemoryStore) find(k int, hash uint64, key []byte) (uint64, bool) {
+	for seq := m.heads(k)[hash]; seq >= m.oldest; {
+		e := m.entry(seq)
+		if !e.dead && m.equal(e.keyOff(k), key) {
+			return seq, true
+		}
+		seq = e.prev[k]
+	}
+	return 0, false
+}
+
+// kill marks the entry of seq replaced, and takes it off the heads of its
+// chains: lookups of a session or request it left should not walk to it.
+func (m *MemoryStore) kill(seq uint64) {
+	e := m.entry(seq)
+	e.dead = true
+	m.live--
+	m.bytes -= int64(e.sourceLen)
+	for k := range numKeys {
+		heads := m.heads(k)
+		if !e.indexed(k) || heads[e.hash[k]] != seq {
+			continue
+		}
+		if e.prev[k] >= m.oldest {
+			heads[e.hash[k]] = e.prev[k]
+		} else {
+			delete(heads, e.hash[k])
+		}
 	}
 }
 
-// replaceLocked puts d in the slot of seq, moving seq between the lookup
-// indexes if its session or request changed, and evicts the oldest
-// documents while the bytes are over the cap.
-func (m *MemoryStore) replaceLocked(seq uint64, d storedDoc) {
-	slot := &m.ring[seq%uint64(len(m.ring))]
-	if slot.session != d.session {
-		removeSeq(m.bySession, slot.session, seq)
-		insertSeq(m.bySession, d.session, seq)
-	}
-	if slot.request != d.request {
-		removeSeq(m.byRequest, slot.request, seq)
-		insertSeq(m.byRequest, d.request, seq)
-	}
-	m.bytes += int64(len(d.source)) - int64(len(slot.source))
-	*slot = d
-	for m.bytes > m.maxBytes {
+// makeRoom evicts the oldest entries until a document of sourceLen bytes,
+// size with its keys, fits under every cap, and grows the rings for it.
+func (m *MemoryStore) makeRoom(sourceLen, size int64) {
+	for m.next > m.oldest && (m.live >= m.maxDocs || m.bytes+sourceLen > m.maxBytes ||
+		m.next-m.oldest >= uint64(m.maxEntries) || int64(m.tail-m.head)+size > m.maxData) {
 		m.evictOldest()
 	}
-}
-
-// removeSeq and insertSeq keep a key's seqs in ascending order, which
-// evictOldest (through dropFirst) relies on.
-func removeSeq(idx map[string][]uint64, key string, seq uint64) {
-	if key == "" {
-		return
+	if n := m.next - m.oldest; n == uint64(len(m.entries)) {
+		entries := make([]entry, min(max(2*n, 1024), uint64(m.maxEntries)))
+		for seq := m.oldest; seq < m.next; seq++ {
+			entries[seq%uint64(len(entries))] = *m.entry(seq)
+		}
+		m.entries = entries
 	}
-	s := idx[key]
-	if i, ok := slices.BinarySearch(s, seq); ok {
-		s = slices.Delete(s, i, i+1)
+	if used := int64(m.tail - m.head); used+size > int64(len(m.data)) {
+		old := m.data
+		m.data = make([]byte, min(max(int64(len(old))*3/2, minData, used+size), m.maxData))
+		for off := m.head; off < m.tail; {
+			p := off % uint64(len(old))
+			part := old[p:min(uint64(len(old)), p+m.tail-off)]
+			m.write(off, part)
+			off += uint64(len(part))
+		}
 	}
-	if len(s) == 0 {
-		delete(idx, key)
-	} else {
-		idx[key] = s
-	}
-}
-
-func insertSeq(idx map[string][]uint64, key string, seq uint64) {
-	if key == "" {
-		return
-	}
-	s := idx[key]
-	i, _ := slices.BinarySearch(s, seq)
-	idx[key] = slices.Insert(s, i, seq)
 }
 
 func (m *MemoryStore) evictOldest() {
-	slot := &m.ring[m.oldest%uint64(len(m.ring))]
-	delete(m.byID, slot.id)
-	dropFirst(m.bySession, slot.session)
-	dropFirst(m.byRequest, slot.request)
-	m.bytes -= int64(len(slot.source))
-	*slot = storedDoc{}
+	e := m.entry(m.oldest)
+	for k := range numKeys {
+		// Entries leave oldest first: when the oldest is the newest of
+		// its chain, it is the last one.
+		if heads := m.heads(k); e.indexed(k) && heads[e.hash[k]] == m.oldest {
+			delete(heads, e.hash[k])
+		}
+	}
+	if !e.dead {
+		m.live--
+		m.bytes -= int64(e.sourceLen)
+	}
+	m.head = e.off + e.size()
 	m.oldest++
 }
 
-// dropFirst removes the oldest seq of key: documents leave in the order
-// they came, so it is always the first.
-func dropFirst(idx map[string][]uint64, key string) {
-	if key == "" {
+// write copies b to data at the absolute offset off; it fits.
+func (m *MemoryStore) write(off uint64, b []byte) {
+	if len(b) == 0 { // data may be empty still
 		return
 	}
-	if s := idx[key]; len(s) > 1 {
-		idx[key] = s[1:]
-	} else {
-		delete(idx, key)
+	n := copy(m.data[off%uint64(len(m.data)):], b)
+	copy(m.data, b[n:])
+}
+
+// parts returns the n bytes of data at the absolute offset off, in two
+// parts when they wrap around its end.
+func (m *MemoryStore) parts(off uint64, n uint32) (first, second []byte) {
+	if n == 0 { // data may be empty still
+		return nil, nil
 	}
+	p := off % uint64(len(m.data))
+	end := min(p+uint64(n), uint64(len(m.data)))
+	return m.data[p:end], m.data[:uint64(n)-(end-p)]
+}
+
+// equal says whether the len(key) bytes at the absolute offset off are key.
+func (m *MemoryStore) equal(off uint64, key []byte) bool {
+	first, second := m.parts(off, uint32(len(key)))
+	return string(first) == string(key[:len(first)]) && string(second) == string(key[len(first):])
 }
 
 // Session returns the kept documents of an OpenReplay session (by the
 // openReplaySession.id field), oldest first.
-func (m *MemoryStore) Session(id string) []Document {
-	return m.lookup(func() []uint64 { return m.bySession[id] })
-}
+func (m *MemoryStore) Session(id string) []Document { return m.lookup(keySession, id) }
 
 // Request returns the kept documents of one request (by http.request.id),
 // oldest first.
-func (m *MemoryStore) Request(requestID string) []Document {
-	return m.lookup(func() []uint64 { return m.byRequest[requestID] })
-}
+func (m *MemoryStore) Request(requestID string) []Document { return m.lookup(keyRequest, requestID) }
 
 // Len returns the number of documents kept.
 func (m *MemoryStore) Len() int {
@@ -183,20 +347,55 @@ func (m *MemoryStore) Len() int {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return int(m.next - m.oldest)
+	return m.live
 }
 
-func (m *MemoryStore) lookup(seqs func() []uint64) []Document {
-	if m == nil {
+// lookup copies out the live documents whose key k is key, in their order:
+// the ids into one string, the sources into one slice.
+func (m *MemoryStore) lookup(k int, key string) []Document {
+	if m == nil || key == "" {
 		return nil
 	}
+	b := []byte(key)
+	hash := m.hash(b)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := seqs()
-	out := make([]Document, 0, len(s))
-	for _, seq := range s {
-		d := &m.ring[seq%uint64(len(m.ring))]
-		out = append(out, Document{ID: d.id, Source: d.source})
+	var buf [64]uint64
+	seqs := buf[:0]
+	idLen, sourceLen := 0, 0
+	for seq := m.heads(k)[hash]; seq >= m.oldest; {
+		e := m.entry(seq)
+		if !e.dead && m.equal(e.keyOff(k), b) {
+			seqs = append(seqs, seq)
+			idLen += int(e.keyLen[keyID])
+			sourceLen += int(e.sourceLen)
+		}
+		seq = e.prev[k]
 	}
-	return out
+	if len(seqs) == 0 {
+		return nil
+	}
+	slices.Reverse(seqs) // oldest first, in order unless a replacement moved
+	slices.SortFunc(seqs, func(a, b uint64) int { return cmp.Compare(m.entry(a).order, m.entry(b).order) })
+
+	var ids strings.Builder
+	ids.Grow(idLen)
+	sources := make([]byte, 0, sourceLen)
+	for _, seq := range seqs {
+		e := m.entry(seq)
+		first, second := m.parts(e.off, e.keyLen[keyID])
+		ids.Write(first)
+		ids.Write(second)
+		first, second = m.parts(e.off+e.size()-uint64(e.sourceLen), e.sourceLen)
+		sources = append(append(sources, first...), second...)
+	}
+	docs := make([]Document, len(seqs))
+	allIDs := ids.String()
+	for i, seq := range seqs {
+		e := m.entry(seq)
+		n, s := int(e.keyLen[keyID]), int(e.sourceLen)
+		docs[i] = Document{ID: allIDs[:n], Source: sources[:s:s]}
+		allIDs, sources = allIDs[n:], sources[s:]
+	}
+	return docs
 }

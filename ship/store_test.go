@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -130,22 +132,6 @@ func TestMemoryStoreByteCap(t *testing.T) {
 	}
 }
 
-func BenchmarkMemoryStoreAdd(b *testing.B) {
-	m := NewMemoryStore(50000, 64<<20)
-	_, src := storeDoc("123456789", "0af7651916cd43dd8448eb211c80319c", 0)
-	ids := make([][]byte, 1<<16)
-	for i := range ids {
-		ids[i] = fmt.Appendf(nil, "%032x", i)
-	}
-	b.SetBytes(int64(len(src)))
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		m.Add(ids[i&(len(ids)-1)], src)
-		i++
-	}
-}
-
 func TestMemoryStoreReplace(t *testing.T) {
 	m := NewMemoryStore(10, 1<<20)
 	for i := range 3 {
@@ -193,5 +179,276 @@ func TestMemoryStoreReplaceOverTheByteCap(t *testing.T) {
 	m.Replace([]byte("id-2"), big)
 	if got := ids(m.Session("1")); !reflect.DeepEqual(got, []string{"id-2"}) || m.bytes != int64(len(big)) {
 		t.Fatalf("Session(1) = %v, %d bytes: the oldest should go to make room", got, m.bytes)
+	}
+}
+
+// stored is a document added to a store in a test.
+type stored struct {
+	id, request string
+	source      []byte
+}
+
+// addSized adds a document of session and request id request, padded to
+// size bytes, and returns it.
+func addSized(m *MemoryStore, n int, session string, size int) stored {
+	d := stored{id: fmt.Sprint("id-", n), request: fmt.Sprint("r", n)}
+	d.source = fmt.Appendf(nil, `{"openReplaySession":{"id":%q},"http":{"request":{"id":%q}},"pad":""}`, session, d.request)
+	pad := bytes.Repeat([]byte("x"), max(0, size-len(d.source)))
+	d.source = slices.Insert(d.source, len(d.source)-2, pad...)
+	m.Add([]byte(d.id), d.source)
+	return d
+}
+
+// checkNewest checks the store holds the newest m.Len() of docs, each
+// found by its request id with its source, and none of the others.
+func checkNewest(t *testing.T, m *MemoryStore, docs []stored) {
+	t.Helper()
+	kept := len(docs) - m.Len()
+	for i, d := range docs {
+		got := m.Request(d.request)
+		switch {
+		case i < kept && len(got) != 0:
+			t.Fatalf("evicted %s found: %v", d.id, ids(got))
+		case i >= kept && (len(got) != 1 || got[0].ID != d.id || !bytes.Equal(got[0].Source, d.source)):
+			t.Fatalf("Request(%s) = %v, want %s: %.80q", d.request, ids(got), d.id, got)
+		}
+	}
+}
+
+// wraps says whether a kept record runs across the end of the byte ring.
+func wraps(m *MemoryStore) bool {
+	for seq := m.oldest; seq < m.next; seq++ {
+		e := m.entry(seq)
+		if e.off%uint64(len(m.data))+e.size() > uint64(len(m.data)) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestMemoryStoreRecordsWrap(t *testing.T) {
+	m := NewMemoryStore(1000, 4000) // a ring of 5000 bytes
+	var docs []stored
+	wrapped := false
+	for n := range 200 {
+		docs = append(docs, addSized(m, n, fmt.Sprint("s", n%3), 150+n%7*17))
+		wrapped = wrapped || wraps(m)
+		if n%25 == 0 {
+			checkNewest(t, m, docs)
+		}
+	}
+	if !wrapped || len(m.data) != 5000 {
+		t.Fatalf("no record wrapped around the ring of %d bytes", len(m.data))
+	}
+	checkNewest(t, m, docs)
+	if m.bytes > 4000 || m.bytes+int64(len(docs[len(docs)-m.Len()-1].source)) <= 4000 {
+		t.Fatalf("%d documents of %d bytes: the byte cap should bind", m.Len(), m.bytes)
+	}
+	var want []string
+	for _, d := range docs[len(docs)-m.Len():] {
+		if bytes.Contains(d.source, []byte(`"s1"`)) {
+			want = append(want, d.id)
+		}
+	}
+	if got := ids(m.Session("s1")); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Session(s1) = %v, want %v", got, want)
+	}
+}
+
+func TestMemoryStoreGrows(t *testing.T) {
+	m := NewMemoryStore(100, 64<<20)
+	var docs []stored
+	for n := range 1200 { // 1.2 MB through the first ring, 100 KB kept
+		docs = append(docs, addSized(m, n, "s", 1000))
+	}
+	if len(m.data) != minData || m.tail < minData {
+		t.Fatalf("ring of %d bytes, written to %d: want the first ring wrapped", len(m.data), m.tail)
+	}
+	for n := 1200; n < 1300; n++ { // then 2 MB kept, growing a wrapped ring
+		docs = append(docs, addSized(m, n, "s", 20_000))
+		if n == 1250 {
+			checkNewest(t, m, docs)
+		}
+	}
+	if len(m.data) <= minData || m.Len() != 100 {
+		t.Fatalf("ring of %d bytes for %d documents", len(m.data), m.Len())
+	}
+	checkNewest(t, m, docs)
+}
+
+// TestMemoryStoreKeysCount: ids and keys are kept beside the sources, in
+// a quarter more bytes than the cap; long ones evict sooner.
+func TestMemoryStoreKeysCount(t *testing.T) {
+	m := NewMemoryStore(100, 1000) // a ring of 1250 bytes
+	var docs []stored
+	for n := range 10 {
+		d := stored{id: fmt.Sprintf("%0300d", n), request: fmt.Sprint("r", n), source: fmt.Appendf(nil, `{"http":{"request":{"id":"r%d"}}}`, n)}
+		m.Add([]byte(d.id), d.source)
+		docs = append(docs, d)
+	}
+	if record := len(docs[0].id) + len("r0") + len(docs[0].source); m.Len() != 1250/record {
+		t.Fatalf("%d documents of %d bytes each kept, want %d", m.Len(), record, 1250/record)
+	}
+	checkNewest(t, m, docs)
+}
+
+// TestMemoryStoreReplacedVersions: a replaced version keeps its entry and
+// bytes until it reaches the front, and the caps count documents.
+func TestMemoryStoreReplacedVersions(t *testing.T) {
+	m := NewMemoryStore(3, 1<<20)
+	for i, s := range []string{"a", "b", "c"} {
+		m.Add(storeDoc("1", s, i))
+	}
+	for i, s := range []string{"a", "b", "c"} {
+		m.Replace(fmt.Appendf(nil, "id-%d", i), fmt.Appendf(nil, `{"openReplaySession":{"id":"1"},"http":{"request":{"id":%q}},"v":2}`, s))
+	}
+	docs := m.Session("1")
+	if got := ids(docs); m.Len() != 3 || !reflect.DeepEqual(got, []string{"id-0", "id-1", "id-2"}) {
+		t.Fatalf("Session(1) = %v, len %d", got, m.Len())
+	}
+	for _, d := range docs {
+		if !bytes.Contains(d.Source, []byte(`"v":2`)) {
+			t.Fatalf("%s: %s, want the replacement", d.ID, d.Source)
+		}
+	}
+	m.Add(storeDoc("1", "d", 3))
+	if got := ids(m.Session("1")); m.Len() != 3 || !reflect.DeepEqual(got, []string{"id-1", "id-2", "id-3"}) || m.next-m.oldest != 3 {
+		t.Fatalf("Session(1) = %v, %d entries: the oldest document and the replaced versions before it go", got, m.next-m.oldest)
+	}
+	// Replaced again and again, a document evicts the others sooner: the
+	// entries are at most twice the documents.
+	for v := range 10 {
+		m.Replace([]byte("id-3"), fmt.Appendf(nil, `{"openReplaySession":{"id":"1"},"v":%d}`, v))
+	}
+	docs = m.Session("1")
+	if n := len(docs); n == 0 || n != m.Len() || docs[n-1].ID != "id-3" || !bytes.HasSuffix(docs[n-1].Source, []byte(`"v":9}`)) || m.next-m.oldest > 6 {
+		t.Fatalf("Session(1) = %q, %d entries", docs, m.next-m.oldest)
+	}
+}
+
+func TestMemoryStoreReplaceEvicted(t *testing.T) {
+	m := NewMemoryStore(3, 1<<20)
+	for i := range 4 {
+		m.Add(storeDoc("1", fmt.Sprint("r", i), i))
+	}
+	m.Replace([]byte("id-0"), []byte(`{"openReplaySession":{"id":"1"},"v":2}`))
+	docs := m.Session("1")
+	if got := ids(docs); !reflect.DeepEqual(got, []string{"id-2", "id-3", "id-0"}) || !bytes.Contains(docs[2].Source, []byte(`"v":2`)) {
+		t.Fatalf("Session(1) = %v: id-0 was evicted, its replacement is new", got)
+	}
+	if m.Len() != 3 || len(m.byID) != 3 || len(m.byRequest) != 2 {
+		t.Fatalf("len %d, %d ids, %d requests", m.Len(), len(m.byID), len(m.byRequest))
+	}
+}
+
+func TestMemoryStoreReplaceMovesKeys(t *testing.T) {
+	m := NewMemoryStore(10, 1<<20)
+	m.Add(storeDoc("a", "ra", 0))
+	m.Add(storeDoc("b", "rb", 1))
+	m.Add(storeDoc("b", "rc", 2))
+	m.Replace([]byte("id-0"), []byte(`{"openReplaySession":{"id":"b"},"http":{"request":{"id":"rd"}}}`))
+	if got := ids(m.Session("b")); !reflect.DeepEqual(got, []string{"id-0", "id-1", "id-2"}) {
+		t.Fatalf("Session(b) = %v, want id-0 in its old place", got)
+	}
+	if len(m.Session("a")) != 0 || len(m.Request("ra")) != 0 || len(m.Request("rd")) != 1 {
+		t.Fatal("the replaced version is still found by its keys, or the new one not")
+	}
+	if len(m.bySession) != 1 || len(m.byRequest) != 3 {
+		t.Fatalf("%d sessions, %d requests: the keys only the replaced version had should go", len(m.bySession), len(m.byRequest))
+	}
+	// The newest of a session leaves it: the older ones are still found.
+	m.Replace([]byte("id-0"), []byte(`{"openReplaySession":{"id":"c"}}`))
+	if got := ids(m.Session("b")); !reflect.DeepEqual(got, []string{"id-1", "id-2"}) || len(m.Session("c")) != 1 || len(m.Request("rd")) != 0 {
+		t.Fatalf("Session(b) = %v", got)
+	}
+	// A replacement without keys is found by none.
+	m.Replace([]byte("id-1"), []byte(`{"message":"no keys"}`))
+	if got := ids(m.Session("b")); !reflect.DeepEqual(got, []string{"id-2"}) || len(m.Request("rb")) != 0 || m.Len() != 3 {
+		t.Fatalf("Session(b) = %v", got)
+	}
+}
+
+// TestMemoryStoreHashCollisions narrows the hashes to one bit: every key
+// shares its chain with half the others.
+func TestMemoryStoreHashCollisions(t *testing.T) {
+	for _, mask := range []uint64{0, 1} {
+		m := NewMemoryStore(20, 1<<20)
+		m.hashMask = mask
+		for i := range 50 {
+			m.Add(storeDoc(fmt.Sprint("s", i%4), fmt.Sprint("r", i), i))
+			m.Add(storeDoc("dup", "dup", i)) // same id: no effect
+		}
+		m.Replace([]byte("id-45"), []byte(`{"openReplaySession":{"id":"s1"},"http":{"request":{"id":"r45"}},"v":2}`))
+		m.Add([]byte("id-45"), []byte(`{"openReplaySession":{"id":"s1"},"http":{"request":{"id":"r45"}},"v":3}`))
+		if got := ids(m.Session("s1")); !reflect.DeepEqual(got, []string{"id-33", "id-37", "id-41", "id-45", "id-49"}) {
+			t.Fatalf("mask %d: Session(s1) = %v", mask, got)
+		}
+		if d := m.Request("r45"); len(d) != 1 || !bytes.Contains(d[0].Source, []byte(`"v":2`)) {
+			t.Fatalf("mask %d: Request(r45) = %q", mask, d)
+		}
+		if len(m.Request("r29")) != 0 || len(m.Request("r30")) != 1 || m.Len() != 20 {
+			t.Fatalf("mask %d: len %d", mask, m.Len())
+		}
+		if len(m.byID) > 2 || len(m.bySession) > 2 || len(m.byRequest) > 2 {
+			t.Fatalf("mask %d: %d ids, %d sessions, %d requests", mask, len(m.byID), len(m.bySession), len(m.byRequest))
+		}
+	}
+}
+
+// TestMemoryStoreOwnsItsCopies: the store copies what it is given, and
+// lookups return copies, since the ring is overwritten later.
+func TestMemoryStoreOwnsItsCopies(t *testing.T) {
+	m := NewMemoryStore(10, 1<<20)
+	id, src := storeDoc("1", "r", 0)
+	want := string(src)
+	m.Add(id, src)
+	clear(id)
+	clear(src)
+	docs := m.Session("1")
+	if len(docs) != 1 || docs[0].ID != "id-0" || string(docs[0].Source) != want {
+		t.Fatalf("after the caller reused its slices: %q", docs)
+	}
+	docs[0].Source[0] = 'X'
+	docs[0].Source = append(docs[0].Source, "more"...)
+	if d := m.Session("1"); string(d[0].Source) != want {
+		t.Fatalf("after the caller changed what it got: %q", d[0].Source)
+	}
+}
+
+// TestMemoryStoreConcurrent adds, replaces and looks up from several
+// goroutines over a small ring (run it with -race); every document found
+// must be whole.
+func TestMemoryStoreConcurrent(t *testing.T) {
+	m := NewMemoryStore(300, 100_000)
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			for i := range 2000 {
+				n := w*10_000 + i
+				id, src := storeDoc(fmt.Sprint("s", n%5), fmt.Sprint("r", n), n)
+				if i%10 == 9 {
+					m.Replace(id, append(src[:len(src)-1:len(src)-1], `,"v":2}`...))
+				} else {
+					m.Add(id, src)
+				}
+			}
+		})
+	}
+	for range 2 {
+		wg.Go(func() {
+			for i := range 2000 {
+				for _, d := range m.Session(fmt.Sprint("s", i%5)) {
+					var doc struct{ Message string }
+					if err := json.Unmarshal(d.Source, &doc); err != nil || "id-"+doc.Message[1:] != d.ID {
+						t.Errorf("%s: %s (%v)", d.ID, d.Source, err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if m.Len() != 300 || len(m.byID) != 300 {
+		t.Fatalf("len %d, %d ids", m.Len(), len(m.byID))
 	}
 }
