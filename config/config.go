@@ -80,6 +80,7 @@ type Ship struct {
 	ESCAFingerprint   string        `flag:"es-ca-fingerprint" group:"ship" help:"SHA-256 fingerprint of Elasticsearch's CA certificate"`
 	ESInsecure        bool          `flag:"es-insecure" group:"ship" help:"do not verify Elasticsearch's certificate (unsafe)"`
 	ESSetup           bool          `flag:"es-setup" default:"true" group:"ship" help:"install the index template on start when allowed"`
+	ESCompression     string        `flag:"es-compression" default:"auto" group:"ship" help:"bulk request bodies: auto (gzip unless every --es-url host is loopback), gzip or none"`
 	FlushBytes        ByteSize      `flag:"flush-bytes" default:"5MB" group:"ship" help:"send a bulk request when this much is waiting"`
 	FlushInterval     time.Duration `flag:"flush-interval" default:"1s" group:"ship" help:"send a bulk request at least this often"`
 	Workers           int           `flag:"workers" default:"2" group:"ship" help:"bulk requests in flight"`

@@ -45,6 +45,9 @@ func TestDefaults(t *testing.T) {
 	if !cfg.CORSAddSessionHeader || cfg.MarkInfoLimit != 200 || cfg.ErrorBodyBytes != 8<<10 {
 		t.Errorf("cors/mark/error-body = %v %d %d", cfg.CORSAddSessionHeader, cfg.MarkInfoLimit, cfg.ErrorBodyBytes)
 	}
+	if cfg.ESCompression != "auto" {
+		t.Errorf("es-compression default = %q", cfg.ESCompression)
+	}
 }
 
 // Flags win over the environment, the environment over the file, the file over defaults.
@@ -108,6 +111,7 @@ func TestErrorsNameTheSettingAndTheFix(t *testing.T) {
 		{name: "upstream not a URL", args: []string{"--upstream", "localhost:5000"}, want: []string{"--upstream", "http://"}},
 		{name: "credentials in es-url", args: []string{"--es-url", "https://elastic:hunter2@es:9200"}, want: []string{"--es-url", "credentials"}},
 		{name: "mark", args: []string{"--mark", "some"}, want: []string{"--mark", "auto, all, problems"}},
+		{name: "es-compression", args: []string{"--es-compression", "zstd"}, want: []string{"--es-compression", `"zstd"`, "auto, gzip, none"}},
 		{name: "cookie source without name", args: []string{"--session-source", "cookie"}, want: []string{"--session-cookie"}},
 		{name: "zero workers", args: []string{"--workers", "0"}, want: []string{"--workers", "greater than zero"}},
 		{name: "uppercase index", args: []string{"--index", "Logs"}, want: []string{"--index", "lowercase"}},

@@ -86,32 +86,48 @@ func cannedNode(tb testing.TB) *httptest.Server {
 			body = zr
 		}
 		raw, _ := io.ReadAll(body)
-		n := bytes.Count(raw, []byte("\n")) / 2
-		var resp bytes.Buffer
-		resp.WriteString(`{"errors":false,"items":[`)
-		for i := range n {
-			if i > 0 {
-				resp.WriteByte(',')
-			}
-			resp.WriteString(`{"create":{"status":201}}`)
-		}
-		resp.WriteString("]}")
-		w.Write(resp.Bytes())
+		w.Write(createdResponse(bytes.Count(raw, []byte("\n")) / 2))
 	}))
 	tb.Cleanup(srv.Close)
 	return srv
 }
 
+// createdResponse is a healthy node's filtered answer to a bulk request of
+// n documents.
+func createdResponse(n int) []byte {
+	var resp bytes.Buffer
+	resp.WriteString(`{"errors":false,"items":[`)
+	for i := range n {
+		if i > 0 {
+			resp.WriteByte(',')
+		}
+		resp.WriteString(`{"create":{"status":201}}`)
+	}
+	resp.WriteString("]}")
+	return resp.Bytes()
+}
+
 // BenchmarkBulkLoop ships documents with replaylink's own bulk loop, in
-// batches of 1000, to a canned node. Compare with BenchmarkBulkIndexer.
+// batches of 1000, to a canned node, with and without gzip; one op is one
+// document. Compare gzip with BenchmarkBulkIndexer.
 func BenchmarkBulkLoop(b *testing.B) {
+	for _, gzip := range []bool{true, false} {
+		name := "none"
+		if gzip {
+			name = "gzip"
+		}
+		b.Run(name, func(b *testing.B) { benchBulkLoop(b, gzip) })
+	}
+}
+
+func benchBulkLoop(b *testing.B, gzip bool) {
 	srv := cannedNode(b)
 	client, err := NewClient(ClientOptions{URLs: []string{srv.URL}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	var st counters
-	s := &bulkSink{client: client, target: "logs", log: zerolog.Nop(), stats: &st, backoffMin: 1, backoffMax: 1, itemRetry: 1}
+	s := &bulkSink{client: client, target: "logs", log: zerolog.Nop(), stats: &st, backoffMin: 1, backoffMax: 1, itemRetry: 1, gzip: gzip}
 	w := s.deliverer()
 	ids, srcs := benchDocs()
 	bt := newBatch()
@@ -197,5 +213,21 @@ func BenchmarkPublish(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// BenchmarkClassifyBulk classifies the answer to a healthy 1000-document
+// bulk request (errors:false), as every delivered batch does.
+func BenchmarkClassifyBulk(b *testing.B) {
+	const n = 1000
+	body := createdResponse(n)
+	var dst []ItemResult
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = ClassifyBulk(200, body, n, dst)
+	}
+	if len(dst) != n || dst[n-1].Verdict != Indexed {
+		b.Fatalf("%d results, last %v", len(dst), dst[len(dst)-1].Verdict)
 	}
 }

@@ -1,6 +1,7 @@
 package ship
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -61,10 +62,7 @@ var bulkFilterPath = []string{"errors", "items.*.status", "items.*.error"}
 func ClassifyBulk(httpStatus int, body []byte, n int, dst []ItemResult) []ItemResult {
 	dst = dst[:0]
 	all := func(v Verdict, err json.RawMessage) []ItemResult {
-		for range n {
-			dst = append(dst, ItemResult{Verdict: v, Status: httpStatus, Error: err})
-		}
-		return dst
+		return repeat(dst, n, ItemResult{Verdict: v, Status: httpStatus, Error: err})
 	}
 	switch {
 	case httpStatus >= 200 && httpStatus < 300:
@@ -87,7 +85,16 @@ func ClassifyBulk(httpStatus int, body []byte, n int, dst []ItemResult) []ItemRe
 	default: // 1xx, 3xx: nothing sane to read
 		return all(Backoff, syntheticError("unexpected_status", fmt.Sprintf("bulk request answered %d", httpStatus)))
 	}
+	// Nearly every answer says no item failed: reading it with
+	// encoding/json would cost more than all the rest of a delivery.
+	if res, ok := scanIndexed(body, n, dst); ok {
+		return res
+	}
+	return decodeItems(httpStatus, body, n, dst)
+}
 
+// decodeItems reads the verdict of each item of an answered bulk request.
+func decodeItems(httpStatus int, body []byte, n int, dst []ItemResult) []ItemResult {
 	// Each item is keyed by its action: create for Publish, index for
 	// Replace (ship.Pipeline.Replace).
 	type item struct {
@@ -100,12 +107,13 @@ func ClassifyBulk(httpStatus int, body []byte, n int, dst []ItemResult) []ItemRe
 			Index  item `json:"index"`
 		} `json:"items"`
 	}
+	dst = dst[:0]
 	if err := json.Unmarshal(body, &resp); err != nil || len(resp.Items) != n {
 		why := fmt.Sprintf("bulk response has %d items for %d documents", len(resp.Items), n)
 		if err != nil {
 			why = "unreadable bulk response: " + err.Error()
 		}
-		return all(Retry, syntheticError("bad_bulk_response", why))
+		return repeat(dst, n, ItemResult{Verdict: Retry, Status: httpStatus, Error: syntheticError("bad_bulk_response", why)})
 	}
 	for _, it := range resp.Items {
 		r := it.Create
@@ -116,6 +124,164 @@ func ClassifyBulk(httpStatus int, body []byte, n int, dst []ItemResult) []ItemRe
 	}
 	return dst
 }
+
+// repeat appends r n times.
+func repeat(dst []ItemResult, n int, r ItemResult) []ItemResult {
+	for range n {
+		dst = append(dst, r)
+	}
+	return dst
+}
+
+// scanIndexed reads, without encoding/json, a bulk answer that says no
+// item failed, shaped as bulkFilterPath leaves it:
+//
+//	{"errors":false,"items":[{"create":{"status":201}},{"index":{"status":200}}]}
+//
+// in any key order and with any whitespace. It accepts nothing else: an
+// unknown or repeated key, an escape in a key, an error object, a status
+// other than 2xx, or a count other than n make it return false, and the
+// answer goes to decodeItems. So it cannot be fooled by "errors" inside an
+// error's reason, and trusts "errors":false only as far as every item
+// agrees; whatever it accepts, decodeItems reads the same way.
+func scanIndexed(body []byte, n int, dst []ItemResult) ([]ItemResult, bool) {
+	s := scanner{b: body}
+	dst = dst[:0]
+	var sawErrors, sawItems bool
+	if !s.eat('{') {
+		return dst, false
+	}
+	for {
+		k, ok := s.key()
+		switch {
+		case !ok:
+			return dst, false
+		case string(k) == "errors" && !sawErrors:
+			if !s.literal("false") {
+				return dst, false // "errors":true: some item failed
+			}
+			sawErrors = true
+		case string(k) == "items" && !sawItems:
+			if dst, ok = s.items(n, dst); !ok {
+				return dst, false
+			}
+			sawItems = true
+		default:
+			return dst, false
+		}
+		if s.eat(',') {
+			continue
+		}
+		if !s.eat('}') {
+			return dst, false
+		}
+		s.space()
+		return dst, sawErrors && sawItems && len(dst) == n && s.i == len(s.b)
+	}
+}
+
+// scanner walks a JSON text for scanIndexed.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) space() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// eat consumes c, after any whitespace, when it comes next.
+func (s *scanner) eat(c byte) bool {
+	s.space()
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+func (s *scanner) literal(word string) bool {
+	s.space()
+	if !bytes.HasPrefix(s.b[s.i:], []byte(word)) {
+		return false
+	}
+	s.i += len(word)
+	return true
+}
+
+// key reads an object key and its colon. Keys with escapes are refused:
+// none of the keys scanIndexed accepts has one.
+func (s *scanner) key() ([]byte, bool) {
+	if !s.eat('"') {
+		return nil, false
+	}
+	for start := s.i; s.i < len(s.b); s.i++ {
+		switch c := s.b[s.i]; {
+		case c == '"':
+			k := s.b[start:s.i]
+			s.i++
+			return k, s.eat(':')
+		case c == '\\' || c < 0x20:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// items reads the items array, appending one Indexed result per item, and
+// refuses more than n.
+func (s *scanner) items(n int, dst []ItemResult) ([]ItemResult, bool) {
+	if !s.eat('[') {
+		return dst, false
+	}
+	if s.eat(']') {
+		return dst, true
+	}
+	for len(dst) < n {
+		status, ok := s.item()
+		if !ok {
+			return dst, false
+		}
+		dst = append(dst, ItemResult{Verdict: Indexed, Status: status})
+		if !s.eat(',') {
+			return dst, s.eat(']')
+		}
+	}
+	return dst, false
+}
+
+// item reads {"create":{"status":2xx}} or {"index":{"status":2xx}}.
+func (s *scanner) item() (int, bool) {
+	if !s.eat('{') {
+		return 0, false
+	}
+	if k, ok := s.key(); !ok || (string(k) != "create" && string(k) != "index") {
+		return 0, false
+	}
+	if !s.eat('{') {
+		return 0, false
+	}
+	if k, ok := s.key(); !ok || string(k) != "status" {
+		return 0, false
+	}
+	s.space()
+	d := s.b[s.i:]
+	if len(d) < 3 || d[0] != '2' || !isDigit(d[1]) || !isDigit(d[2]) {
+		return 0, false
+	}
+	s.i += 3
+	// A fourth digit, a fraction or an exponent would stop at the braces.
+	return 200 + int(d[1]-'0')*10 + int(d[2]-'0'), s.eat('}') && s.eat('}')
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // itemVerdict classifies the status of one item of an answered bulk request.
 func itemVerdict(status int) Verdict {

@@ -30,6 +30,14 @@ const (
 	rejectedRequest   = `{"error":{"root_cause":[{"type":"es_rejected_execution_exception","reason":"rejected"}],"type":"es_rejected_execution_exception","reason":"rejected"},"status":429}`
 	securityError     = `{"error":{"type":"security_exception","reason":"unable to authenticate with provided credentials and anonymous access is not allowed for this request"},"status":401}`
 	malformedBulk     = `{"error":{"type":"illegal_argument_exception","reason":"Malformed action/metadata line [1], expected START_OBJECT but found [VALUE_STRING]"},"status":400}`
+	// As ?pretty (or a proxy re-indenting) would send it, keys reordered.
+	prettyCreated = "{\n  \"items\" : [\n    {\n      \"create\" : {\n        \"status\" : 201\n      }\n    },\r\n\t{ \"index\" : { \"status\" : 200 } }\n  ],\n  \"errors\" : false\n}\n"
+	// A reason quoting a healthy answer, before and after the real "errors".
+	quotedErrors = `{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":400,"error":{"type":"document_parsing_exception",` +
+		`"reason":"field [note] of value [\"errors\":false,\"items\":[{\"create\":{\"status\":201}}]}] is not a date"}}}]}`
+	quotedErrorsLast = `{"items":[{"create":{"status":400,"error":{"type":"x","reason":"}]},\"errors\":false}"}}},{"create":{"status":201}}],"errors":true}`
+	// "errors":false that no item agrees with: believe the items.
+	lyingErrors = `{"errors":false,"items":[{"create":{"status":201}},{"create":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"bad"}}}]}`
 )
 
 func TestClassifyBulk(t *testing.T) {
@@ -64,6 +72,12 @@ func TestClassifyBulk(t *testing.T) {
 		{name: "malformed request, several", status: 400, body: malformedBulk, n: 2, want: []Verdict{Split, Split}},
 		{name: "malformed request, one", status: 400, body: malformedBulk, n: 1, want: []Verdict{Reject}, wantErr: "Malformed action"},
 		{name: "items missing", status: 200, body: `{"errors":false,"items":[{"create":{"status":201}}]}`, n: 2, want: []Verdict{Retry, Retry}, wantErr: "1 items for 2 documents"},
+		{name: "items too many", status: 200, body: allCreated, n: 2, want: []Verdict{Retry, Retry}, wantErr: "3 items for 2 documents"},
+		{name: "no errors, no items", status: 200, body: `{"errors":false,"items":[]}`, n: 0, want: []Verdict{}},
+		{name: "pretty-printed", status: 200, body: prettyCreated, n: 2, want: []Verdict{Indexed, Indexed}, wantStat: []int{201, 200}},
+		{name: `"errors" quoted in a reason`, status: 200, body: quotedErrors, n: 2, want: []Verdict{Indexed, Reject}, wantStat: []int{201, 400}},
+		{name: `"errors" quoted, items first`, status: 200, body: quotedErrorsLast, n: 2, want: []Verdict{Reject, Indexed}, wantStat: []int{400, 201}},
+		{name: "errors:false contradicted by an item", status: 200, body: lyingErrors, n: 2, want: []Verdict{Indexed, Reject}, wantStat: []int{201, 400}},
 		{name: "unreadable body", status: 200, body: `{"errors":fal`, n: 1, want: []Verdict{Retry}, wantErr: "unreadable bulk response"},
 		{name: "redirect", status: 302, body: ``, n: 1, want: []Verdict{Backoff}, wantErr: "answered 302"},
 	} {
@@ -92,14 +106,86 @@ func TestClassifyBulk(t *testing.T) {
 
 func TestClassifyBulkReusesDst(t *testing.T) {
 	dst := make([]ItemResult, 0, 8)
-	got := ClassifyBulk(200, []byte(allCreated), 3, dst)
-	if &got[0] != &dst[:1][0] {
-		t.Fatal("dst was not reused")
+	for _, body := range []string{allCreated, mixed} { // the scan, then the decode
+		got := ClassifyBulk(200, []byte(body), 3, dst)
+		if &got[0] != &dst[:1][0] {
+			t.Fatalf("dst was not reused for %.30s", body)
+		}
+	}
+}
+
+// scanIndexed takes the healthy answers off encoding/json, and leaves every
+// answer it is not sure of to decodeItems.
+func TestScanIndexed(t *testing.T) {
+	items := func(n int, item string) string {
+		return `{"errors":false,"items":[` + strings.TrimSuffix(strings.Repeat(item+",", n), ",") + "]}"
+	}
+	created := `{"create":{"status":201}}`
+	for _, tc := range []struct {
+		name string
+		body string
+		n    int
+		want bool
+	}{
+		{"all created", allCreated, 3, true},
+		{"1000 created", items(1000, created), 1000, true},
+		{"pretty-printed, keys reordered", prettyCreated, 2, true},
+		{"none", `{"errors":false,"items":[]}`, 0, true},
+		{"one item short", allCreated, 4, false},
+		{"one item over", allCreated, 2, false},
+		{"errors true", mixed, 8, false},
+		{"errors true, items all created", `{"errors":true,"items":[{"create":{"status":201}}]}`, 1, false},
+		{`"errors" quoted in a reason`, quotedErrors, 2, false},
+		{`"errors" quoted, items first`, quotedErrorsLast, 2, false},
+		{"errors:false contradicted by an item", lyingErrors, 2, false},
+		{"no errors key", `{"items":[{"create":{"status":201}}]}`, 1, false},
+		{"errors twice", `{"errors":false,"errors":true,"items":[{"create":{"status":201}}]}`, 1, false},
+		{"items twice", `{"errors":false,"items":[{"create":{"status":201}}],"items":[]}`, 1, false},
+		{"escaped key", `{"err\u006frs":false,"errors":false,"items":[{"create":{"status":201}}]}`, 1, false},
+		{"other key", `{"took":3,"errors":false,"items":[{"create":{"status":201}}]}`, 1, false},
+		{"other action", `{"errors":false,"items":[{"update":{"status":200}}]}`, 1, false},
+		{"two actions in an item", `{"errors":false,"items":[{"create":{"status":201},"index":{"status":500}}]}`, 1, false},
+		{"item with more than its status", `{"errors":false,"items":[{"create":{"status":201,"_id":"a"}}]}`, 1, false},
+		{"nested object for a count", `{"errors":false,"items":[{"create":{"status":{"a":[1,2]}}}]}`, 1, false},
+		{"status 409 without an error", `{"errors":false,"items":[{"create":{"status":409}}]}`, 1, false},
+		{"status 2010", `{"errors":false,"items":[{"create":{"status":2010}}]}`, 1, false},
+		{"status 201.5", `{"errors":false,"items":[{"create":{"status":201.5}}]}`, 1, false},
+		{"status as a string", `{"errors":false,"items":[{"create":{"status":"201"}}]}`, 1, false},
+		{"truncated", `{"errors":false,"items":[{"create":{"status":201}}`, 1, false},
+		{"trailing data", allCreated + `{}`, 3, false},
+		{"trailing comma", `{"errors":false,"items":[{"create":{"status":201}},]}`, 1, false},
+		{"errors falsey", `{"errors":falsey,"items":[{"create":{"status":201}}]}`, 1, false},
+		{"empty", ``, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := scanIndexed([]byte(tc.body), tc.n, nil)
+			if ok != tc.want {
+				t.Fatalf("scanIndexed = %v, want %v", ok, tc.want)
+			}
+			if ok {
+				sameResults(t, got, decodeItems(200, []byte(tc.body), tc.n, nil))
+			}
+		})
+	}
+}
+
+// sameResults fails unless the scan got what the full decode gets.
+func sameResults(t *testing.T, scanned, decoded []ItemResult) {
+	t.Helper()
+	if len(scanned) != len(decoded) {
+		t.Fatalf("scan: %d results, decode: %d", len(scanned), len(decoded))
+	}
+	for i := range scanned {
+		s, d := scanned[i], decoded[i]
+		if s.Verdict != d.Verdict || s.Status != d.Status || len(s.Error) != len(d.Error) {
+			t.Fatalf("item %d: scan %v %d %s, decode %v %d %s", i, s.Verdict, s.Status, s.Error, d.Verdict, d.Status, d.Error)
+		}
 	}
 }
 
 func FuzzClassifyBulk(f *testing.F) {
-	for _, s := range []string{allCreated, mixed, replaced, openSearchMapping, rejectedRequest, malformedBulk, ""} {
+	for _, s := range []string{allCreated, mixed, replaced, openSearchMapping, rejectedRequest, malformedBulk, "",
+		prettyCreated, quotedErrors, quotedErrorsLast, lyingErrors} {
 		f.Add(200, s, 3)
 		f.Add(400, s, 1)
 	}
@@ -115,6 +201,9 @@ func FuzzClassifyBulk(f *testing.F) {
 			if r.Verdict < Indexed || r.Verdict > Reject {
 				t.Fatalf("invalid verdict %d", r.Verdict)
 			}
+		}
+		if scanned, ok := scanIndexed([]byte(body), n, nil); ok {
+			sameResults(t, scanned, decodeItems(200, []byte(body), n, nil))
 		}
 	})
 }

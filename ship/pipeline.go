@@ -55,6 +55,7 @@ type Options struct {
 	// InstallTemplate installs the index template (and, with DataStream,
 	// the data stream and alias) before the first bulk request.
 	InstallTemplate bool
+	Compression     Compression // of bulk bodies; default CompressionAuto
 
 	Output      io.Writer // embedded default: documents as JSON lines; required without URLs
 	MemoryDocs  int       // recent documents kept for lookups; default 50000, negative for none
@@ -73,6 +74,7 @@ func (o *Options) applyDefaults() {
 	setDefault(&o.FlushInterval, time.Second)
 	setDefault(&o.Workers, 2)
 	setDefault(&o.Index, "logs")
+	setDefault(&o.Compression, CompressionAuto)
 	setDefault(&o.MemoryDocs, 50_000)
 	setDefault(&o.MemoryBytes, 64<<20)
 	setDefault(&o.BackoffMin, 100*time.Millisecond)
@@ -156,6 +158,10 @@ func New(opts Options) (*Pipeline, error) {
 	if embedded {
 		p.sink = &outputSink{w: opts.Output, log: p.log, backoffMin: opts.BackoffMin, backoffMax: opts.BackoffMax, stats: &p.stats}
 	} else {
+		gzip, err := opts.Compression.gzipFor(opts.Client.URLs)
+		if err != nil {
+			return nil, err
+		}
 		client, transport, err := newClient(opts.Client)
 		if err != nil {
 			return nil, err
@@ -165,7 +171,7 @@ func New(opts Options) (*Pipeline, error) {
 			client: client, target: target.WriteName(), log: p.log,
 			deadLetters: newDeadLetters(opts.SpoolDir, target.WriteName(), opts.DeadLetterMaxBytes),
 			backoffMin:  opts.BackoffMin, backoffMax: opts.BackoffMax, itemRetry: opts.ItemRetryTime,
-			stats: &p.stats,
+			stats: &p.stats, gzip: gzip,
 		}
 		if opts.InstallTemplate {
 			bs.setup = func(ctx context.Context) error { return p.setUp(ctx, client, target) }

@@ -107,6 +107,7 @@ func shipOptions(c *config.Config, out io.Writer, log zerolog.Logger) ship.Optio
 		Index:           c.Index,
 		DataStream:      c.DataStream,
 		InstallTemplate: c.ESSetup,
+		Compression:     ship.Compression(c.ESCompression),
 		Output:          out,
 		MemoryDocs:      c.MemoryStore,
 		Logger:          log.With().Str("component", "ship").Logger(),

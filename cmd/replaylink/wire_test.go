@@ -34,7 +34,7 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 		"--openreplay-token-secret", "s3cret", "--service-name", "cart", "--mark", "problems", "--mark-info-limit", "50",
 		"--attribution-grace", "5ms", "--event-queue", "99", "--tail", "/var/log/app/*.log", "--max-line-bytes", "1KiB",
 		"--tail-from-beginning", "--es-url", "http://127.0.0.1:9200", "--index", "logs2", "--data-stream",
-		"--es-api-key", "id:key", "--es-ca-cert", "/ca.pem", "--es-insecure", "--es-setup=false", "--flush-bytes", "1MB",
+		"--es-api-key", "id:key", "--es-ca-cert", "/ca.pem", "--es-insecure", "--es-setup=false", "--es-compression", "none", "--flush-bytes", "1MB",
 		"--flush-interval", "250ms", "--workers", "3", "--spool-dir", "/tmp/spool-x", "--spool-max-bytes", "10MiB",
 		"--spool-sync-interval", "50ms", "--memory-store", "7",
 	}
@@ -81,7 +81,7 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 	}
 	if so.SpoolDir != "/tmp/spool-x" || so.SpoolMaxBytes != 10<<20 || so.SyncInterval != 50*time.Millisecond || so.FlushBytes != 1_000_000 ||
 		so.FlushInterval != 250*time.Millisecond || so.Workers != 3 || so.Index != "logs2" || !so.DataStream || so.InstallTemplate ||
-		so.MemoryDocs != 7 || so.Output != &out {
+		so.MemoryDocs != 7 || so.Output != &out || so.Compression != ship.CompressionNone {
 		t.Errorf("ship options = %+v", so)
 	}
 
