@@ -42,6 +42,9 @@ const (
 	// parkWait bounds how long a backend error stays unpublished, waiting
 	// for the access event of its request.
 	parkWait = 50 * time.Millisecond
+	// maxBatch bounds a commit: a round that makes more documents hands
+	// them on in pieces, so that the batch buffer stays small.
+	maxBatch = 512
 )
 
 type assembler struct {
@@ -64,8 +67,8 @@ type assembler struct {
 	msg    []byte // scratch for the message
 	clean  []byte // scratch for a first line without ANSI escapes
 	hexbuf [48]byte
-	out    []byte // the encoded document
 	id     []byte
+	batch  Batch // documents made since the last commit
 
 	held   map[uint64]heldEvent
 	parked map[uint64]*parkedGroup
@@ -357,19 +360,28 @@ func (a *assembler) replace(docSeq uint64) {
 	a.send(docSeq, true)
 }
 
+// send adds a.doc to the round's batch; commit hands the batch on.
 func (a *assembler) send(docSeq uint64, replace bool) {
-	a.out = appendDocument(a.out[:0], &a.doc)
 	a.id = append(a.id[:0], a.idPrefix...)
 	a.id = strconv.AppendUint(a.id, docSeq, 36)
-	var err error
-	if replace {
-		err = a.pub.Replace(a.id, a.out)
-	} else {
-		err = a.pub.Publish(a.id, a.out)
+	a.batch.add(a.id, replace, &a.doc)
+	if a.batch.Len() >= maxBatch {
+		a.commit()
 	}
-	if err != nil {
-		publishErrors.Inc()
-		a.publishFailures++
+}
+
+// commit publishes the documents made since the last commit, in one call
+// (group commit). The worker commits at the end of every round, so a
+// document waits in memory no longer than the round that made it.
+func (a *assembler) commit() {
+	if a.batch.Len() == 0 {
+		return
+	}
+	refused, err := a.batch.publish(a.pub)
+	a.batch.Reset()
+	if refused > 0 {
+		publishErrors.Add(refused)
+		a.publishFailures += refused
 		// One message per minute at most: a full spool fails every document.
 		if a.now.Sub(a.lastFailureLog) >= time.Minute {
 			a.log.Warn().Err(err).Int("failures", a.publishFailures).Msg("enrich: documents could not be published")

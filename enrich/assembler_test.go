@@ -368,7 +368,7 @@ func TestMergeTiming(t *testing.T) {
 
 // overdue counts the backend records that have waited unpublished for
 // longer than parkWait and a tick (5xx events are published when they come).
-func overdue(a *assembler, now time.Time) int {
+func overdue(a *testAssembler, now time.Time) int {
 	n := 0
 	for _, pg := range a.parked {
 		if parkedAt := pg.expires.Add(-a.hold); pg.docSeq == 0 && now.Sub(parkedAt) > parkWait+10*time.Millisecond {

@@ -1,10 +1,12 @@
 package enrich
 
 import (
+	"bytes"
 	"encoding/hex"
 	"hash/maphash"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/replaylink/replaylink/proxy"
@@ -35,14 +37,18 @@ import (
 //
 // The Attributor's state is shared by the proxy's request goroutines
 // (RequestStarted, RequestFinished) and the pipeline's worker (attribute),
-// under one mutex that is held for map operations only: no I/O, no
-// allocation beyond the maps' own, nothing that waits.
+// under one mutex that is held for table operations only: no I/O, no
+// allocation once the tables are at their size, nothing that waits.
 //
 // Window decisions depend only on timestamps (Line.Time, RequestStart.Start,
 // AccessEvent.Start+Duration), not on when the worker gets to a record, so a
 // worker that lags gives the same answers. For that the Attributor keeps
 // finished requests for windowRetention; a record older than what it still
 // knows (the horizon) gets none rather than a guess.
+//
+// An Attributor made for pushed lines only (Options.PushedLinesOnly) keeps no
+// books until the first line, so that a replaylink that never gets one costs
+// the proxy nothing (see noteLine).
 
 type attributionLevel uint8
 
@@ -85,7 +91,11 @@ const (
 type Attributor struct {
 	grace time.Duration
 	reach time.Duration // how long after its end a request may be named: max(grace, accessLineDelay)
-	seed  maphash.Seed  // of path keys
+	seed  maphash.Seed  // of path keys and id hashes
+
+	// active is false until the first line when the lines can only be
+	// pushed (see noteLine); requests are not tracked meanwhile.
+	active atomic.Bool
 
 	mu       sync.Mutex
 	inflight map[uint64]flight
@@ -102,9 +112,12 @@ type Attributor struct {
 	lastByPath map[uint64]uint64
 	horizon    time.Time // window decisions for earlier times lack forgotten requests
 	latest     time.Time // latest request time seen, the clock of expiry
-	byReqID    map[string]idEntry
-	byTrace    map[[16]byte]idEntry
-	idOrder    ring[idRef] // ids in the order they were (re)registered, for expiry
+	// windowless: the Attributor was activated by a line, so it never knew
+	// the requests in flight then, nor when the last of them ends; window
+	// decisions could miss one, and are not made. (Pushed lines, the only
+	// ones it was made for, are never judged by time anyway.)
+	windowless bool
+	ids        idTable
 }
 
 var _ proxy.Observer = (*Attributor)(nil)
@@ -112,8 +125,8 @@ var _ proxy.Observer = (*Attributor)(nil)
 type flight struct {
 	session   uint64
 	start     time.Time
-	reqID     string
-	trace     [16]byte
+	reqID     idHandle
+	trace     idHandle
 	path      uint64 // pathKey; 0: not known
 	method    httpMethod
 	preflight bool
@@ -132,24 +145,10 @@ type finished struct {
 	prevSame     uint64 // absolute position in done + 1 of the previous request with this path; 0: none
 }
 
-// idEntry is what a request id or trace id points to.
-type idEntry struct {
-	session  uint64
-	seq      uint64 // 0 when several requests share the id
-	expires  time.Time
-	conflict bool // several sessions used the id: it identifies none
-}
-
-type idRef struct {
-	reqID   string
-	trace   [16]byte
-	expires time.Time
-}
-
 // NewAttributor returns an Attributor that counts a request as in flight
-// from its start to grace after its end.
+// from its start to grace after its end, tracking requests from the start.
 func NewAttributor(grace time.Duration) *Attributor {
-	return &Attributor{
+	a := &Attributor{
 		grace:      grace,
 		reach:      max(grace, accessLineDelay),
 		seed:       maphash.MakeSeed(),
@@ -157,26 +156,62 @@ func NewAttributor(grace time.Duration) *Attributor {
 		done:       newRing[finished](windowCapacity),
 		abandoned:  newRing[finished](abandonedCapacity),
 		lastByPath: make(map[uint64]uint64),
-		byReqID:    make(map[string]idEntry),
-		byTrace:    make(map[[16]byte]idEntry),
-		idOrder:    newRing[idRef](idCapacity),
+		ids:        newIDTable(),
+	}
+	a.active.Store(true)
+	return a
+}
+
+// newAttributor returns the Attributor of a Pipeline with o: with
+// o.PushedLinesOnly, one that waits for the first line (see noteLine).
+func newAttributor(o Options) *Attributor {
+	a := NewAttributor(o.AttributionGrace)
+	if o.PushedLinesOnly {
+		a.active.Store(false)
+		a.windowless = true
+	}
+	return a
+}
+
+// noteLine is told of every backend line before it is queued; the first one
+// activates an Attributor that was waiting for it, which tracks requests
+// from then on. Requests that ended before are not known: a pushed line
+// naming one by its request id or trace id is attributed by its own marker
+// only. Those in flight then are known from their end (finish).
+func (a *Attributor) noteLine() {
+	if !a.active.Load() { // a load leaves the flag's cache line shared with the proxy's goroutines
+		a.active.Store(true)
 	}
 }
 
 // RequestStarted records a request going upstream.
 func (a *Attributor) RequestStarted(s *proxy.RequestStart) {
-	f := flight{session: s.Session, start: s.Start, trace: s.TraceID,
-		method: requestMethod(s.Method), preflight: s.Preflight}
+	if !a.active.Load() {
+		return
+	}
+	f := flight{session: s.Session, start: s.Start, method: requestMethod(s.Method), preflight: s.Preflight}
 	if len(s.Path) > 0 {
 		f.path = pathKey(a.seed, s.Path)
 	}
-	if requestIDUsable(s.RequestID) {
-		f.reqID = string(s.RequestID)
+	// Hashed before the lock is taken, to hold it shorter.
+	hasReqID, hasTrace := requestIDUsable(s.RequestID), s.TraceID != ([16]byte{})
+	var reqHash, traceHash uint64
+	if hasReqID {
+		reqHash = a.idHash(s.RequestID)
 	}
+	if hasTrace {
+		traceHash = a.idHash(s.TraceID[:])
+	}
+	expires := s.Start.Add(idRetention)
 	a.mu.Lock()
-	a.inflight[s.Seq] = f
 	a.advance(s.Start)
-	a.register(f.reqID, f.trace, f.session, s.Seq, s.Start.Add(idRetention))
+	if hasReqID {
+		f.reqID = a.ids.add(idRequest, reqHash, s.RequestID, f.session, s.Seq, expires)
+	}
+	if hasTrace {
+		f.trace = a.ids.add(idTrace, traceHash, s.TraceID[:], f.session, s.Seq, expires)
+	}
+	a.inflight[s.Seq] = f
 	a.mu.Unlock()
 }
 
@@ -188,14 +223,18 @@ func (a *Attributor) RequestFinished(ev *proxy.AccessEvent) {
 
 // finish records the end of ev's request; it does not take ownership of ev.
 func (a *Attributor) finish(ev *proxy.AccessEvent) {
+	if !a.active.Load() {
+		return
+	}
 	end := ev.Start.Add(ev.Duration)
 	a.mu.Lock()
 	f, ok := a.inflight[ev.Seq]
 	if ok {
 		delete(a.inflight, ev.Seq)
 	} else {
-		// The start was not seen: still count the request, it makes
-		// window decisions in its time ambiguous.
+		// The start was not seen (it came before a line activated the
+		// Attributor): still count the request, it makes window
+		// decisions in its time ambiguous.
 		f = flight{session: ev.Session, start: ev.Start, method: requestMethod(ev.Method)}
 		if len(ev.Path) > 0 {
 			f.path = pathKey(a.seed, ev.Path)
@@ -226,19 +265,27 @@ func (a *Attributor) finish(ev *proxy.AccessEvent) {
 	for a.abandoned.len() > 0 && a.abandoned.front().end.Add(windowRetention).Before(a.latest) {
 		a.abandoned.pop()
 	}
-	if ok {
-		a.register(f.reqID, f.trace, f.session, ev.Seq, end.Add(idRetention)) // expiry counts from the end
+	// The ids attribute lines until idRetention after the end. Those
+	// registered at the start are renewed in place; one dropped since (a
+	// request longer than idRetention) or never registered (the start was
+	// not seen) is registered now.
+	expires := end.Add(idRetention)
+	if !a.ids.renew(f.reqID, f.session, ev.Seq, expires) && requestIDUsable(ev.RequestID) {
+		a.ids.add(idRequest, a.idHash(ev.RequestID), ev.RequestID, f.session, ev.Seq, expires)
+	}
+	if !a.ids.renew(f.trace, f.session, ev.Seq, expires) && ev.TraceID != ([16]byte{}) {
+		a.ids.add(idTrace, a.idHash(ev.TraceID[:]), ev.TraceID[:], f.session, ev.Seq, expires)
 	}
 	a.mu.Unlock()
 }
 
+// advance moves the clock of expiry to t, if later, and drops the ids whose
+// time is up.
 func (a *Attributor) advance(t time.Time) {
 	if t.After(a.latest) {
 		a.latest = t
 	}
-	for a.idOrder.len() > 0 && a.idOrder.front().expires.Before(a.latest) {
-		a.expire(a.idOrder.pop())
-	}
+	a.ids.expire(a.latest)
 }
 
 // popDone drops the oldest finished request from window decisions.
@@ -259,29 +306,111 @@ func (a *Attributor) forget(f finished) {
 	}
 }
 
-func (a *Attributor) register(reqID string, trace [16]byte, session, seq uint64, expires time.Time) {
-	if reqID != "" {
-		a.byReqID[reqID] = merge(a.byReqID[reqID], session, seq, expires)
+// idHash is the key of an id in the id table.
+func (a *Attributor) idHash(id []byte) uint64 { return maphash.Bytes(a.seed, id) }
+
+// idKind tells request ids from trace ids in the id table.
+type idKind uint8
+
+const (
+	idRequest idKind = iota + 1
+	idTrace
+)
+
+// idTable maps the request ids and trace ids of recent requests to what
+// they identify. Its map is keyed by a 64-bit hash of the id (idHash), and
+// a match is checked against the id's bytes: of two ids with one hash, the
+// later one is not registered, so that it attributes nothing rather than
+// something wrong. Entries are reused with their buffers: once the table is
+// at its size, a request costs no allocation.
+type idTable struct {
+	byHash  map[uint64]uint32 // index in entries
+	entries []idEntry         // [0] is not used: index 0 is no entry
+	free    []uint32          // indexes of dropped entries
+	order   ring[idRef]       // one per entry, in the order they were made, for expiry
+}
+
+// idEntry is what a request id or trace id points to.
+type idEntry struct {
+	id       []byte // a request id's text, a trace id's 16 bytes
+	hash     uint64
+	kind     idKind
+	gen      uint32 // counts the ids the entry has held, for idHandle
+	session  uint64
+	seq      uint64 // 0 when several requests share the id
+	expires  time.Time
+	conflict bool // several sessions used the id: it identifies none
+}
+
+// idHandle is how a request in flight finds its ids' entries at its end
+// without a lookup; the zero handle is no entry.
+type idHandle struct{ index, gen uint32 }
+
+type idRef struct {
+	index   uint32
+	expires time.Time // of the entry when it was queued
+}
+
+func newIDTable() idTable {
+	return idTable{byHash: make(map[uint64]uint32), entries: make([]idEntry, 1), order: newRing[idRef](idCapacity)}
+}
+
+// add registers a request with an id, or adds it to those the id already
+// points to; hash is the id's idHash.
+func (t *idTable) add(kind idKind, hash uint64, id []byte, session, seq uint64, expires time.Time) idHandle {
+	if i, ok := t.byHash[hash]; ok {
+		e := &t.entries[i]
+		if e.kind != kind || !bytes.Equal(e.id, id) {
+			return idHandle{} // another id with the same hash
+		}
+		e.merge(session, seq, expires)
+		return idHandle{i, e.gen}
 	}
-	if trace != ([16]byte{}) {
-		a.byTrace[trace] = merge(a.byTrace[trace], session, seq, expires)
+	if t.order.full() {
+		for !t.dropOldest() {
+		}
 	}
-	if reqID == "" && trace == ([16]byte{}) {
-		return
+	var i uint32
+	if n := len(t.free); n > 0 {
+		i, t.free = t.free[n-1], t.free[:n-1]
+	} else {
+		i = uint32(len(t.entries))
+		t.entries = append(t.entries, idEntry{})
 	}
-	if a.idOrder.full() {
-		a.expire(a.idOrder.pop())
+	e := &t.entries[i]
+	e.id = append(e.id[:0], id...)
+	e.hash, e.kind, e.session, e.seq, e.expires, e.conflict = hash, kind, session, seq, expires, false
+	t.byHash[hash] = i
+	t.order.push(idRef{i, expires})
+	return idHandle{i, e.gen}
+}
+
+// lookup returns the entry of an id, or nil.
+func (t *idTable) lookup(kind idKind, hash uint64, id []byte) *idEntry {
+	i, ok := t.byHash[hash]
+	if !ok {
+		return nil
 	}
-	a.idOrder.push(idRef{reqID: reqID, trace: trace, expires: expires})
+	if e := &t.entries[i]; e.kind == kind && bytes.Equal(e.id, id) {
+		return e
+	}
+	return nil
+}
+
+// renew adds a request to the id of h, unless the id was dropped since h
+// was made; it reports whether it did.
+func (t *idTable) renew(h idHandle, session, seq uint64, expires time.Time) bool {
+	if h.index == 0 || t.entries[h.index].gen != h.gen {
+		return false
+	}
+	t.entries[h.index].merge(session, seq, expires)
+	return true
 }
 
 // merge adds a request to what an id points to. An id used by two sessions
 // identifies neither; an id used by two requests of one session still
 // identifies the session but no single request.
-func merge(e idEntry, session, seq uint64, expires time.Time) idEntry {
-	if e.expires.IsZero() {
-		return idEntry{session: session, seq: seq, expires: expires}
-	}
+func (e *idEntry) merge(session, seq uint64, expires time.Time) {
 	if e.session != session {
 		e.conflict = true
 	}
@@ -291,22 +420,37 @@ func merge(e idEntry, session, seq uint64, expires time.Time) idEntry {
 	if expires.After(e.expires) {
 		e.expires = expires
 	}
-	return e
 }
 
-// expire drops an id whose time is up, unless it was registered again since.
-func (a *Attributor) expire(r idRef) {
-	if r.reqID != "" {
-		if e, ok := a.byReqID[r.reqID]; ok && !e.expires.After(r.expires) {
-			delete(a.byReqID, r.reqID)
-		}
-	}
-	if r.trace != ([16]byte{}) {
-		if e, ok := a.byTrace[r.trace]; ok && !e.expires.After(r.expires) {
-			delete(a.byTrace, r.trace)
-		}
+// expire drops the ids whose time was up before now.
+func (t *idTable) expire(now time.Time) {
+	for t.order.len() > 0 && t.order.front().expires.Before(now) {
+		t.dropOldest()
 	}
 }
+
+// dropOldest drops the entry queued first, unless it was renewed since it
+// was queued: then it goes back in the queue with its new time, and
+// dropOldest reports false. So renewing costs no queueing, and each entry
+// is in the queue once.
+func (t *idTable) dropOldest() bool {
+	r := t.order.pop()
+	if e := &t.entries[r.index]; e.expires.After(r.expires) {
+		t.order.push(idRef{r.index, e.expires})
+		return false
+	}
+	t.drop(r.index)
+	return true
+}
+
+func (t *idTable) drop(i uint32) {
+	e := &t.entries[i]
+	delete(t.byHash, e.hash)
+	e.gen++
+	t.free = append(t.free, i)
+}
+
+func (t *idTable) len() int { return len(t.byHash) }
 
 // requestIDUsable says whether a request id is distinctive enough to find in
 // free text: 16 to 128 characters with both letters and digits (UUIDs, ULIDs,
@@ -377,10 +521,13 @@ func (at *attribution) addCandidate(s uint64) {
 const maxIDTokens = 32
 
 type idTokens struct {
-	reqIDs [maxIDTokens][]byte
-	nReq   int
-	traces [maxIDTokens][]byte
-	nTrace int
+	reqIDs      [maxIDTokens][]byte
+	reqHashes   [maxIDTokens]uint64
+	nReq        int
+	traces      [maxIDTokens][]byte   // as written
+	traceIDs    [maxIDTokens][16]byte // decoded
+	traceHashes [maxIDTokens]uint64
+	nTrace      int
 }
 
 // scanIDs collects the words of text that could be a request id (runs of
@@ -411,11 +558,22 @@ func (t *idTokens) scan(text []byte) {
 			}
 			if h-k == 32 && t.nTrace < maxIDTokens {
 				t.traces[t.nTrace] = text[k:h]
+				hex.Decode(t.traceIDs[t.nTrace][:], text[k:h]) // hex digits only: no error
 				t.nTrace++
 			}
 			k = h
 		}
 		i = j
+	}
+}
+
+// hash computes the tokens' idHash before the lock is taken.
+func (t *idTokens) hash(a *Attributor) {
+	for i, tok := range t.reqIDs[:t.nReq] {
+		t.reqHashes[i] = a.idHash(tok)
+	}
+	for i := range t.nTrace {
+		t.traceHashes[i] = a.idHash(t.traceIDs[i][:])
 	}
 }
 
@@ -437,6 +595,7 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 		toks.scan(ev.traceID)
 	}
 	toks.scan(ev.text)
+	toks.hash(a)
 	// The record's own claim: a field and a marker that disagree make none.
 	marker := ev.marker
 	switch {
@@ -481,17 +640,13 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 	}
 
 	a.mu.Lock()
-	for _, tok := range toks.reqIDs[:toks.nReq] {
-		if e, ok := a.byReqID[string(tok)]; ok {
+	for i, tok := range toks.reqIDs[:toks.nReq] {
+		if e := a.ids.lookup(idRequest, toks.reqHashes[i], tok); e != nil {
 			note(e.session, e.seq, e.conflict, "request-id", tok)
 		}
 	}
-	for _, tok := range toks.traces[:toks.nTrace] {
-		var id [16]byte
-		if _, err := hex.Decode(id[:], tok); err != nil {
-			continue
-		}
-		if e, ok := a.byTrace[id]; ok {
+	for i, tok := range toks.traces[:toks.nTrace] {
+		if e := a.ids.lookup(idTrace, toks.traceHashes[i], toks.traceIDs[i][:]); e != nil {
 			note(e.session, e.seq, e.conflict, "trace-id", tok)
 		}
 	}
@@ -511,11 +666,12 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 		}
 		return at
 	}
-	if !ev.live || !ev.time.After(a.horizon) {
+	if !ev.live || a.windowless || !ev.time.After(a.horizon) {
 		a.mu.Unlock()
 		if marker != 0 {
-			// No timing to check the marker against: a file, a push, or
-			// a time older than the requests still known.
+			// No timing to check the marker against: a file, a push, a
+			// time older than the requests still known, or requests
+			// never all known.
 			return attribution{level: attributionExact, session: marker, source: "marker", ownMarker: true}
 		}
 		return at

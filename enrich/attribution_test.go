@@ -280,8 +280,8 @@ func TestAttributeIDExpiry(t *testing.T) {
 	if at := attr(a, later.Add(time.Second), rid); at.level == attributionExact {
 		t.Fatalf("expired id still attributes: %+v", at)
 	}
-	if len(a.byReqID) != 0 {
-		t.Errorf("%d request ids kept", len(a.byReqID))
+	if a.ids.len() != 0 {
+		t.Errorf("%d request ids kept", a.ids.len())
 	}
 }
 
@@ -484,14 +484,14 @@ func TestAttributeMemoryIsBounded(t *testing.T) {
 	if len(a.lastByPath) != a.done.len() {
 		t.Fatalf("%d paths chained for %d finished requests with distinct paths", len(a.lastByPath), a.done.len())
 	}
-	if len(a.byReqID) > idCapacity || a.idOrder.len() > idCapacity {
-		t.Fatalf("ids %d order %d", len(a.byReqID), a.idOrder.len())
+	if a.ids.len() > idCapacity || a.ids.order.len() > idCapacity {
+		t.Fatalf("ids %d order %d", a.ids.len(), a.ids.order.len())
 	}
 	// Much later, everything known before is forgotten.
 	late := a.latest.Add(idRetention + time.Second)
 	request{seq: 1 << 40, session: 1, method: "GET", path: "/", from: late, to: late, status: 200}.run(a)
-	if a.done.len() != 1 || len(a.lastByPath) != 1 || a.abandoned.len() != 0 || len(a.byReqID) != 0 {
-		t.Fatalf("after a while: done %d paths %d abandoned %d ids %d", a.done.len(), len(a.lastByPath), a.abandoned.len(), len(a.byReqID))
+	if a.done.len() != 1 || len(a.lastByPath) != 1 || a.abandoned.len() != 0 || a.ids.len() != 0 {
+		t.Fatalf("after a while: done %d paths %d abandoned %d ids %d", a.done.len(), len(a.lastByPath), a.abandoned.len(), a.ids.len())
 	}
 }
 

@@ -91,14 +91,37 @@ func (r *recorder) decoded(t testing.TB) []map[string]any {
 var t0 = time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
 
 // newTestAssembler returns an assembler with a fixed _id prefix and host,
-// as the worker would run it.
-func newTestAssembler(pub Publisher, o Options) *assembler {
+// as the worker would run it, committing after every call as the worker
+// does after every round, so that tests see each call's documents.
+func newTestAssembler(pub Publisher, o Options) *testAssembler {
 	o.Publisher = pub
 	if o.HostName == "" {
 		o.HostName = "host-1"
 	}
 	o = o.withDefaults()
-	return newAssembler(o, NewAttributor(o.AttributionGrace), "test-")
+	return &testAssembler{newAssembler(o, NewAttributor(o.AttributionGrace), "test-")}
+}
+
+type testAssembler struct{ *assembler }
+
+func (a *testAssembler) addEvent(ev *proxy.AccessEvent, now time.Time) {
+	a.assembler.addEvent(ev, now)
+	a.commit()
+}
+
+func (a *testAssembler) addLine(l *capture.Line, now time.Time) {
+	a.assembler.addLine(l, now)
+	a.commit()
+}
+
+func (a *testAssembler) tick(now time.Time) {
+	a.assembler.tick(now)
+	a.commit()
+}
+
+func (a *testAssembler) flushAll() {
+	a.assembler.flushAll()
+	a.commit()
 }
 
 func lineAt(t time.Time, stream capture.Stream, text string) *capture.Line {

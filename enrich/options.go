@@ -32,6 +32,15 @@ type Options struct {
 	// line read later than the grace after its request's end can then
 	// only be attributed by the request it names. 0 means 20ms.
 	AttributionGrace time.Duration
+	// PushedLinesOnly says that the backend's output is not captured (no
+	// child process, no tailed file): the only lines are pushed ones
+	// (POST /ingest), which may never come. The proxy's requests are then
+	// not tracked for attribution until the first line, so that they cost
+	// nothing meanwhile. A pushed line naming a request by an id cannot
+	// be attributed by it when the request ended before the first line,
+	// and lines are never attributed by their time (pushed lines have no
+	// live time anyway).
+	PushedLinesOnly bool
 	// QueueSize bounds the access events and the lines waiting for the
 	// worker (each). 0 means 16384.
 	QueueSize int

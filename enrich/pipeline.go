@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,12 +23,14 @@ import (
 // held for map operations) and two bounded queues, and drop what does not
 // fit (counted in replaylink_dropped_total) rather than wait. The worker owns
 // everything else (the assembler: grouper, parser, marker, encoder) and is
-// the only caller of the Publisher (Publish and Replace).
+// the only caller of the Publisher, once per round (see run).
 type Pipeline struct {
 	attr *Attributor
 	asm  *assembler // owned by the worker goroutine
 
 	events       chan *proxy.AccessEvent
+	wake         chan struct{} // RequestFinished -> an idle worker (capacity 1)
+	idle         atomic.Bool   // the worker waits for a wake to take events
 	lines        chan *queuedLine
 	lineBytes    atomic.Int64 // bytes of the lines in the queue
 	maxLineBytes int64
@@ -59,11 +62,12 @@ func New(o Options) (*Pipeline, error) {
 		return nil, err
 	}
 	o = o.withDefaults()
-	attr := NewAttributor(o.AttributionGrace)
+	attr := newAttributor(o)
 	return &Pipeline{
 		attr:         attr,
 		asm:          newAssembler(o, attr, instancePrefix()),
 		events:       make(chan *proxy.AccessEvent, o.QueueSize),
+		wake:         make(chan struct{}, 1),
 		lines:        make(chan *queuedLine, o.QueueSize),
 		maxLineBytes: int64(o.LineQueueBytes),
 		tickEvery:    max(o.GroupIdle/4, 10*time.Millisecond),
@@ -104,6 +108,9 @@ func (p *Pipeline) RequestFinished(ev *proxy.AccessEvent) {
 	}
 	select {
 	case p.events <- ev:
+		if p.idle.Load() && p.idle.CompareAndSwap(true, false) {
+			p.wakeWorker()
+		}
 	default:
 		// The place for a spill to the spool, when there is one.
 		droppedEventQueueFull.Inc()
@@ -111,10 +118,18 @@ func (p *Pipeline) RequestFinished(ev *proxy.AccessEvent) {
 	}
 }
 
+func (p *Pipeline) wakeWorker() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
 // Line queues a copy of a captured line for the worker. When the queue is
 // full (in lines or bytes) the line is dropped and counted; capture has
 // passed it through to replaylink's own output already.
 func (p *Pipeline) Line(l *capture.Line) {
+	p.attr.noteLine()
 	n := int64(len(l.Text))
 	if p.lineBytes.Add(n) > p.maxLineBytes {
 		p.lineBytes.Add(-n)
@@ -169,14 +184,28 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	}
 }
 
+// run is the worker. It takes access events in rounds: woken by the first
+// event after it went idle, it lets the request goroutines that are ready
+// run first (runtime.Gosched), then takes every event queued by then and
+// publishes the round's documents with one call (Batch: one spool write).
+// Waking it for each event instead, as a channel receive does, cost a
+// goroutine switch and a spool write per request (see docs/benchmarks.md).
+// Idle, a round is one event and Gosched returns at once, so a document
+// still reaches the spool microseconds after its response.
 func (p *Pipeline) run() {
 	defer close(p.done)
 	ticker := time.NewTicker(p.tickEvery)
 	defer ticker.Stop()
 	for {
+		// Idle until the next event wakes it; an event queued before the
+		// flag was up found it busy and sent no wake, so look again.
+		p.idle.Store(true)
+		if len(p.events) > 0 && p.idle.CompareAndSwap(true, false) {
+			p.wakeWorker()
+		}
 		select {
-		case ev := <-p.events:
-			p.asm.addEvent(ev, time.Now())
+		case <-p.wake:
+			runtime.Gosched()
 		case q := <-p.lines:
 			p.takeLine(q)
 		case <-ticker.C:
@@ -187,8 +216,11 @@ func (p *Pipeline) run() {
 		case <-p.stop:
 			p.drain()
 			p.asm.flushAll()
+			p.asm.commit()
 			return
 		}
+		p.drain()
+		p.asm.commit()
 	}
 }
 

@@ -27,7 +27,7 @@ import (
 	"github.com/replaylink/replaylink/ship/spool"
 )
 
-var _ enrich.Publisher = (*Pipeline)(nil)
+var _ enrich.BatchPublisher = (*Pipeline)(nil)
 
 // ErrClosed is returned by Publish after Close.
 var ErrClosed = errors.New("ship: closed")
@@ -103,6 +103,8 @@ type Pipeline struct {
 	transport *http.Transport
 	acks      *ackTracker
 	batches   chan *batch
+	inflight  atomic.Int32  // batches dispatched and not yet delivered
+	idle      chan struct{} // workers -> reader: none in flight (capacity 1)
 	drain     chan struct{} // closed by Close: ship what is there, then stop
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -111,13 +113,17 @@ type Pipeline struct {
 	once      sync.Once
 	err       error
 	stats     counters
+
+	batchMu    sync.Mutex // PublishBatch's scratch: enrich's worker is its one caller, tests may be more
+	spoolBatch *spool.Batch
+	kept       []int // documents of the enrich.Batch that went into spoolBatch
 }
 
 // A sink is where batches go. Each worker gets its own deliverer.
 type sink interface {
 	deliverer() deliverer
 	// eager sinks get a batch as soon as the reader has caught up with the
-	// spool; the others wait for FlushBytes or FlushInterval.
+	// spool; the others wait for FlushBytes, FlushInterval or idleFlush.
 	eager() bool
 }
 
@@ -150,6 +156,7 @@ func New(opts Options) (*Pipeline, error) {
 		opts:    opts,
 		log:     opts.Logger,
 		batches: make(chan *batch),
+		idle:    make(chan struct{}, 1),
 		drain:   make(chan struct{}),
 	}
 	if opts.MemoryDocs > 0 {
@@ -244,10 +251,25 @@ func (p *Pipeline) Replace(id, source []byte) error {
 }
 
 func (p *Pipeline) publish(op spool.Op, id, source []byte) error {
-	if p.closed.Load() {
-		return p.refuse(droppedClosed, ErrClosed)
+	if err := p.check(id, source); err != nil {
+		return err
 	}
+	source = oneLine(source)
+	if err := p.queue.Append(op, id, source, time.Now()); err != nil {
+		if errors.Is(err, spool.ErrTooLarge) {
+			return p.refuse(droppedTooLarge, err)
+		}
+		return p.spoolError(err)
+	}
+	p.accepted(id, source, op == spool.OpReplace)
+	return nil
+}
+
+// check refuses, and counts, what no spool or index would take.
+func (p *Pipeline) check(id, source []byte) error {
 	switch {
+	case p.closed.Load():
+		return p.refuse(droppedClosed, ErrClosed)
 	case len(id) == 0 || len(id) > maxIDBytes:
 		return p.refuse(droppedInvalid, fmt.Errorf("ship: document id of %d bytes: want 1 to %d", len(id), maxIDBytes))
 	case len(source) == 0:
@@ -255,26 +277,75 @@ func (p *Pipeline) publish(op spool.Op, id, source []byte) error {
 	case len(source) > maxDocumentBytes:
 		return p.refuse(droppedTooLarge, fmt.Errorf("ship: document of %d bytes: at most %d", len(source), maxDocumentBytes))
 	}
-	source = oneLine(source)
-	if err := p.queue.Append(op, id, source, time.Now()); err != nil {
-		switch {
-		case errors.Is(err, spool.ErrClosed):
-			return p.refuse(droppedClosed, ErrClosed)
-		case errors.Is(err, spool.ErrTooLarge):
-			return p.refuse(droppedTooLarge, err)
-		}
-		return p.refuse(droppedSpoolWrite, err)
+	return nil
+}
+
+// spoolError counts a document the spool did not take.
+func (p *Pipeline) spoolError(err error) error {
+	if errors.Is(err, spool.ErrClosed) {
+		return p.refuse(droppedClosed, ErrClosed)
 	}
+	return p.refuse(droppedSpoolWrite, err)
+}
+
+// accepted counts a spooled document and keeps it for lookups.
+func (p *Pipeline) accepted(id, source []byte, replace bool) {
 	queuedTotal.Inc()
 	p.stats.queued.Add(1)
-	if op == spool.OpReplace {
+	if replace {
 		replacedTotal.Inc()
 		p.stats.replaced.Add(1)
 		p.store.Replace(id, source)
 	} else {
 		p.store.Add(id, source)
 	}
-	return nil
+}
+
+// PublishBatch spools a batch of documents with one write (group commit),
+// as Publish and Replace would each. When it returns, the documents not
+// refused survive a crash of replaylink; refused counts the others, each
+// counted in replaylink_dropped_total, and err says why the first was.
+func (p *Pipeline) PublishBatch(b *enrich.Batch) (refused int, err error) {
+	p.batchMu.Lock()
+	defer p.batchMu.Unlock()
+	if p.spoolBatch == nil {
+		p.spoolBatch = p.queue.NewBatch()
+	}
+	sb := p.spoolBatch
+	sb.Reset()
+	p.kept = p.kept[:0]
+	now := time.Now()
+	fail := func(e error) {
+		refused++
+		if err == nil {
+			err = e
+		}
+	}
+	for i := range b.Len() {
+		id, source, replace := b.Doc(i)
+		if e := p.check(id, source); e != nil {
+			fail(e)
+			continue
+		}
+		op := spool.OpCreate
+		if replace {
+			op = spool.OpReplace
+		}
+		if e := sb.Add(op, id, oneLine(source), now); e != nil {
+			fail(p.refuse(droppedTooLarge, e))
+			continue
+		}
+		p.kept = append(p.kept, i)
+	}
+	n, e := p.queue.AppendBatch(sb)
+	for range p.kept[n:] {
+		fail(p.spoolError(e))
+	}
+	for _, i := range p.kept[:n] {
+		id, source, replace := b.Doc(i)
+		p.accepted(id, oneLine(source), replace)
+	}
+	return refused, err
 }
 
 func (p *Pipeline) refuse(c interface{ Inc() }, err error) error {
@@ -317,9 +388,20 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	return p.err
 }
 
+// idleFlush is how long a batch waits for more documents when the reader
+// has caught up with the spool and no batch is in flight: the workers have
+// nothing better to do, so it goes without waiting for FlushInterval.
+// Under load a batch still fills for idleFlush, so bulk requests stay few
+// (at most 20 a second from an idle pipeline); the last partial batch of
+// a backlog, and every document at low load, reach Elasticsearch in about
+// idleFlush instead of FlushInterval.
+const idleFlush = 50 * time.Millisecond
+
 // read is the reader goroutine: it streams the spool into batches, cut at
-// FlushBytes or FlushInterval, and hands them to the workers. When they are
-// all busy it waits, and the spool grows on disk instead of memory.
+// FlushBytes, at FlushInterval, or after idleFlush when the workers are
+// idle and the spool is read to its end, and hands them to the workers.
+// When they are all busy it waits, and the spool grows on disk instead of
+// memory.
 func (p *Pipeline) read() {
 	defer p.wg.Done()
 	defer close(p.batches)
@@ -337,6 +419,7 @@ func (p *Pipeline) read() {
 		timer.Stop()
 		b.seq = seq
 		seq++
+		p.inflight.Add(1)
 		select {
 		case p.batches <- b:
 			b = nil
@@ -364,7 +447,7 @@ func (p *Pipeline) read() {
 			if b == nil {
 				b = newBatch()
 				b.started = time.Now()
-				timer.Reset(p.opts.FlushInterval)
+				timer.Reset(min(idleFlush, p.opts.FlushInterval))
 			}
 			op := rec.Op
 			if p.opts.DataStream {
@@ -382,7 +465,8 @@ func (p *Pipeline) read() {
 			}
 			continue
 		}
-		if b != nil && (eager || draining) {
+		// Read to the end of the spool.
+		if b != nil && (eager || draining || p.inflight.Load() == 0 && time.Since(b.started) >= idleFlush) {
 			if !dispatch() {
 				return
 			}
@@ -393,8 +477,16 @@ func (p *Pipeline) read() {
 		}
 		select {
 		case <-p.queue.Notify():
+		case <-p.idle:
 		case <-timer.C:
-			if b != nil && !dispatch() {
+			if b == nil {
+				break
+			}
+			if age := time.Since(b.started); age < p.opts.FlushInterval && p.inflight.Load() > 0 {
+				timer.Reset(p.opts.FlushInterval - age) // idleFlush passed with a batch in flight
+				break
+			}
+			if !dispatch() {
 				return
 			}
 		case <-p.drain:
@@ -413,6 +505,12 @@ func (p *Pipeline) work(d deliverer) {
 			p.acks.settle(b.seq, b.end)
 		}
 		b.release(p.opts.FlushBytes)
+		if p.inflight.Add(-1) == 0 {
+			select { // the reader may hold a batch for an idle moment
+			case p.idle <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 

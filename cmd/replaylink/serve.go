@@ -100,7 +100,7 @@ func (s *server) start(child []string, stdout, stderr io.Writer) error {
 	if s.shipper, err = ship.New(shipOptions(c, out, log)); err != nil {
 		return err
 	}
-	if s.pipe, err = enrich.New(enrichOptions(c, s.shipper, log)); err != nil {
+	if s.pipe, err = enrich.New(enrichOptions(c, child != nil, s.shipper, log)); err != nil {
 		return err
 	}
 	s.pipe.Start()

@@ -50,12 +50,15 @@ func errorBodyBytes(b config.ByteSize) int {
 	return int(b)
 }
 
-func enrichOptions(c *config.Config, pub enrich.Publisher, log zerolog.Logger) enrich.Options {
+// enrichOptions maps the config to the pipeline's options; isRun says that
+// replaylink starts the backend (run) and captures its output.
+func enrichOptions(c *config.Config, isRun bool, pub enrich.Publisher, log zerolog.Logger) enrich.Options {
 	return enrich.Options{
 		ServiceName:      c.ServiceName,
 		Mark:             c.Mark,
 		MarkInfoLimit:    c.MarkInfoLimit,
 		AttributionGrace: c.AttributionGrace,
+		PushedLinesOnly:  !isRun && len(c.Tail) == 0, // lines only from POST /ingest, if ever
 		QueueSize:        c.EventQueue,
 		Publisher:        pub,
 		Logger:           log.With().Str("component", "enrich").Logger(),

@@ -60,8 +60,9 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 		t.Errorf("mapped proxy options do not validate: %v", err)
 	}
 
-	eo := enrichOptions(cfg, nopPublisher{}, log)
-	if eo.ServiceName != "cart" || eo.Mark != "problems" || eo.MarkInfoLimit != 50 || eo.AttributionGrace != 5*time.Millisecond || eo.QueueSize != 99 || eo.Publisher == nil {
+	eo := enrichOptions(cfg, false, nopPublisher{}, log)
+	if eo.ServiceName != "cart" || eo.Mark != "problems" || eo.MarkInfoLimit != 50 || eo.AttributionGrace != 5*time.Millisecond ||
+		eo.PushedLinesOnly || eo.QueueSize != 99 || eo.Publisher == nil {
 		t.Errorf("enrich options = %+v", eo)
 	}
 	if err := eo.Validate(); err != nil {
@@ -88,6 +89,29 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 	st := setupOptions(cfg)
 	if st.Index != "logs2" || !st.DataStream || st.Retention != 720*time.Hour || st.APIKeys || !reflect.DeepEqual(st.Client, wantClient) {
 		t.Errorf("setup options = %+v", st)
+	}
+}
+
+// Without run or --tail, the only backend lines are those pushed to
+// /ingest: the pipeline then tracks requests only once one came.
+func TestPushedLinesOnly(t *testing.T) {
+	for _, tc := range []struct {
+		cmd  string
+		args []string
+		want bool
+	}{
+		{"serve", nil, true},
+		{"serve", []string{"--tail", "/var/log/app/*.log"}, false},
+		{"run", []string{"--", "python", "app.py"}, false},
+		{"run", []string{"--tail", "/var/log/app/*.log", "--", "python", "app.py"}, false},
+	} {
+		cfg, _, err := config.Load(commands[tc.cmd], tc.args, func(string) string { return "" }, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := enrichOptions(cfg, tc.cmd == "run", nopPublisher{}, zerolog.Nop()).PushedLinesOnly; got != tc.want {
+			t.Errorf("%s %q: PushedLinesOnly %v, want %v", tc.cmd, tc.args, got, tc.want)
+		}
 	}
 }
 

@@ -65,3 +65,30 @@ func BenchmarkEncodeRecord(b *testing.B) {
 		buf, _ = encodeRecord(buf[:0], OpCreate, id, benchSource, now)
 	}
 }
+
+// BenchmarkAppendBatch is BenchmarkAppend's documents in rounds of 64, as
+// enrich's worker hands them over under load: per document.
+func BenchmarkAppendBatch(b *testing.B) {
+	q, err := Open(Options{Dir: b.TempDir(), MaxBytes: 256 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	id := []byte("0123456789abcdef0123456789abcdef")
+	now := time.Now()
+	batch := q.NewBatch()
+	b.SetBytes(int64(len(benchSource)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := batch.Add(OpCreate, id, benchSource, now); err != nil {
+			b.Fatal(err)
+		}
+		if batch.Len() == 64 {
+			if _, err := q.AppendBatch(batch); err != nil {
+				b.Fatal(err)
+			}
+			batch.Reset()
+		}
+	}
+}

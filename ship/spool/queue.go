@@ -3,8 +3,8 @@ package spool
 // Who owns what:
 //   - Writer state (the segment list, the active segment and its file, the
 //     byte total, segments awaiting fsync or deletion, whether writes fail)
-//     is guarded by Queue.mu. Append runs on any goroutine and holds mu for
-//     one write(2); when the disk is full, also for deleting what is
+//     is guarded by Queue.mu. Append and AppendBatch run on any goroutine
+//     and hold mu for one write(2) (AppendBatch: one per segment it fills); when the disk is full, also for deleting what is
 //     acknowledged and one more try (reclaimLocked).
 //   - Read state (current segment, offset, read buffer) belongs to the one
 //     goroutine that calls Reader.Next; it shares only Segment.size,
@@ -286,7 +286,7 @@ func (q *Queue) Append(op Op, id, source []byte, created time.Time) error {
 		q.mu.Unlock()
 		return ErrClosed
 	}
-	err = q.appendLocked(eb.b)
+	err = q.appendLocked(eb.b, 1)
 	if err != nil {
 		q.failedLocked(err)
 	} else if q.failing {
@@ -302,8 +302,10 @@ func (q *Queue) Append(op Op, id, source []byte, created time.Time) error {
 	return nil
 }
 
-func (q *Queue) appendLocked(rec []byte) error {
-	n := int64(len(rec))
+// appendLocked writes recs, count whole encoded records, to the active
+// segment, rolling to a new one first when they do not fit.
+func (q *Queue) appendLocked(recs []byte, count int) error {
+	n := int64(len(recs))
 	if q.active == nil || q.needRoll || q.active.size.Load()+n > q.segBytes && q.active.size.Load() > segmentHeader {
 		if err := q.rollLocked(); err != nil {
 			switch {
@@ -323,29 +325,29 @@ func (q *Queue) appendLocked(rec []byte) error {
 	for q.bytes+n > q.maxBytes && len(q.segments) > 1 {
 		q.dropOldestLocked()
 	}
-	err := q.writeLocked(rec)
+	err := q.writeLocked(recs, count)
 	if err != nil && noSpace(err) && q.reclaimLocked() {
-		err = q.writeLocked(rec)
+		err = q.writeLocked(recs, count)
 	}
 	return err
 }
 
-// writeLocked appends one encoded record to the active segment.
-func (q *Queue) writeLocked(rec []byte) error {
+// writeLocked appends count encoded records to the active segment.
+func (q *Queue) writeLocked(recs []byte, count int) error {
 	a := q.active
-	if _, err := a.w.Write(rec); err != nil {
+	if _, err := a.w.Write(recs); err != nil {
 		// Keep the segment made of whole records: cut a partial write back.
 		if terr := a.w.Truncate(a.size.Load()); terr != nil {
 			q.needRoll = true
 		}
 		return fmt.Errorf("spool: write %s: %w", a.path, err)
 	}
-	n := int64(len(rec))
+	n := int64(len(recs))
 	a.size.Add(n)
-	a.records++
+	a.records += int64(count)
 	q.bytes += n
 	q.dirty = true
-	q.appended++
+	q.appended += uint64(count)
 	return nil
 }
 

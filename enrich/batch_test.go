@@ -1,0 +1,139 @@
+package enrich
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// batchRecorder is a BatchPublisher that keeps the size of every batch and
+// refuses the documents whose _id is in refuse.
+type batchRecorder struct {
+	recorder
+	mu      sync.Mutex
+	sizes   []int
+	refuse  map[string]bool
+	batched int
+}
+
+func (r *batchRecorder) PublishBatch(b *Batch) (refused int, err error) {
+	r.mu.Lock()
+	r.sizes = append(r.sizes, b.Len())
+	r.batched += b.Len()
+	r.mu.Unlock()
+	for i := range b.Len() {
+		id, source, replace := b.Doc(i)
+		if r.refuse[string(id)] {
+			refused++
+			if err == nil {
+				err = fmt.Errorf("refused %s", id)
+			}
+			continue
+		}
+		if replace {
+			r.Replace(id, source)
+		} else {
+			r.Publish(id, source)
+		}
+	}
+	return refused, err
+}
+
+// TestPipelinePublishesInRounds: events queued while the worker is busy go
+// to the publisher together, in order, and each document once.
+func TestPipelinePublishesInRounds(t *testing.T) {
+	rec := &batchRecorder{}
+	p, err := New(Options{Publisher: rec, QueueSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Queued before the worker starts: its first round takes them all.
+	const n = 1500
+	for i := range n {
+		p.RequestFinished(accessEvent(uint64(i+1), 7, t0, time.Millisecond, "GET", fmt.Sprintf("/item/%d", i), 200))
+	}
+	p.Start()
+	// And one after it went idle: a wake, not a wait for the ticker.
+	deadline := time.Now().Add(5 * time.Second)
+	for rec.count() < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	p.RequestFinished(accessEvent(n+1, 7, t0, time.Millisecond, "GET", "/last", 200))
+	for rec.count() < n+1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	docs := rec.decoded(t)
+	if len(docs) != n+1 || rec.batched != n+1 {
+		t.Fatalf("%d documents (%d in batches), want %d", len(docs), rec.batched, n+1)
+	}
+	for i, d := range docs[:n] {
+		// (Only the first info documents of a session carry the marker.)
+		if want := fmt.Sprintf("GET /item/%d -> 200 (1.0 ms)", i); !strings.HasSuffix(d["message"].(string), want) {
+			t.Fatalf("document %d: %q, want %q (order)", i, d["message"], want)
+		}
+	}
+	// 1500 queued events: three full batches of maxBatch and the rest.
+	if len(rec.sizes) < 4 || rec.sizes[0] != maxBatch || rec.sizes[1] != maxBatch {
+		t.Errorf("batch sizes %v: want the queued events in batches of %d", rec.sizes, maxBatch)
+	}
+	if last := rec.sizes[len(rec.sizes)-1]; last != 1 {
+		t.Errorf("last batch of %d: the event after the idle wake should go alone", last)
+	}
+}
+
+func (r *batchRecorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.batched
+}
+
+// TestRefusedDocumentsOfABatchAreCounted: a publisher refusing part of a
+// batch costs those documents only, each counted.
+func TestRefusedDocumentsOfABatchAreCounted(t *testing.T) {
+	rec := &batchRecorder{refuse: map[string]bool{"test-2": true, "test-4": true}}
+	a := newTestAssembler(rec, Options{})
+	before := publishErrors.Get()
+	for i := range 5 {
+		a.assembler.addEvent(accessEvent(uint64(i+1), 0, t0, time.Millisecond, "GET", "/", 200), t0)
+	}
+	a.commit()
+	if got := publishErrors.Get() - before; got != 2 {
+		t.Errorf("publish errors +%d, want 2", got)
+	}
+	if got := len(rec.decoded(t)); got != 3 || rec.sizes[0] != 5 {
+		t.Errorf("kept %d of batch %v, want 3 of one batch of 5", got, rec.sizes)
+	}
+}
+
+// TestBatchFallsBackToPublishAndReplace: a Publisher without PublishBatch
+// gets the batch's documents one call each, in order, refusals counted.
+func TestBatchFallsBackToPublishAndReplace(t *testing.T) {
+	var b Batch
+	var d document
+	d.message = []byte("one")
+	b.add([]byte("id-1"), false, &d)
+	d.message = []byte("two")
+	b.add([]byte("id-1"), true, &d)
+	calls := 0
+	refused, err := b.publish(publisherFunc(func() error {
+		calls++
+		if calls == 2 {
+			return errors.New("spool full")
+		}
+		return nil
+	}))
+	if calls != 2 || refused != 1 || err == nil || err.Error() != "spool full" {
+		t.Fatalf("calls %d, refused %d, err %v", calls, refused, err)
+	}
+	id, src, replace := b.Doc(1)
+	if string(id) != "id-1" || !replace || len(src) == 0 || src[0] != '{' {
+		t.Errorf("Doc(1) = %q, %q, %v", id, src, replace)
+	}
+}
