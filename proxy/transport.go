@@ -157,10 +157,18 @@ func (x *exchange) dropConn(u *upstream) {
 // writeRequest sends the request head and body.
 func (x *exchange) writeRequest(u *upstream, conn net.Conn) error {
 	idle := x.p.opts.IdleTimeout
-	if err := conn.SetWriteDeadline(time.Now().Add(idle)); err != nil {
-		return err
-	}
 	x.head = x.appendHead(x.head[:0], u)
+	// A request without a body whose head fits in the socket's send buffer
+	// cannot block: on a new connection the buffer is empty, and on a reused
+	// one the upstream read the last request before it answered it. Such a
+	// request (most GETs) sets and clears no write deadline, which is two
+	// timer updates in the runtime per request.
+	mayBlock := x.body.framed || len(x.head) > smallHeadBytes
+	if mayBlock {
+		if err := conn.SetWriteDeadline(time.Now().Add(idle)); err != nil {
+			return err
+		}
+	}
 	bw := u.hc.AcquireWriter(conn)
 	_, err := bw.Write(x.head)
 	if err == nil {
@@ -170,11 +178,15 @@ func (x *exchange) writeRequest(u *upstream, conn net.Conn) error {
 		err = bw.Flush()
 	}
 	u.hc.ReleaseWriter(bw)
-	if err == nil {
+	if err == nil && mayBlock {
 		err = conn.SetWriteDeadline(time.Time{})
 	}
 	return err
 }
+
+// smallHeadBytes is less than any socket send buffer Linux gives a TCP
+// connection (net.ipv4.tcp_wmem's minimum is 4 KiB, its default 16 KiB).
+const smallHeadBytes = 4 << 10
 
 // readResponse reads the response headers within ResponseHeaderTimeout and
 // leaves the body as a stream in x.resp.
