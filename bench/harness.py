@@ -405,6 +405,14 @@ def proxied_targets(backend, with_es=True):
     }
     if with_es:
         t["replaylink-es"] = start_replaylink("replaylink-es", backend.port, es_url=ES_URL)
+        # The same shipping into bench/nullbulk (on the load CPU, answering a
+        # fixed success): replaylink's whole cost of logging, without the
+        # search node's indexing, which takes the load generator's CPU.
+        null_port = free_port()
+        t["nullbulk"] = Proc("nullbulk", [os.path.join(BIN, "nullbulk"), "-listen", f"127.0.0.1:{null_port}"],
+                             cpu=LOAD_CPU, env={"GOMAXPROCS": "1"}, port=null_port)
+        wait_port(null_port, proc=t["nullbulk"])
+        t["replaylink-null"] = start_replaylink("replaylink-null", backend.port, es_url=f"http://127.0.0.1:{null_port}")
     return t
 
 
@@ -413,7 +421,8 @@ def scenario_throughput(res):
     backend = start_backend("backend", SUT_CPU)
     targets = {"direct": backend}
     targets.update(proxied_targets(backend))
-    order = ["direct", "nginx", "nginx-nolog", "haproxy", "caddy", "replaylink-es", "replaylink-output", "replaylink-off"]
+    order = ["direct", "nginx", "nginx-nolog", "haproxy", "caddy", "replaylink-es", "replaylink-null", "replaylink-output",
+             "replaylink-off"]
     for name in order:  # warm-up
         wrk(targets[name].port, 1)
         if name.startswith("replaylink-") and name != "replaylink-off":
@@ -458,7 +467,8 @@ def scenario_latency(res):
     backend = start_backend("backend", SUT_CPU)
     procs = proxied_targets(backend)
     targets = {"direct": backend, "nginx": procs["nginx"], "haproxy": procs["haproxy"], "caddy": procs["caddy"],
-               "replaylink-es": procs["replaylink-es"], "replaylink-off": procs["replaylink-off"]}
+               "replaylink-es": procs["replaylink-es"], "replaylink-null": procs["replaylink-null"],
+               "replaylink-off": procs["replaylink-off"]}
     for name in ("nginx-nolog", "replaylink-output"):
         procs[name].stop()
     runs = []

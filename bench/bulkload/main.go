@@ -4,9 +4,9 @@
 // same documents:
 //
 //	bulkload -mode raw -spool DIR -es URL      the practical limit: every bulk body is built
-//	                                           and gzipped before the clock starts, in
-//	                                           replaylink's format and batch size, then sent
-//	                                           by -workers connections
+//	                                           (and gzipped, with -gzip) before the clock
+//	                                           starts, in replaylink's format and batch size,
+//	                                           then sent by -workers connections
 //	bulkload -mode esutil -spool DIR -es URL   esutil.BulkIndexer with its defaults, fed
 //	                                           from the spool as replaylink is
 //	bulkload -mode dump -spool DIR -out FILE   the sources as JSON lines (rsyslog's input)
@@ -51,6 +51,7 @@ type options struct {
 	out        string
 	flushBytes int
 	workers    int
+	gzip       bool
 }
 
 func main() {
@@ -62,6 +63,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "dump: output file")
 	flag.IntVar(&o.flushBytes, "flush-bytes", 5_000_000, "raw: bulk body size, as replaylink's --flush-bytes")
 	flag.IntVar(&o.workers, "workers", 2, "raw: requests in flight, as replaylink's --workers")
+	flag.BoolVar(&o.gzip, "gzip", false, "raw: gzip the bodies, as replaylink's --es-compression gzip (auto sends loopback plain)")
 	flag.Parse()
 
 	var (
@@ -162,13 +164,14 @@ type rawResult struct {
 }
 
 type body struct {
-	gz   []byte
+	data []byte // the body as sent
+	gzip bool
 	docs int
 }
 
 // raw builds every bulk body first, exactly as replaylink's batch does
 // (create action with the _id, then the source; cut once FlushBytes is
-// reached; gzip BestSpeed), and then only sends.
+// reached; gzip BestSpeed with -gzip), and then only sends.
 func raw(o options) (any, error) {
 	var (
 		bodies []body
@@ -176,13 +179,19 @@ func raw(o options) (any, error) {
 		docs   int
 	)
 	cut := func() error {
+		if !o.gzip {
+			bodies = append(bodies, body{data: bytes.Clone(cur.Bytes()), docs: docs})
+			cur.Reset()
+			docs = 0
+			return nil
+		}
 		var zb bytes.Buffer
 		zw, _ := gzip.NewWriterLevel(&zb, gzip.BestSpeed)
 		zw.Write(cur.Bytes())
 		if err := zw.Close(); err != nil {
 			return err
 		}
-		bodies = append(bodies, body{gz: zb.Bytes(), docs: docs})
+		bodies = append(bodies, body{data: zb.Bytes(), gzip: true, docs: docs})
 		cur.Reset()
 		docs = 0
 		return nil
@@ -239,7 +248,7 @@ func raw(o options) (any, error) {
 					return
 				}
 				failed.Add(n)
-				wire.Add(int64(len(bodies[i].gz)))
+				wire.Add(int64(len(bodies[i].data)))
 			}
 		}()
 	}
@@ -253,12 +262,14 @@ func raw(o options) (any, error) {
 
 // sendBulk posts one body and returns how many items failed.
 func sendBulk(client *http.Client, url string, b body) (int64, error) {
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b.gz))
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b.data))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/x-ndjson")
-	req.Header.Set("Content-Encoding", "gzip")
+	if b.gzip {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
 	res, err := client.Do(req)
 	if err != nil {
 		return 0, err
