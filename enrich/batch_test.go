@@ -137,3 +137,26 @@ func TestBatchFallsBackToPublishAndReplace(t *testing.T) {
 		t.Errorf("Doc(1) = %q, %q, %v", id, src, replace)
 	}
 }
+
+// TestIdleWorkerIsWokenByAnEvent: an event reaches the publisher at once,
+// not at the worker's next tick (here every 15 s).
+func TestIdleWorkerIsWokenByAnEvent(t *testing.T) {
+	rec := &batchRecorder{}
+	p, err := New(Options{Publisher: rec, GroupIdle: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	defer p.Close(context.Background())
+	for i := range 3 {
+		time.Sleep(20 * time.Millisecond) // idle again
+		p.RequestFinished(accessEvent(uint64(i+1), 7, t0, time.Millisecond, "GET", "/", 200))
+		deadline := time.Now().Add(5 * time.Second)
+		for rec.count() < i+1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("event %d not published after 5 s: the idle worker was not woken", i+1)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
