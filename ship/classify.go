@@ -186,16 +186,7 @@ type scanner struct {
 	i int
 }
 
-func (s *scanner) space() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
+func (s *scanner) space() { s.i = skipSpace(s.b, s.i) }
 
 // eat consumes c, after any whitespace, when it comes next.
 func (s *scanner) eat(c byte) bool {

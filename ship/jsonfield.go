@@ -39,15 +39,20 @@ func (s *fieldScanner) peek() byte {
 	return 0
 }
 
-func (s *fieldScanner) space() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
+func (s *fieldScanner) space() { s.i = skipSpace(s.b, s.i) }
+
+// skipSpace returns the index of the first byte of b from i on that is not
+// JSON whitespace.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
 		case ' ', '\t', '\n', '\r':
-			s.i++
+			i++
 		default:
-			return
+			return i
 		}
 	}
+	return i
 }
 
 // object scans the object at s.i, whose keys extend path.

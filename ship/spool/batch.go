@@ -80,12 +80,7 @@ func (q *Queue) AppendBatch(b *Batch) (n int, err error) {
 		}
 		start, n = b.ends[end-1], end
 	}
-	if err != nil {
-		q.failedLocked(err)
-	} else if q.failing {
-		q.failing = false
-		q.log.Info().Msg("spool: writing documents again")
-	}
+	q.noteAppendLocked(err)
 	q.mu.Unlock()
 	if err != nil {
 		spoolErrors.Inc()

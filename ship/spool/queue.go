@@ -287,12 +287,7 @@ func (q *Queue) Append(op Op, id, source []byte, created time.Time) error {
 		return ErrClosed
 	}
 	err = q.appendLocked(eb.b, 1)
-	if err != nil {
-		q.failedLocked(err)
-	} else if q.failing {
-		q.failing = false
-		q.log.Info().Msg("spool: writing documents again")
-	}
+	q.noteAppendLocked(err)
 	q.mu.Unlock()
 	if err != nil {
 		spoolErrors.Inc()
@@ -349,6 +344,17 @@ func (q *Queue) writeLocked(recs []byte, count int) error {
 	q.dirty = true
 	q.appended += uint64(count)
 	return nil
+}
+
+// noteAppendLocked notes how an append went: a failure, or the first
+// success after failures (logged, once each).
+func (q *Queue) noteAppendLocked(err error) {
+	if err != nil {
+		q.failedLocked(err)
+	} else if q.failing {
+		q.failing = false
+		q.log.Info().Msg("spool: writing documents again")
+	}
 }
 
 // failedLocked notes a failed append, logging the first of a run. On a full
