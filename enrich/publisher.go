@@ -1,5 +1,7 @@
 package enrich
 
+import "unicode/utf8"
+
 // Publisher takes finished documents on their way to the shipper.
 // id is the document's deterministic _id and source its JSON body; both are
 // valid only during the call. An error means the document could not be kept
@@ -36,8 +38,12 @@ type Batch struct {
 }
 
 type batchDoc struct {
-	idEnd, end int // the id is buf[previous end:idEnd], the source buf[idEnd:end]
-	replace    bool
+	// buf[previous end:idEnd] is the id, buf[idEnd:srcEnd] the source and
+	// buf[srcEnd:end] its http.request.id.
+	idEnd, srcEnd, end int
+	session            uint64
+	keyed              bool // made here, so session and the request id are known
+	replace            bool
 }
 
 // Len returns the number of documents in the batch.
@@ -51,7 +57,22 @@ func (b *Batch) Doc(i int) (id, source []byte, replace bool) {
 		start = b.docs[i-1].end
 	}
 	d := b.docs[i]
-	return b.buf[start:d.idEnd], b.buf[d.idEnd:d.end], d.replace
+	return b.buf[start:d.idEnd], b.buf[d.idEnd:d.srcEnd], d.replace
+}
+
+// Keys returns the i-th document's OpenReplay session id (0: none) and its
+// http.request.id as its JSON decodes (nil: none), so that a publisher can
+// index it without parsing the JSON. ok is false when they are not known:
+// a document given to Add, or a request id that is not valid UTF-8.
+func (b *Batch) Keys(i int) (session uint64, requestID []byte, ok bool) {
+	d := b.docs[i]
+	if !d.keyed {
+		return 0, nil, false
+	}
+	if d.end > d.srcEnd {
+		requestID = b.buf[d.srcEnd:d.end]
+	}
+	return d.session, requestID, true
 }
 
 // Add appends a document made elsewhere (enrich's worker encodes its own
@@ -60,7 +81,7 @@ func (b *Batch) Add(id, source []byte, replace bool) {
 	b.buf = append(b.buf, id...)
 	idEnd := len(b.buf)
 	b.buf = append(b.buf, source...)
-	b.docs = append(b.docs, batchDoc{idEnd: idEnd, end: len(b.buf), replace: replace})
+	b.docs = append(b.docs, batchDoc{idEnd: idEnd, srcEnd: len(b.buf), end: len(b.buf), replace: replace})
 }
 
 // add encodes d into the batch under id.
@@ -68,7 +89,12 @@ func (b *Batch) add(id []byte, replace bool, d *document) {
 	b.buf = append(b.buf, id...)
 	idEnd := len(b.buf)
 	b.buf = appendDocument(b.buf, d)
-	b.docs = append(b.docs, batchDoc{idEnd: idEnd, end: len(b.buf), replace: replace})
+	srcEnd := len(b.buf)
+	b.buf = append(b.buf, d.requestID...)
+	// Invalid UTF-8 is written with replacement characters: the JSON's
+	// request id is then not these bytes, and the publisher should read it.
+	keyed := utf8.Valid(d.requestID)
+	b.docs = append(b.docs, batchDoc{idEnd: idEnd, srcEnd: srcEnd, end: len(b.buf), session: d.session, keyed: keyed, replace: replace})
 }
 
 // Reset empties the batch, keeping its memory unless a huge round grew it.

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,7 +117,8 @@ type Pipeline struct {
 
 	batchMu    sync.Mutex // PublishBatch's scratch: enrich's worker is its one caller, tests may be more
 	spoolBatch *spool.Batch
-	kept       []int // documents of the enrich.Batch that went into spoolBatch
+	kept       []int    // documents of the enrich.Batch that went into spoolBatch
+	sessionBuf [20]byte // a session id in decimal, for the memory store
 }
 
 // A sink is where batches go. Each worker gets its own deliverer.
@@ -290,14 +292,30 @@ func (p *Pipeline) spoolError(err error) error {
 
 // accepted counts a spooled document and keeps it for lookups.
 func (p *Pipeline) accepted(id, source []byte, replace bool) {
+	p.count(replace)
+	if replace {
+		p.store.Replace(id, source)
+	} else {
+		p.store.Add(id, source)
+	}
+}
+
+// acceptedWithKeys is accepted for a document whose lookup keys are known.
+func (p *Pipeline) acceptedWithKeys(id, source []byte, replace bool, k Keys) {
+	p.count(replace)
+	if replace {
+		p.store.ReplaceWithKeys(id, source, k)
+	} else {
+		p.store.AddWithKeys(id, source, k)
+	}
+}
+
+func (p *Pipeline) count(replace bool) {
 	queuedTotal.Inc()
 	p.stats.queued.Add(1)
 	if replace {
 		replacedTotal.Inc()
 		p.stats.replaced.Add(1)
-		p.store.Replace(id, source)
-	} else {
-		p.store.Add(id, source)
 	}
 }
 
@@ -343,7 +361,17 @@ func (p *Pipeline) PublishBatch(b *enrich.Batch) (refused int, err error) {
 	}
 	for _, i := range p.kept[:n] {
 		id, source, replace := b.Doc(i)
-		p.accepted(id, oneLine(source), replace)
+		session, request, keyed := b.Keys(i)
+		if !keyed {
+			p.accepted(id, oneLine(source), replace)
+			continue
+		}
+		var k Keys
+		if session != 0 {
+			k.Session = strconv.AppendUint(p.sessionBuf[:0], session, 10)
+		}
+		k.Request = request
+		p.acceptedWithKeys(id, oneLine(source), replace, k)
 	}
 	return refused, err
 }

@@ -1,12 +1,17 @@
 package ship
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/proxy"
 )
 
 // TestPublishBatch: a batch is spooled as its documents would be one by
@@ -54,4 +59,84 @@ func TestPublishBatch(t *testing.T) {
 	if refused != b.Len() || !errors.Is(err, ErrClosed) {
 		t.Errorf("PublishBatch after Close = %d, %v; want all %d refused with ErrClosed", refused, err, b.Len())
 	}
+}
+
+// TestPublishBatchKeysMatchTheJSON: the lookup keys enrich hands over with
+// each document are what the memory store finds scanning its JSON. The
+// store filled from enrich's batches must answer every lookup as a store
+// filled by scanning the same documents.
+func TestPublishBatchKeysMatchTheJSON(t *testing.T) {
+	p, err := New(Options{SpoolDir: t.TempDir(), Output: &lockedBuffer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := enrich.New(enrich.Options{Publisher: p, ServiceName: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Start()
+	sessions := []uint64{0, 7, 42, 18446744073709551615}
+	var requests []string
+	unfindable := 0
+	for i := range 40 {
+		ev := proxy.AcquireEvent()
+		ev.Seq, ev.Start, ev.Duration = uint64(i+1), time.Now(), time.Millisecond
+		ev.Status = []int{200, 404, 500, 502}[i%4]
+		ev.Session, ev.Source = sessions[i%len(sessions)], proxy.SourceHeader
+		ev.Method, ev.Path = append(ev.Method, "GET"...), fmt.Appendf(ev.Path, "/items/%d", i)
+		// Request ids as clients send them, some needing JSON escapes.
+		// (Not valid UTF-8: the store reads the JSON for it; not looked up.)
+		id := []string{"req-%d-7d9b4c3e8a51", `req-%d-"quoted"\slash`, "req-%d-ü-tab\t", "", "req-%d-\xff"}[i%5]
+		if id != "" {
+			id = fmt.Sprintf(id, i)
+		}
+		if id != "" && i%5 != 4 {
+			requests = append(requests, id)
+		} else if ev.Session == 0 {
+			unfindable++ // by these lookups
+		}
+		ev.RequestID = append(ev.RequestID, id...)
+		e.RequestFinished(ev)
+	}
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	keyed := p.Store()
+	scanned := NewMemoryStore(1000, 64<<20)
+	seen := map[string]bool{}
+	var all []Document
+	for _, s := range sessions[1:] {
+		all = append(all, keyed.Session(strconv.FormatUint(s, 10))...)
+	}
+	for _, r := range requests {
+		all = append(all, keyed.Request(r)...)
+	}
+	for _, d := range all {
+		if !seen[d.ID] {
+			seen[d.ID] = true
+			scanned.Add([]byte(d.ID), d.Source)
+		}
+	}
+	if keyed.Len() != 40 || scanned.Len() != 40-unfindable {
+		t.Fatalf("keyed store holds %d documents, lookups found %d; want 40 and %d", keyed.Len(), scanned.Len(), 40-unfindable)
+	}
+	ids := func(docs []Document) (out []string) {
+		for _, d := range docs {
+			out = append(out, d.ID)
+		}
+		return out
+	}
+	for _, s := range sessions[1:] {
+		k, sc := ids(keyed.Session(strconv.FormatUint(s, 10))), ids(scanned.Session(strconv.FormatUint(s, 10)))
+		if len(k) == 0 || !slices.Equal(k, sc) {
+			t.Errorf("session %d: keyed %v, scanned %v", s, k, sc)
+		}
+	}
+	for _, r := range requests {
+		k, sc := ids(keyed.Request(r)), ids(scanned.Request(r))
+		if len(k) != 1 || !slices.Equal(k, sc) {
+			t.Errorf("request %q: keyed %v, scanned %v", r, k, sc)
+		}
+	}
+	closeWithin(t, p, 10*time.Second)
 }

@@ -136,21 +136,45 @@ func NewMemoryStore(maxDocs int, maxBytes int64) *MemoryStore {
 
 // Add keeps a copy of the document, unless one with the same id is kept:
 // as Elasticsearch's create, the first version stays.
-func (m *MemoryStore) Add(id, source []byte) { m.put(id, source, false) }
+func (m *MemoryStore) Add(id, source []byte) { m.scanAndPut(id, source, false) }
 
 // Replace keeps a copy of the document in place of the one with the same
 // id, which keeps its place in the lookup order; or adds it, as Add. As
 // Elasticsearch's index action, it wins over an Add before or after it, so
 // lookups show one document, the newest version.
-func (m *MemoryStore) Replace(id, source []byte) { m.put(id, source, true) }
+func (m *MemoryStore) Replace(id, source []byte) { m.scanAndPut(id, source, true) }
 
-func (m *MemoryStore) put(id, source []byte, replace bool) {
+// Keys are a document's lookup keys: the strings of openReplaySession.id
+// and http.request.id as its JSON decodes (nil when absent). A caller that made the JSON knows them; scanning the JSON for
+// them was a third of what keeping a document cost.
+type Keys struct{ Session, Request []byte }
+
+// AddWithKeys is Add for a document whose keys the caller knows; they must
+// be what the JSON holds, or lookups by them find the document wrongly.
+func (m *MemoryStore) AddWithKeys(id, source []byte, k Keys) {
+	m.put([numKeys][]byte{keyID: id, keySession: k.Session, keyRequest: k.Request}, source, false)
+}
+
+// ReplaceWithKeys is Replace for a document whose keys the caller knows.
+func (m *MemoryStore) ReplaceWithKeys(id, source []byte, k Keys) {
+	m.put([numKeys][]byte{keyID: id, keySession: k.Session, keyRequest: k.Request}, source, true)
+}
+
+func (m *MemoryStore) scanAndPut(id, source []byte, replace bool) {
 	if m == nil {
 		return
 	}
 	ks := keyScanners.Get().(*keyScanner)
 	keys := ks.scan(id, source)
 	keyScanners.Put(ks)
+	m.put(keys, source, replace)
+}
+
+func (m *MemoryStore) put(keys [numKeys][]byte, source []byte, replace bool) {
+	if m == nil {
+		return
+	}
+	id := keys[keyID]
 	size := int64(len(source))
 	for _, key := range keys {
 		size += int64(len(key))

@@ -48,20 +48,36 @@ func putDigits(b []byte, n int) {
 
 // BenchmarkMemoryStoreAdd adds access documents (~400 bytes) to a store
 // of the default size that is full already, so every Add evicts.
+//
+// keys=scanned is Add (the store scans the JSON for the session and request
+// id); keys=given is AddWithKeys, as ship does with enrich's documents.
 func BenchmarkMemoryStoreAdd(b *testing.B) {
-	m := NewMemoryStore(50_000, 64<<20)
-	d := newAccessDocs()
-	n := 0
-	for ; n < 50_000; n++ {
-		d.next(n)
-		m.Add(d.id, d.src)
-	}
-	b.SetBytes(int64(len(d.src)))
-	b.ReportAllocs()
-	for b.Loop() {
-		d.next(n)
-		m.Add(d.id, d.src)
-		n++
+	for _, given := range []bool{false, true} {
+		b.Run(map[bool]string{false: "keys=scanned", true: "keys=given"}[given], func(b *testing.B) {
+			m := NewMemoryStore(50_000, 64<<20)
+			d := newAccessDocs()
+			request := make([]byte, len("req-")+len(d.reqID))
+			add := func() {
+				if !given {
+					m.Add(d.id, d.src)
+					return
+				}
+				request = append(append(request[:0], "req-"...), d.reqID...)
+				m.AddWithKeys(d.id, d.src, Keys{Session: d.session, Request: request})
+			}
+			n := 0
+			for ; n < 50_000; n++ {
+				d.next(n)
+				add()
+			}
+			b.SetBytes(int64(len(d.src)))
+			b.ReportAllocs()
+			for b.Loop() {
+				d.next(n)
+				add()
+				n++
+			}
+		})
 	}
 }
 
