@@ -117,8 +117,8 @@ type Pipeline struct {
 
 	batchMu    sync.Mutex // PublishBatch's scratch: enrich's worker is its one caller, tests may be more
 	spoolBatch *spool.Batch
-	kept       []int    // documents of the enrich.Batch that went into spoolBatch
-	sessionBuf [20]byte // a session id in decimal, for the memory store
+	kept       []keptDoc // documents of the enrich.Batch that went into spoolBatch
+	sessionBuf [20]byte  // a session id in decimal, for the memory store
 }
 
 // A sink is where batches go. Each worker gets its own deliverer.
@@ -263,7 +263,7 @@ func (p *Pipeline) publish(op spool.Op, id, source []byte) error {
 		}
 		return p.spoolError(err)
 	}
-	p.accepted(id, source, op == spool.OpReplace)
+	p.accepted(id, source, op == spool.OpReplace, nil)
 	return nil
 }
 
@@ -290,33 +290,23 @@ func (p *Pipeline) spoolError(err error) error {
 	return p.refuse(droppedSpoolWrite, err)
 }
 
-// accepted counts a spooled document and keeps it for lookups.
-func (p *Pipeline) accepted(id, source []byte, replace bool) {
-	p.count(replace)
-	if replace {
-		p.store.Replace(id, source)
-	} else {
-		p.store.Add(id, source)
-	}
-}
-
-// acceptedWithKeys is accepted for a document whose lookup keys are known.
-func (p *Pipeline) acceptedWithKeys(id, source []byte, replace bool, k Keys) {
-	p.count(replace)
-	if replace {
-		p.store.ReplaceWithKeys(id, source, k)
-	} else {
-		p.store.AddWithKeys(id, source, k)
-	}
-}
-
-func (p *Pipeline) count(replace bool) {
+// accepted counts a spooled document and keeps it for lookups, with its
+// keys when they are known (k nil: the store reads them from the JSON).
+func (p *Pipeline) accepted(id, source []byte, replace bool, k *lookupKeys) {
 	queuedTotal.Inc()
 	p.stats.queued.Add(1)
 	if replace {
 		replacedTotal.Inc()
 		p.stats.replaced.Add(1)
 	}
+	p.store.keep(id, source, replace, k)
+}
+
+// keptDoc is a document of an enrich.Batch in PublishBatch's spool batch,
+// with its source as spooled (oneLine).
+type keptDoc struct {
+	index  int
+	source []byte
 }
 
 // PublishBatch spools a batch of documents with one write (group commit),
@@ -349,29 +339,29 @@ func (p *Pipeline) PublishBatch(b *enrich.Batch) (refused int, err error) {
 		if replace {
 			op = spool.OpReplace
 		}
-		if e := sb.Add(op, id, oneLine(source), now); e != nil {
+		source = oneLine(source)
+		if e := sb.Add(op, id, source, now); e != nil {
 			fail(p.refuse(droppedTooLarge, e))
 			continue
 		}
-		p.kept = append(p.kept, i)
+		p.kept = append(p.kept, keptDoc{i, source})
 	}
 	n, e := p.queue.AppendBatch(sb)
 	for range p.kept[n:] {
 		fail(p.spoolError(e))
 	}
-	for _, i := range p.kept[:n] {
-		id, source, replace := b.Doc(i)
-		session, request, keyed := b.Keys(i)
+	for _, d := range p.kept[:n] {
+		id, _, replace := b.Doc(d.index)
+		session, request, keyed := b.Keys(d.index)
 		if !keyed {
-			p.accepted(id, oneLine(source), replace)
+			p.accepted(id, d.source, replace, nil)
 			continue
 		}
-		var k Keys
+		k := lookupKeys{request: request}
 		if session != 0 {
-			k.Session = strconv.AppendUint(p.sessionBuf[:0], session, 10)
+			k.session = strconv.AppendUint(p.sessionBuf[:0], session, 10)
 		}
-		k.Request = request
-		p.acceptedWithKeys(id, oneLine(source), replace, k)
+		p.accepted(id, d.source, replace, &k)
 	}
 	return refused, err
 }

@@ -136,32 +136,28 @@ func NewMemoryStore(maxDocs int, maxBytes int64) *MemoryStore {
 
 // Add keeps a copy of the document, unless one with the same id is kept:
 // as Elasticsearch's create, the first version stays.
-func (m *MemoryStore) Add(id, source []byte) { m.scanAndPut(id, source, false) }
+func (m *MemoryStore) Add(id, source []byte) { m.keep(id, source, false, nil) }
 
 // Replace keeps a copy of the document in place of the one with the same
 // id, which keeps its place in the lookup order; or adds it, as Add. As
 // Elasticsearch's index action, it wins over an Add before or after it, so
 // lookups show one document, the newest version.
-func (m *MemoryStore) Replace(id, source []byte) { m.scanAndPut(id, source, true) }
+func (m *MemoryStore) Replace(id, source []byte) { m.keep(id, source, true, nil) }
 
-// Keys are a document's lookup keys: the strings of openReplaySession.id
-// and http.request.id as its JSON decodes (nil when absent). A caller that made the JSON knows them; scanning the JSON for
+// lookupKeys are a document's lookup keys: the strings of
+// openReplaySession.id and http.request.id as its JSON decodes (nil when
+// absent). enrich, which made the JSON, knows them; scanning the JSON for
 // them was a third of what keeping a document cost.
-type Keys struct{ Session, Request []byte }
+type lookupKeys struct{ session, request []byte }
 
-// AddWithKeys is Add for a document whose keys the caller knows; they must
-// be what the JSON holds, or lookups by them find the document wrongly.
-func (m *MemoryStore) AddWithKeys(id, source []byte, k Keys) {
-	m.put([numKeys][]byte{keyID: id, keySession: k.Session, keyRequest: k.Request}, source, false)
-}
-
-// ReplaceWithKeys is Replace for a document whose keys the caller knows.
-func (m *MemoryStore) ReplaceWithKeys(id, source []byte, k Keys) {
-	m.put([numKeys][]byte{keyID: id, keySession: k.Session, keyRequest: k.Request}, source, true)
-}
-
-func (m *MemoryStore) scanAndPut(id, source []byte, replace bool) {
+// keep is Add (replace false) or Replace. k gives the document's keys,
+// which must be what its JSON holds; nil has them read from the JSON.
+func (m *MemoryStore) keep(id, source []byte, replace bool, k *lookupKeys) {
 	if m == nil {
+		return
+	}
+	if k != nil {
+		m.put([numKeys][]byte{keyID: id, keySession: k.session, keyRequest: k.request}, source, replace)
 		return
 	}
 	ks := keyScanners.Get().(*keyScanner)

@@ -50,7 +50,7 @@ func putDigits(b []byte, n int) {
 // of the default size that is full already, so every Add evicts.
 //
 // keys=scanned is Add (the store scans the JSON for the session and request
-// id); keys=given is AddWithKeys, as ship does with enrich's documents.
+// id); keys=given passes them, as ship does with enrich's documents.
 func BenchmarkMemoryStoreAdd(b *testing.B) {
 	for _, given := range []bool{false, true} {
 		b.Run(map[bool]string{false: "keys=scanned", true: "keys=given"}[given], func(b *testing.B) {
@@ -63,7 +63,7 @@ func BenchmarkMemoryStoreAdd(b *testing.B) {
 					return
 				}
 				request = append(append(request[:0], "req-"...), d.reqID...)
-				m.AddWithKeys(d.id, d.src, Keys{Session: d.session, Request: request})
+				m.keep(d.id, d.src, false, &lookupKeys{session: d.session, request: request})
 			}
 			n := 0
 			for ; n < 50_000; n++ {
