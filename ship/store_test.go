@@ -164,6 +164,12 @@ func TestMemoryStoreReplace(t *testing.T) {
 	for i := 10; i < 20; i++ {
 		m.Add(storeDoc("3", fmt.Sprint("r", i), i))
 	}
+	if len(m.bySession) != 0 || len(m.byRequest) != 0 {
+		t.Fatalf("documents nobody looked up are in the session or request index: %d sessions, %d requests", len(m.bySession), len(m.byRequest))
+	}
+	if got := len(m.Session("3")); got != 10 {
+		t.Fatalf("Session(3) = %d documents", got)
+	}
 	if len(m.bySession) != 1 || len(m.byRequest) != 10 || m.Len() != 10 {
 		t.Fatalf("indexes leak after eviction: %d sessions, %d requests, %d docs", len(m.bySession), len(m.byRequest), m.Len())
 	}
@@ -365,6 +371,64 @@ func TestMemoryStoreReplaceMovesKeys(t *testing.T) {
 	m.Replace([]byte("id-1"), []byte(`{"message":"no keys"}`))
 	if got := ids(m.Session("b")); !reflect.DeepEqual(got, []string{"id-2"}) || len(m.Request("rb")) != 0 || m.Len() != 3 {
 		t.Fatalf("Session(b) = %v", got)
+	}
+}
+
+// TestMemoryStoreLinksWhenLookedUp: the session and request chains are
+// linked at lookup time, so when lookups happen must not change what they
+// find. One store is looked up after every operation, the other only at
+// the end, over adds, replacements (of linked and unlinked documents, moving
+// keys or dropping them), duplicates and evictions.
+func TestMemoryStoreLinksWhenLookedUp(t *testing.T) {
+	eager, lazy := NewMemoryStore(40, 1<<20), NewMemoryStore(40, 1<<20)
+	eager.hashMask, lazy.hashMask = 7, 7 // chains shared by several keys
+	sessions := []string{"s0", "s1", "s2", "s3", "s4"}
+	everything := func(m *MemoryStore) [][]string {
+		var out [][]string
+		for i := range 300 {
+			out = append(out, ids(m.Request(fmt.Sprint("r", i))))
+		}
+		for _, s := range sessions {
+			out = append(out, ids(m.Session(s)))
+		}
+		return out
+	}
+	state := uint64(1)
+	next := func(n int) int { state = state*6364136223846793005 + 1442695040888963407; return int(state>>33) % n }
+	for i := range 300 {
+		var id, src []byte
+		switch op := next(10); {
+		case op < 6: // a new document
+			id, src = storeDoc(sessions[next(5)], fmt.Sprint("r", i), i)
+		case op < 9: // a newer version of a recent one, perhaps under other keys
+			n := max(i-next(50), 0)
+			id, src = storeDoc(sessions[next(5)], fmt.Sprint("r", n+next(2)), n)
+		default: // keys dropped
+			id, src = fmt.Appendf(nil, "id-%d", max(i-next(20), 0)), []byte(`{"message":"no keys"}`)
+		}
+		replace := next(3) > 0
+		for _, m := range []*MemoryStore{eager, lazy} {
+			if replace {
+				m.Replace(id, src)
+			} else {
+				m.Add(id, src)
+			}
+		}
+		if i%7 == 0 {
+			lazy.Session(sessions[0]) // links now and then too
+		}
+		everything(eager)
+	}
+	if got, want := everything(lazy), everything(eager); !reflect.DeepEqual(got, want) {
+		for i := range got {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				t.Fatalf("lookup %d: looked up at the end %v, all along %v", i, got[i], want[i])
+			}
+		}
+	}
+	if eager.Len() != lazy.Len() || len(eager.bySession) != len(lazy.bySession) || len(eager.byRequest) != len(lazy.byRequest) {
+		t.Fatalf("len %d/%d, sessions %d/%d, requests %d/%d", eager.Len(), lazy.Len(),
+			len(eager.bySession), len(lazy.bySession), len(eager.byRequest), len(lazy.byRequest))
 	}
 }
 
