@@ -44,6 +44,7 @@ TP_ROUNDS = env_num("BENCH_THROUGHPUT_ROUNDS", 5, 3)  # the noisiest figure: mor
 SECONDS = env_num("BENCH_SECONDS", 6, 2)
 LAT_SECONDS = env_num("BENCH_LATENCY_SECONDS", 6, 2)
 DOCS = env_num("BENCH_DOCS", 200000, 20000)
+NODE_WARMUP_S = env_num("BENCH_NODE_WARMUP_SECONDS", 20, 2)  # wrk through replaylink into the node before measuring
 OUTAGE = env_num("BENCH_OUTAGE_SECONDS", 60, 10)
 OUTAGE_RATE = env_num("BENCH_OUTAGE_RATE", 2000, 2000)
 IDLE_SIZES = [1000, 5000]
@@ -117,16 +118,22 @@ def descendants(pid):
 CLK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid):
-    total = 0
+def cpu_split(pid):
+    """User and system CPU seconds of pid and its descendants."""
+    user = system = 0
     for p in descendants(pid):
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            user += int(fields[11])
+            system += int(fields[12])
         except OSError:
             pass
-    return total / CLK
+    return user / CLK, system / CLK
+
+
+def cpu_seconds(pid):
+    return sum(cpu_split(pid))
 
 
 def rss_mib(pid):
@@ -163,6 +170,9 @@ class Proc:
 
     def cpu(self):
         return cpu_seconds(self.p.pid)
+
+    def cpu_split(self):
+        return cpu_split(self.p.pid)
 
     def rss(self):
         return rss_mib(self.p.pid)
@@ -359,6 +369,15 @@ def pin_es():
     subprocess.run(["taskset", "-a", "-p", "-c", LOAD_CPU, pid], stdout=subprocess.DEVNULL, check=False)
 
 
+def es_cpu():
+    """CPU seconds the search node has used, or None when make bench did not start it."""
+    state = os.environ.get("BENCH_ES_STATE")
+    if not state or not os.path.exists(os.path.join(state, "pid")):
+        return None
+    with open(os.path.join(state, "pid")) as f:
+        return cpu_seconds(int(f.read().strip()))
+
+
 def node(cmd):
     """bench/esnode.sh: stop, start (same data and port)."""
     return subprocess.run([os.path.join(ROOT, "bench", "esnode.sh"), cmd], check=True, capture_output=True,
@@ -423,8 +442,8 @@ def scenario_throughput(res):
     targets.update(proxied_targets(backend))
     order = ["direct", "nginx", "nginx-nolog", "haproxy", "caddy", "replaylink-es", "replaylink-null", "replaylink-output",
              "replaylink-off"]
-    for name in order:  # warm-up
-        wrk(targets[name].port, 1)
+    for name in order:  # warm-up; the search node's JIT needs a few hundred thousand documents
+        wrk(targets[name].port, NODE_WARMUP_S if name == "replaylink-es" else 1)
         if name.startswith("replaylink-") and name != "replaylink-off":
             drain(targets[name])
     runs = []
@@ -432,13 +451,17 @@ def scenario_throughput(res):
         for name in order:
             p = targets[name]
             before_m = metrics(p) if hasattr(p, "admin") else {}
-            c0 = p.cpu()
+            (u0, s0), n0 = p.cpu_split(), es_cpu()
             r = wrk(p.port, SECONDS)
-            c_run = p.cpu()
+            c_run, n_run = p.cpu(), es_cpu()
             drained = drain(p) if hasattr(p, "admin") else {}
-            c1 = p.cpu()
+            u1, s1 = p.cpu_split()
+            c0, c1 = u0 + s0, u1 + s1
             r.update(round=rnd, target=name, cpu_s=c1 - c0, cpu_per_100k=(c1 - c0) / r["requests"] * 1e5,
+                     user_per_100k=(u1 - u0) / r["requests"] * 1e5, sys_per_100k=(s1 - s0) / r["requests"] * 1e5,
                      busy=(c_run - c0) / SECONDS, load=loadavg())
+            if n0 is not None:
+                r["node_busy"] = (n_run - n0) / SECONDS  # the search node's share of a core while wrk ran
             if before_m:
                 r["dropped"] = drained.get("replaylink_dropped_total", 0) - before_m.get("replaylink_dropped_total", 0)
                 r["documents"] = drained.get("replaylink_ship_documents_shipped_total", 0) - \
@@ -498,6 +521,7 @@ def copy_spool(src, name):
             os.remove(os.path.join(dst, f))
         except OSError:
             pass
+    os.sync()  # the copy's writeback would otherwise compete with the run that reads it
     return dst
 
 
@@ -559,12 +583,18 @@ def scenario_shipping(res, backend):
     spool, n, size = generate_spool(backend)
     log(f"  spool: {n} documents, {size / 1e6:.1f} MB")
     es_runs, null_runs = [], []
-    # 3a: into the real node, replaylink against the raw loader.
+    # 3a: into the real node, replaylink against the raw loader, after one
+    # unmeasured run: a node that has just started indexes at half speed
+    # until its JIT has compiled the indexing path.
+    bulkload(["-mode", "prepare", "-es", ES_URL], cpu=LOAD_CPU)
+    bulkload(["-mode", "raw", "-spool", copy_spool(spool, "ship-spool"), "-es", ES_URL, "-flush-bytes", "5000000",
+              "-workers", "2"])
     for rnd in range(ROUNDS):
         # A B, B A, ...: neither always meets the node first after the index was made.
         for name in ("replaylink", "raw-bulk") if rnd % 2 == 0 else ("raw-bulk", "replaylink"):
             bulkload(["-mode", "prepare", "-es", ES_URL], cpu=LOAD_CPU)
             run_spool = copy_spool(spool, "ship-spool")
+            node0 = es_cpu()
             if name == "replaylink":
                 t0 = time.time()
                 p = start_replaylink("replaylink-ship", backend.port, es_url=ES_URL, spool=run_spool)
@@ -581,6 +611,11 @@ def scenario_shipping(res, backend):
             else:
                 r = bulkload(["-mode", "raw", "-spool", run_spool, "-es", ES_URL, "-flush-bytes", "5000000", "-workers", "2"])
             r["indexed"] = bulkload(["-mode", "indexed", "-es", ES_URL], cpu=LOAD_CPU)["docs"]
+            if node0 is not None:
+                # The node's CPU for indexing the run's documents (and the
+                # refresh the count asks for): what each request costs the
+                # node when replaylink logs it.
+                r["node_cpu_s"] = es_cpu() - node0
             r.update(round=rnd, shipper=name, load=loadavg())
             es_runs.append(r)
             log(f"  round {rnd} {name:10s} -> node: {r['docs_per_s']:8.0f} docs/s  indexed {r['indexed']}")

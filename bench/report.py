@@ -88,9 +88,15 @@ def throughput(res, page, goals, chart):
         ratio = per_round(runs, "target", name, "nginx", lambda x, y: x["rps"] / y["rps"])
         errors = sum(r["non2xx"] + r["socket_errors"] for r in g)
         dropped = sum(r.get("dropped", 0) for r in g)
+        split = ""
+        if all("user_per_100k" in r for r in g):
+            split = f" ({med(r['user_per_100k'] for r in g):.2f} + {med(r['sys_per_100k'] for r in g):.2f})"
+        node = "–"
+        if name == "replaylink-es" and all("node_busy" in r for r in g):
+            node = fmt(100 * med(r["node_busy"] for r in g)) + "%"
         rows.append([NAMES[name], fmt(med(r["rps"] for r in g)), fmt(ratio, 2) + "×",
-                     fmt(med(r["cpu_per_100k"] for r in g), 2),
-                     fmt(100 * med(r.get("busy", 0) for r in g)) + "%", errors,
+                     fmt(med(r["cpu_per_100k"] for r in g), 2) + split,
+                     fmt(100 * med(r.get("busy", 0) for r in g)) + "%", node, errors,
                      fmt(dropped) if name.startswith("replaylink-") and name != "replaylink-off" else "–"])
         chart["throughput"].append((name, med(r["rps"] for r in g)))
     page.add("## 1. Proxy throughput", "",
@@ -102,9 +108,10 @@ def throughput(res, page, goals, chart):
              "\"dropped\" counts documents replaylink gave up (replaylink_dropped_total). The search node runs on "
              "CPU 0 with wrk, so while replaylink ships to it, its indexing takes CPU from wrk; \"spool + null bulk "
              "endpoint\" ships the same documents to bench/nullbulk (also on CPU 0, a fixed success answer), which "
-             "shows replaylink's own cost of logging without that.", "")
-    page.table(["target", "requests/s", "vs nginx", "CPU s / 100k requests", "its CPU during the run",
-                "errors", "documents dropped"], rows)
+             "shows replaylink's own cost of logging without that; \"search node's CPU\" is the node's share of a "
+             "core while wrk ran against replaylink shipping to it.", "")
+    page.table(["target", "requests/s", "vs nginx", "CPU s / 100k requests (user + system)", "its CPU during the run",
+                "search node's CPU during the run", "errors", "documents dropped"], rows)
     eff = per_round(runs, "target", "replaylink-es", "nginx", lambda x, y: y["cpu_per_100k"] / x["cpu_per_100k"])
     if eff is not None:
         page.add(f"Requests per CPU-second, replaylink (Elasticsearch) against nginx (access log on), round by round: "
@@ -207,6 +214,14 @@ def shipping(res, page, goals, chart):
             page.add(f"replaylink / raw loader, round by round: **{ratio:.2f}×**.", "")
             goals.append(("shipping ≥ 0.9× the raw bulk loader into the real node", f"{ratio:.2f}×", ratio >= 0.9))
             chart["ship_es"] = [(n, med(r["docs_per_s"] for r in g[n])) for n in ("replaylink", "raw-bulk") if n in g]
+        node = [r["node_cpu_s"] / r["docs"] for r in es if r.get("node_cpu_s")]
+        if node:
+            per_doc = min(node)
+            page.add(f"The node's own CPU per document in these runs went from {max(node) * 1e6:.0f} µs (first run) "
+                     f"to **{per_doc * 1e6:.0f} µs** (best run) as its JIT warmed up, so one core of this machine "
+                     f"indexes at most about **{fmt(1 / per_doc)} documents/s** of this kind. Every proxied request "
+                     "is a document: with logging to a node on this machine, no proxy can go faster than that, and "
+                     "in section 1 the node shares its core with wrk.", "")
     nr = sh["null_runs"]
     if nr:
         g = by(nr, "shipper")

@@ -8,10 +8,10 @@
 #
 # Other knobs (environment): BENCH_ONLY=throughput,latency,shipping,memory,outage,gobench
 # runs a subset (the report keeps the other sections from the last full run);
-# BENCH_ROUNDS, BENCH_SECONDS, BENCH_DOCS, BENCH_OUTAGE_SECONDS override the
-# sizes; BENCH_ES_PORT (default 9290, at most 9299) and BENCH_ES_STATE place the
-# search node;
-# BENCH_KEEP_ES=1 leaves it running afterwards.
+# BENCH_ROUNDS, BENCH_SECONDS, BENCH_DOCS, BENCH_OUTAGE_SECONDS and
+# BENCH_NODE_WARMUP_SECONDS override the sizes; BENCH_ES_PORT (default 9290, at
+# most 9299) and BENCH_ES_STATE place the search node; BENCH_KEEP_ES=1 leaves it
+# running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
