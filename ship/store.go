@@ -24,12 +24,15 @@ package ship
 //   - Eviction drops the oldest entry, dead or not, and its record, while
 //     the documents, their bytes, the entries or the records would be over
 //     their caps.
-//   - byID is kept up to date by Add and Replace, which need it. The session
-//     and request chains are linked only when a lookup needs them (link):
-//     entries from linked up to next are in no chain yet. Most documents
-//     leave the store before anybody looks them up, and then never cost the
-//     two maps anything; a document with a session and a request id cost
-//     about seven map operations there, a third of the CPU the store took.
+//   - Chains are linked only when they are needed (link): by a lookup, by
+//     Len, and by Replace, which must find the version it replaces. Entries
+//     from linked up to next are in no chain yet. Most documents leave the
+//     store before anything needs them linked and then never touch the maps,
+//     which cost about ten map operations per document, most of the CPU
+//     the store took. An Add of an id kept already is dropped when it is
+//     linked (the first version stays, as with Elasticsearch's create);
+//     until then it takes a place under the caps. Nothing in replaylink
+//     adds an id twice: enrich's ids are new, and it replaces with Replace.
 
 import (
 	"cmp"
@@ -80,7 +83,8 @@ type MemoryStore struct {
 
 	entries      []entry
 	oldest, next uint64 // seqs of the oldest entry and of the next one; 1 and up, so 0 ends every chain
-	linked       uint64 // entries from here up to next are in no session or request chain yet
+	linked       uint64 // entries from here up to next are in no chain yet
+	idScratch    []byte // link's copy of an id that wraps around the end of data
 	live         int    // entries not dead
 	bytes        int64  // of their sources
 
@@ -194,12 +198,12 @@ func (m *MemoryStore) put(keys [numKeys][]byte, source []byte, replace bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	order := m.next
-	if seq, ok := m.find(keyID, hash[keyID], id); ok {
-		if !replace {
-			return
+	if replace {
+		m.link()
+		if seq, ok := m.find(keyID, hash[keyID], id); ok {
+			order = m.entry(seq).order
+			m.kill(seq)
 		}
-		order = m.entry(seq).order
-		m.kill(seq)
 	}
 	m.makeRoom(int64(len(source)), size)
 
@@ -212,7 +216,6 @@ func (m *MemoryStore) put(keys [numKeys][]byte, source []byte, replace bool) {
 		m.write(m.tail, key)
 		m.tail += uint64(len(key))
 	}
-	m.chain(keyID, seq, e)
 	m.write(m.tail, source)
 	m.tail += uint64(len(source))
 	m.live++
@@ -264,18 +267,26 @@ func (m *MemoryStore) chain(k int, seq uint64, e *entry) {
 	}
 }
 
-// inChain says whether the entry of seq is in the chain of key k, if it
-// has that key.
-func (m *MemoryStore) inChain(k int, seq uint64) bool { return k == keyID || seq < m.linked }
-
-// link puts the entries added since the last lookup in their session and
-// request chains, oldest first, so each chain stays newest first. An entry
-// replaced before it was linked is in none.
+// link puts the entries added since it last ran in their chains, oldest
+// first, so each chain stays newest first, and drops those whose id is kept
+// already.
 func (m *MemoryStore) link() {
 	for seq := max(m.linked, m.oldest); seq < m.next; seq++ {
-		if e := m.entry(seq); !e.dead {
-			m.chain(keySession, seq, e)
-			m.chain(keyRequest, seq, e)
+		e := m.entry(seq)
+		first, second := m.parts(e.off, e.keyLen[keyID])
+		id := first
+		if len(second) > 0 {
+			m.idScratch = append(append(m.idScratch[:0], first...), second...)
+			id = m.idScratch
+		}
+		if _, dup := m.find(keyID, e.hash[keyID], id); dup {
+			e.dead = true
+			m.live--
+			m.bytes -= int64(e.sourceLen)
+			continue
+		}
+		for k := range numKeys {
+			m.chain(k, seq, e)
 		}
 	}
 	m.linked = m.next
@@ -302,7 +313,7 @@ func (m *MemoryStore) kill(seq uint64) {
 	m.bytes -= int64(e.sourceLen)
 	for k := range numKeys {
 		heads := m.heads(k)
-		if !e.indexed(k) || !m.inChain(k, seq) || heads[e.hash[k]] != seq {
+		if !e.indexed(k) || seq >= m.linked || heads[e.hash[k]] != seq {
 			continue
 		}
 		if e.prev[k] >= m.oldest {
@@ -344,7 +355,7 @@ func (m *MemoryStore) evictOldest() {
 	for k := range numKeys {
 		// Entries leave oldest first: when the oldest is the newest of
 		// its chain, it is the last one.
-		if heads := m.heads(k); e.indexed(k) && m.inChain(k, m.oldest) && heads[e.hash[k]] == m.oldest {
+		if heads := m.heads(k); e.indexed(k) && m.oldest < m.linked && heads[e.hash[k]] == m.oldest {
 			delete(heads, e.hash[k])
 		}
 	}
@@ -401,6 +412,7 @@ func (m *MemoryStore) Len() int {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.link()
 	return m.live
 }
 
