@@ -100,6 +100,29 @@ func BenchmarkMemoryStoreSession(b *testing.B) {
 	}
 }
 
+// BenchmarkMemoryStoreFirstLookup is a lookup in a full store that nothing
+// has linked yet (the first lookup after a quiet spell): it links every
+// entry, under the lock Add waits for. One op is that one lookup.
+func BenchmarkMemoryStoreFirstLookup(b *testing.B) {
+	m := NewMemoryStore(50_000, 64<<20)
+	d := newAccessDocs()
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		for range 50_000 {
+			d.next(n)
+			m.Add(d.id, d.src)
+			n++
+		}
+		session := string(d.session)
+		b.StartTimer()
+		if docs := m.Session(session); len(docs) == 0 {
+			b.Fatal("no documents")
+		}
+	}
+}
+
 // BenchmarkMemoryStoreHeap fills a store of the default size and reports
 // its live heap, and the CPU time of a garbage collection with the store
 // live and no garbage: the marking the proxy pays on its only core.
