@@ -24,16 +24,13 @@ func checkConservation(t testing.TB, x *esIndex, l *load, r *report, timeout tim
 	t.Helper()
 	answered, sent := l.answeredIDs(), l.sentIDs()
 	start := time.Now()
-	var docs []accessDoc
-	var missing int
-	for {
+	for time.Since(start) <= timeout {
 		if c := x.count(); c >= len(answered) {
-			docs = x.docs()
-			missing = 0
 			have := map[string]bool{}
-			for _, d := range docs {
+			for _, d := range x.docs() {
 				have[d.Doc.HTTP.Request.ID] = true
 			}
+			missing := 0
 			for id := range answered {
 				if !have[id] {
 					missing++
@@ -43,18 +40,12 @@ func checkConservation(t testing.TB, x *esIndex, l *load, r *report, timeout tim
 				break
 			}
 		}
-		if time.Since(start) > timeout {
-			if docs == nil {
-				docs = x.docs()
-			}
-			break
-		}
 		time.Sleep(500 * time.Millisecond)
 	}
 	r.add("catch_up_s", seconds(time.Since(start)))
 	// Let retries still in flight land, so a duplicate they make is seen.
 	time.Sleep(1500 * time.Millisecond)
-	docs = x.docs()
+	docs := x.docs()
 	checkExactlyOnce(t, docs, l, answered, sent, r)
 
 	// Liveness: fresh requests, searchable within livenessBound.

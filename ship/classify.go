@@ -268,8 +268,11 @@ func (s *scanner) item() (int, bool) {
 		return 0, false
 	}
 	s.i += 3
-	// A fourth digit, a fraction or an exponent would stop at the braces.
-	return 200 + int(d[1]-'0')*10 + int(d[2]-'0'), s.eat('}') && s.eat('}')
+	// A fourth digit, a fraction or an exponent would stop at the braces:
+	// the one that closes the action's object, then the item's.
+	closed := s.eat('}')
+	closed = closed && s.eat('}')
+	return 200 + int(d[1]-'0')*10 + int(d[2]-'0'), closed
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
