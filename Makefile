@@ -26,7 +26,7 @@ run: build
 	$(BIN)/replaylink run --listen $(LISTEN) --admin $(ADMIN) --upstream http://127.0.0.1:$(DEMO_PORT) \
 		--spool-dir $(BIN)/spool --service-name demo --output - -- $(BIN)/demo-backend -listen 127.0.0.1:$(DEMO_PORT)
 
-# Everything CI runs: vet, format, unit and integration tests with -race
+# Everything CI runs: vet, format, staticcheck, unit and integration tests with -race
 # against a real search node that this target starts and stops itself.
 test:
 	bash testenv/test.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: everything CI runs, on a fresh machine of this kind.
 #  1. install what the tests need (idempotent, quick when present)
-#  2. go vet and gofmt
+#  2. go vet, gofmt and staticcheck
 #  3. start the real search node (testenv/es/node.sh), run all tests with -race
 #  4. run the outage tests alone (they stop and start the node), then stop it
 set -euo pipefail
@@ -15,6 +15,10 @@ go vet ./...
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'))
 if [[ -n $unformatted ]]; then echo "not gofmt-ed (run gofmt -w):"; echo "$unformatted"; exit 1; fi
+echo "== staticcheck"
+# The version make lint runs; findings fail the build, so they cannot pile up
+# unseen between runs of make lint.
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 echo "== search node"
 export REPLAYLINK_ES_STATE=${REPLAYLINK_ES_STATE:-$PWD/.es}
