@@ -217,8 +217,9 @@ def shipping(res, page, goals, chart):
         node = [r["node_cpu_s"] / r["docs"] for r in es if r.get("node_cpu_s")]
         if node:
             per_doc = min(node)
-            page.add(f"The node's own CPU per document in these runs went from {max(node) * 1e6:.0f} µs (first run) "
-                     f"to **{per_doc * 1e6:.0f} µs** (best run) as its JIT warmed up, so one core of this machine "
+            page.add(f"The node's own CPU per document in these runs: {max(node) * 1e6:.0f} µs in the slowest, "
+                     f"**{per_doc * 1e6:.0f} µs** in the fastest (a node that has just started needs about twice as "
+                     f"much until its JIT has compiled the indexing path), so one core of this machine "
                      f"indexes at most about **{fmt(1 / per_doc)} documents/s** of this kind. Every proxied request "
                      "is a document: with logging to a node on this machine, no proxy can go faster than that, and "
                      "in section 1 the node shares its core with wrk.", "")
