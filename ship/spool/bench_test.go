@@ -9,13 +9,23 @@ import (
 var benchSource = append(append([]byte(`{"@timestamp":"2024-05-01T12:00:00.000Z","level":"error","message":"[openReplaySession.id=123456789] GET /api/cart -> 500 (12.4 ms) `),
 	bytes.Repeat([]byte("x"), 800)...), `"}`...)
 
-func BenchmarkAppend(b *testing.B) {
-	q, err := Open(Options{Dir: b.TempDir(), MaxBytes: 256 << 20})
+// benchID is the _id of every benchmark document (32 bytes, as enrich's).
+var benchID = []byte("0123456789abcdef0123456789abcdef")
+
+// openBenchQueue opens a queue of maxBytes in a fresh directory, closed when
+// the benchmark ends.
+func openBenchQueue(b *testing.B, maxBytes int64) *Queue {
+	q, err := Open(Options{Dir: b.TempDir(), MaxBytes: maxBytes})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer q.Close()
-	id := []byte("0123456789abcdef0123456789abcdef")
+	b.Cleanup(func() { q.Close() })
+	return q
+}
+
+func BenchmarkAppend(b *testing.B) {
+	q := openBenchQueue(b, 256<<20)
+	id := benchID
 	now := time.Now()
 	b.SetBytes(int64(len(benchSource)))
 	b.ReportAllocs()
@@ -28,12 +38,8 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 func BenchmarkRead(b *testing.B) {
-	q, err := Open(Options{Dir: b.TempDir(), MaxBytes: 1 << 30})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer q.Close()
-	id := []byte("0123456789abcdef0123456789abcdef")
+	q := openBenchQueue(b, 1<<30)
+	id := benchID
 	for range 20000 {
 		if err := q.Append(OpCreate, id, benchSource, time.Now()); err != nil {
 			b.Fatal(err)
@@ -69,12 +75,8 @@ func BenchmarkEncodeRecord(b *testing.B) {
 // BenchmarkAppendBatch is BenchmarkAppend's documents in rounds of 64, as
 // enrich's worker hands them over under load: per document.
 func BenchmarkAppendBatch(b *testing.B) {
-	q, err := Open(Options{Dir: b.TempDir(), MaxBytes: 256 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer q.Close()
-	id := []byte("0123456789abcdef0123456789abcdef")
+	q := openBenchQueue(b, 256<<20)
+	id := benchID
 	now := time.Now()
 	batch := q.NewBatch()
 	b.SetBytes(int64(len(benchSource)))
