@@ -2,52 +2,59 @@ package enrich
 
 import (
 	"encoding/hex"
-	"hash/maphash"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/replaylink/replaylink/proxy"
 )
 
-// Attribution decides which session a backend record belongs to, precision
-// first: a record is never attached to a session unless the evidence names
-// exactly one.
+// Attribution decides which session a backend record belongs to. It is
+// precision first: a record is never attached to a session unless the
+// evidence names exactly one. And it must hold when attacked from outside:
+// backends log what users type, so any text in a record may be a user's,
+// written to steer the record into someone else's session. The rules below
+// are invariants, each with its tests (docs/document-format.md lists them):
 //
-//   - exact: the record carries a request id or a trace id of a request the
-//     proxy saw, or its own openReplaySession.id=N marker (see ownmarker.go)
-//     that nothing else contradicts: a marker that disagrees with the ids,
-//     or names none of the sessions whose requests may have printed the
-//     record, is text the backend logged (user input, typically) and counts
-//     for nothing;
-//   - window: its first line was read (from a live pipe) while the proxied
-//     requests in flight, counting AttributionGrace after every request's
-//     end, all belonged to one session. A CORS preflight that had ended
-//     does not count (browsers send it without the session, right before
-//     the request). When the first line names its request (Flask's
-//     "Exception on /x [GET]", an access line `"GET /x HTTP/1.1" 500`),
-//     only the requests with that method and path count; an access line,
-//     printed after the response, may also name a request that ended up to
-//     accessLineDelay earlier, and a line naming no request the proxy saw
-//     gets none;
-//   - none: anything else; the sessions it might belong to are kept as
-//     candidates, never in the message.
+//  1. Candidates. A record read live from a pipe (Stream.LiveTime) can only
+//     have been printed by a request that had started before its first
+//     line was read and had not ended more than the grace before it (a
+//     CORS preflight that had ended does not count: browsers send it
+//     right before the request, without the session; the backend runs no
+//     app code for it). These are its candidates; it is attributed to one
+//     of them or to none, whatever its text says.
+//  2. Names narrow, never add. A request name (method, path, status) is
+//     read only in a server's or framework's own form, opening the message
+//     and ending the line (requestline.go). It narrows the candidates to
+//     those it matches; it never adds a request, and a name that matches
+//     none of them leaves the record without a session. An access line is
+//     printed after its response and may be read up to accessLineDelay
+//     after the request's end: a request it names that ended that recently,
+//     too long ago to be a candidate, may have printed it, so the name then
+//     picks none.
+//  3. Ids. A request id or trace id attributes a record exactly when it is
+//     one replaylink made (the X-Request-ID it generated, a trace it
+//     started) wherever the record prints it; one the client chose counts
+//     only in a structured field (request_id, trace_id), since the client
+//     may have planted it in another user's input. A live record matches
+//     an id only inside its request's window (invariant 1); a file or
+//     pushed record, whose read time is not its print time, until
+//     idRetention after the request's end. Ids naming two sessions name
+//     none.
+//  4. Markers. The record's own openReplaySession.id=N marker (ownmarker.go)
+//     is what a backend following OpenReplay's guide prints from the
+//     request's header. It counts only when the header is a trusted
+//     session source (else the proxy strips the header, and a marker is
+//     text: Options.IgnoreMarkers), only when ids do not contradict it,
+//     and for a live record only when N is the session of one of its
+//     candidates: then it picks N among them, ahead of names. A marker
+//     naming no candidate's session, or printed with no candidate at all,
+//     is text the backend logged and counts for nothing.
+//  5. One session or none. After narrowing, the record is given a session
+//     only when every request left has that one session (a request without
+//     a session may have printed it too); otherwise none, with the
+//     sessions kept as candidates, never in the message.
 //
-// The Attributor's state is shared by the proxy's request goroutines
-// (RequestStarted, RequestFinished) and the pipeline's worker (attribute),
-// under one mutex that is held for table operations only: no I/O, no
-// allocation once the tables are at their size, nothing that waits.
-//
-// Window decisions depend only on timestamps (Line.Time, RequestStart.Start,
-// AccessEvent.Start+Duration), not on when the worker gets to a record, so a
-// worker that lags gives the same answers. For that the Attributor keeps
-// finished requests for windowRetention; a record older than what it still
-// knows (the horizon) gets none rather than a guess.
-//
-// An Attributor made for pushed lines only (Options.PushedLinesOnly) keeps no
-// books until the first line, so that a replaylink that never gets one costs
-// the proxy nothing (see noteLine).
+// A user who controls a whole line can therefore still pick among requests
+// in flight when it was printed, by naming one of them; what closes that is
+// a marker the user cannot forge (the runtime hooks of replaylink run).
 
 type attributionLevel uint8
 
@@ -62,271 +69,13 @@ var attributionNames = [...]string{"none", "window", "exact"}
 func (a attributionLevel) String() string { return attributionNames[a] }
 
 const (
-	// windowRetention is how long finished requests stay known for window
-	// decisions, and windowCapacity how many at most.
-	windowRetention = 30 * time.Second
-	windowCapacity  = 1 << 16
-	// idRetention is how long after its request ends a request id or trace
-	// id still attributes lines, and idCapacity how many ids are kept.
-	idRetention = 2 * time.Minute
-	idCapacity  = 1 << 17
 	// maxCandidates bounds the candidate sessions kept on an unattributed record.
 	maxCandidates = 8
-	// finishSkew is how far out of end-time order RequestFinished calls may
-	// come (they run on different goroutines); the window scan reaches that
-	// much further back.
-	finishSkew = time.Second
 	// accessLineDelay is how long after its request's end an access line
 	// naming the request (method, path and status) may be read: servers
 	// print it once the response is sent, and logging may lag a little.
 	accessLineDelay = time.Second
-	// abandonedCapacity bounds the requests the proxy answered itself or
-	// whose client went away (see Attributor.abandoned).
-	abandonedCapacity = 1024
 )
-
-// Attributor tracks the proxy's requests and attributes backend records to
-// sessions. It implements proxy.Observer; Pipeline uses it as its own.
-type Attributor struct {
-	grace time.Duration
-	reach time.Duration // how long after its end a request may be named: max(grace, accessLineDelay)
-	seed  maphash.Seed  // of path keys and id hashes
-
-	// active is false until the first line when the lines can only be
-	// pushed (see noteLine); requests are not tracked meanwhile.
-	active atomic.Bool
-
-	mu       sync.Mutex
-	inflight map[uint64]flight
-	done     ring[finished] // finished requests in RequestFinished order
-	// abandoned holds, for windowRetention, the finished requests whose
-	// response did not come whole from the upstream (502, 504, client went
-	// away): the backend may still be working on them and print their
-	// access line much later, so they stay candidates for lines naming
-	// their method and path.
-	abandoned ring[finished]
-	// lastByPath chains the requests in done by path: the absolute
-	// position + 1 of the last one with each path key (0: the path is not
-	// known), each pointing to the one before (finished.prevSame).
-	lastByPath map[uint64]uint64
-	horizon    time.Time // window decisions for earlier times lack forgotten requests
-	latest     time.Time // latest request time seen, the clock of expiry
-	// windowless: the Attributor was activated by a line, so it never knew
-	// the requests in flight then, nor when the last of them ends; window
-	// decisions could miss one, and are not made. (Pushed lines, the only
-	// ones it was made for, are never judged by time anyway.)
-	windowless bool
-	ids        idTable
-}
-
-var _ proxy.Observer = (*Attributor)(nil)
-
-type flight struct {
-	session   uint64
-	start     time.Time
-	reqID     idHandle
-	trace     idHandle
-	path      uint64 // pathKey; 0: not known
-	method    httpMethod
-	preflight bool
-}
-
-// finished is a request for window decisions; in-flight requests are
-// considered in the same shape, with a zero end.
-type finished struct {
-	seq, session uint64
-	start, end   time.Time
-	path         uint64
-	method       httpMethod
-	preflight    bool
-	answered     bool   // the status is the upstream's (the proxy made no response of its own)
-	status       uint16 // 0 while in flight
-	prevSame     uint64 // absolute position in done + 1 of the previous request with this path; 0: none
-}
-
-// NewAttributor returns an Attributor that counts a request as in flight
-// from its start to grace after its end, tracking requests from the start.
-func NewAttributor(grace time.Duration) *Attributor {
-	a := &Attributor{
-		grace:      grace,
-		reach:      max(grace, accessLineDelay),
-		seed:       maphash.MakeSeed(),
-		inflight:   make(map[uint64]flight),
-		done:       newRing[finished](windowCapacity),
-		abandoned:  newRing[finished](abandonedCapacity),
-		lastByPath: make(map[uint64]uint64),
-		ids:        newIDTable(),
-	}
-	a.active.Store(true)
-	return a
-}
-
-// newAttributor returns the Attributor of a Pipeline with o: with
-// o.PushedLinesOnly, one that waits for the first line (see noteLine).
-func newAttributor(o Options) *Attributor {
-	a := NewAttributor(o.AttributionGrace)
-	if o.PushedLinesOnly {
-		a.active.Store(false)
-		a.windowless = true
-	}
-	return a
-}
-
-// noteLine is told of every backend line before it is queued; the first one
-// activates an Attributor that was waiting for it, which tracks requests
-// from then on. Requests that ended before are not known: a pushed line
-// naming one by its request id or trace id is attributed by its own marker
-// only. Those in flight then are known from their end (finish).
-func (a *Attributor) noteLine() {
-	if !a.active.Load() { // a load leaves the flag's cache line shared with the proxy's goroutines
-		a.active.Store(true)
-	}
-}
-
-// RequestStarted records a request going upstream.
-func (a *Attributor) RequestStarted(s *proxy.RequestStart) {
-	if !a.active.Load() {
-		return
-	}
-	f := flight{session: s.Session, start: s.Start, method: requestMethod(s.Method), preflight: s.Preflight}
-	if len(s.Path) > 0 {
-		f.path = pathKey(a.seed, s.Path)
-	}
-	// Hashed before the lock is taken, to hold it shorter.
-	hasReqID, hasTrace := requestIDUsable(s.RequestID), s.TraceID != ([16]byte{})
-	var reqHash, traceHash uint64
-	if hasReqID {
-		reqHash = a.idHash(s.RequestID)
-	}
-	if hasTrace {
-		traceHash = a.idHash(s.TraceID[:])
-	}
-	expires := s.Start.Add(idRetention)
-	a.mu.Lock()
-	a.advance(s.Start)
-	if hasReqID {
-		f.reqID = a.ids.add(idRequest, reqHash, s.RequestID, f.session, s.Seq, expires)
-	}
-	if hasTrace {
-		f.trace = a.ids.add(idTrace, traceHash, s.TraceID[:], f.session, s.Seq, expires)
-	}
-	a.inflight[s.Seq] = f
-	a.mu.Unlock()
-}
-
-// RequestFinished records the end of a request and releases ev.
-func (a *Attributor) RequestFinished(ev *proxy.AccessEvent) {
-	a.finish(ev)
-	ev.Release()
-}
-
-// finish records the end of ev's request; it does not take ownership of ev.
-func (a *Attributor) finish(ev *proxy.AccessEvent) {
-	if !a.active.Load() {
-		return
-	}
-	end := ev.Start.Add(ev.Duration)
-	a.mu.Lock()
-	f, ok := a.inflight[ev.Seq]
-	if ok {
-		delete(a.inflight, ev.Seq)
-	} else {
-		// The start was not seen (it came before a line activated the
-		// Attributor): still count the request, it makes window
-		// decisions in its time ambiguous.
-		f = flight{session: ev.Session, start: ev.Start, method: requestMethod(ev.Method)}
-		if len(ev.Path) > 0 {
-			f.path = pathKey(a.seed, ev.Path)
-		}
-	}
-	if a.done.full() {
-		a.popDone()
-	}
-	d := finished{seq: ev.Seq, session: f.session, start: f.start, end: end, path: f.path,
-		method: f.method, preflight: f.preflight, answered: len(ev.ProxyError) == 0, status: uint16(ev.Status)}
-	// A request the proxy refused before reading a method (malformed)
-	// never reached the backend: it cannot be the one a line names.
-	if refused := len(ev.Method) == 0 && !d.answered; !refused {
-		d.prevSame = a.lastByPath[d.path]
-		a.lastByPath[d.path] = a.done.next() + 1
-	}
-	a.done.push(d)
-	if !d.answered && d.path != 0 {
-		if a.abandoned.full() {
-			a.abandoned.pop()
-		}
-		a.abandoned.push(d)
-	}
-	a.advance(end)
-	for a.done.len() > 0 && a.done.front().end.Add(windowRetention).Before(a.latest) {
-		a.popDone()
-	}
-	for a.abandoned.len() > 0 && a.abandoned.front().end.Add(windowRetention).Before(a.latest) {
-		a.abandoned.pop()
-	}
-	// The ids attribute lines until idRetention after the end. Those
-	// registered at the start are renewed in place; one dropped since (a
-	// request longer than idRetention) or never registered (the start was
-	// not seen) is registered now.
-	expires := end.Add(idRetention)
-	if !a.ids.renew(f.reqID, f.session, ev.Seq, expires) && requestIDUsable(ev.RequestID) {
-		a.ids.add(idRequest, a.idHash(ev.RequestID), ev.RequestID, f.session, ev.Seq, expires)
-	}
-	if !a.ids.renew(f.trace, f.session, ev.Seq, expires) && ev.TraceID != ([16]byte{}) {
-		a.ids.add(idTrace, a.idHash(ev.TraceID[:]), ev.TraceID[:], f.session, ev.Seq, expires)
-	}
-	a.mu.Unlock()
-}
-
-// advance moves the clock of expiry to t, if later, and drops the ids whose
-// time is up.
-func (a *Attributor) advance(t time.Time) {
-	if t.After(a.latest) {
-		a.latest = t
-	}
-	a.ids.expire(a.latest)
-}
-
-// popDone drops the oldest finished request from window decisions.
-func (a *Attributor) popDone() {
-	pos := a.done.base
-	f := a.done.pop()
-	if last, ok := a.lastByPath[f.path]; ok && last == pos+1 {
-		delete(a.lastByPath, f.path)
-	}
-	a.forget(f)
-}
-
-// forget drops a finished request from window decisions: records up to its
-// end plus the reach can no longer be judged.
-func (a *Attributor) forget(f finished) {
-	if h := f.end.Add(a.reach); h.After(a.horizon) {
-		a.horizon = h
-	}
-}
-
-// requestIDUsable says whether a request id is distinctive enough to find in
-// free text: 16 to 128 characters with both letters and digits (UUIDs, ULIDs,
-// hex and base64 ids). A short or all-digit id could equal a word or number
-// that a line prints for another reason.
-func requestIDUsable(id []byte) bool {
-	if len(id) < 16 || len(id) > 128 {
-		return false
-	}
-	var letter, digit bool
-	for _, c := range id {
-		switch {
-		case '0' <= c && c <= '9':
-			digit = true
-		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z':
-			letter = true
-		case c == '-' || c == '_' || c == '.' || c == ':' || c == '+' || c == '/' || c == '=':
-		default:
-			return false
-		}
-	}
-	return letter && digit
-}
 
 // evidence is what a backend record offers for attribution.
 type evidence struct {
@@ -381,6 +130,9 @@ type idTokens struct {
 	traceIDs    [maxIDTokens][16]byte // decoded
 	traceHashes [maxIDTokens]uint64
 	nTrace      int
+	// The first fieldReq request ids and fieldTrace trace ids come from
+	// structured fields; the rest from free text.
+	fieldReq, fieldTrace int
 }
 
 // scanIDs collects the words of text that could be a request id (runs of
@@ -440,25 +192,31 @@ func isHexByte(c byte) bool {
 func (a *Attributor) attribute(ev *evidence) attribution {
 	var at attribution
 	var toks idTokens
-	if len(ev.requestID) > 0 && len(ev.requestID) <= 128 && toks.nReq < maxIDTokens {
-		toks.reqIDs[toks.nReq] = ev.requestID
-		toks.nReq++
+	if len(ev.requestID) > 0 && len(ev.requestID) <= 128 {
+		toks.reqIDs[0] = ev.requestID
+		toks.nReq = 1
 	}
 	if len(ev.traceID) >= 32 {
 		toks.scan(ev.traceID)
 	}
+	toks.fieldReq, toks.fieldTrace = toks.nReq, toks.nTrace
 	toks.scan(ev.text)
 	toks.hash(a)
 	// The record's own claim: a field and a marker that disagree make none.
 	marker := ev.marker
 	switch {
+	case a.ignoreMarkers:
+		marker = 0
 	case marker == 0:
 		marker = ev.msgMarker
 	case ev.msgMarker != 0 && ev.msgMarker != marker:
 		marker = 0
 	}
+	// Live records are judged against their candidates (invariant 1):
+	// unless the Attributor cannot know them all.
+	judged := ev.live && !a.windowless
 
-	// Exact evidence: every session it names, and how strong each name is.
+	// Exact evidence: every session the ids name.
 	var exact struct {
 		found     bool
 		ambiguous bool
@@ -467,51 +225,52 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 		source    string // the first, strongest kind of evidence
 	}
 	// note adds one id.
-	note := func(session, seq uint64, conflict bool, source string, id []byte) {
+	note := func(e *idEntry, source string, id []byte) {
 		switch {
-		case conflict:
+		case e.conflict:
 			exact.ambiguous = true
 		case !exact.found:
-			exact.session, exact.seq, exact.source = session, seq, source
-		case exact.session != session:
+			exact.session, exact.seq, exact.source = e.session, e.seq, source
+		case exact.session != e.session:
 			exact.ambiguous = true
-		case exact.seq != seq:
+		case exact.seq != e.seq:
 			exact.seq = 0
 		}
 		exact.found = true
-		at.addCandidate(session)
+		at.addCandidate(e.session)
 		if source == "request-id" && at.requestID == nil {
 			at.requestID = id
 		} else if source == "trace-id" && at.traceID == nil {
 			at.traceID = id
 		}
 	}
-
-	var named uint64 // the key of the path the record's first line names
-	if ev.request.found() {
-		named = pathKey(a.seed, ev.request.path)
+	// counts says whether an id found in the record counts (invariant 3).
+	counts := func(e *idEntry, field bool) bool {
+		if e == nil || e.client && !field {
+			return false
+		}
+		return !judged || e.inWindow(ev.time, a.grace)
 	}
 
 	a.mu.Lock()
 	for i, tok := range toks.reqIDs[:toks.nReq] {
-		if e := a.ids.lookup(idRequest, toks.reqHashes[i], tok); e != nil {
-			note(e.session, e.seq, e.conflict, "request-id", tok)
+		if e := a.ids.lookup(idRequest, toks.reqHashes[i], tok); counts(e, i < toks.fieldReq) {
+			note(e, "request-id", tok)
 		}
 	}
 	for i, tok := range toks.traces[:toks.nTrace] {
-		if e := a.ids.lookup(idTrace, toks.traceHashes[i], toks.traceIDs[i][:]); e != nil {
-			note(e.session, e.seq, e.conflict, "trace-id", tok)
+		if e := a.ids.lookup(idTrace, toks.traceHashes[i], toks.traceIDs[i][:]); counts(e, i < toks.fieldTrace) {
+			note(e, "trace-id", tok)
 		}
 	}
 	if exact.found {
 		a.mu.Unlock()
-		// A marker that disagrees with the ids is text, and so is one
-		// beside ids that name no single session.
 		if exact.ambiguous || exact.session == 0 {
 			// Conflicting names, or the record belongs to a request
 			// without a session.
 			return at
 		}
+		// A marker that disagrees with the ids is text.
 		at = attribution{level: attributionExact, session: exact.session, source: exact.source,
 			seq: exact.seq, requestID: at.requestID, traceID: at.traceID, ownMarker: marker == exact.session}
 		if at.seq != 0 {
@@ -519,103 +278,67 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 		}
 		return at
 	}
-	if !ev.live || a.windowless || !ev.time.After(a.horizon) {
+	if !judged || !ev.time.After(a.horizon) {
 		a.mu.Unlock()
-		if marker != 0 {
-			// No timing to check the marker against: a file, a push, a
-			// time older than the requests still known, or requests
-			// never all known.
+		if marker != 0 && !ev.live {
+			// No timing to check the marker against: a file or a push.
 			return attribution{level: attributionExact, session: marker, source: "marker", ownMarker: true}
 		}
 		return at
+	}
+	var named uint64 // the key of the path the record's first line names
+	if ev.request.found() {
+		named = pathKey(a.seed, ev.request.path)
 	}
 	w := a.window(ev.time, &ev.request, named, marker)
 	a.mu.Unlock()
 	return w.decide()
 }
 
-// window collects the requests that may have printed a record whose first
-// line was read at t (see Attributor): byTime by the time alone, byName
-// those with the method and path the line names (named: the path's key).
-// marker is the session the record's own marker names (0: none); the
-// suspects count its requests, and the scan does not stop before it has
-// seen one. The caller holds a.mu.
+// window collects the candidates of a record whose first line was read at
+// t (invariant 1): all of them, and those matching the request its line
+// names (named: the path's key; 0: it names none). marker is the session
+// the record's own marker names (0: none). The caller holds a.mu.
 func (a *Attributor) window(t time.Time, req *lineRequest, named, marker uint64) suspects {
-	byTime, byName := suspects{marker: marker}, suspects{marker: marker}
+	s := suspects{marker: marker, naming: named != 0}
+	// An access line is printed after its response, so it may be read
+	// well after the grace: a request it names that ended up to
+	// accessLineDelay before may have printed it. Such a request is never
+	// picked (it is no candidate), but it makes the name pick none.
 	reach := a.grace
 	if named != 0 && req.status != 0 {
-		reach = a.reach // an access line: printed after the response
-	}
-	// Enough is known once the requests that count name two sessions and
-	// the candidate list is full: with many requests in flight, the scan
-	// stops early.
-	settled := func() bool {
-		if named != 0 {
-			return byName.settled()
-		}
-		return byTime.settled()
+		reach = max(a.grace, accessLineDelay)
 	}
 	for seq, fl := range a.inflight {
 		if t.Before(fl.start) {
 			continue // printed before the backend had the request
 		}
-		byTime.add(seq, fl.session)
-		f := finished{path: fl.path, method: fl.method}
-		if named != 0 && f.named(req, named) {
-			byName.add(seq, fl.session)
-		}
-		if settled() {
-			break
+		f := finished{seq: seq, session: fl.session, path: fl.path, method: fl.method}
+		s.add(&f, named != 0 && f.named(req, named))
+		if s.settled() {
+			return s
 		}
 	}
 	// Finished requests, newest first, back to those that ended more than
-	// grace before t (give or take the order in which they finished).
-	for i := a.done.len() - 1; i >= 0 && !byTime.settled(); i-- {
+	// the reach before t (give or take the order in which they finished).
+	for i := a.done.len() - 1; i >= 0; i-- {
 		f := a.done.ptr(a.done.base + uint64(i))
-		if f.end.Add(a.grace + finishSkew).Before(t) {
+		if f.end.Add(reach + finishSkew).Before(t) {
 			break
 		}
-		// A preflight that had ended is the browser's, sent right
-		// before the request it asks for; the backend runs no app code
-		// for it.
-		if !t.Before(f.start) && !t.After(f.end.Add(a.grace)) && !(f.preflight && f.end.Before(t)) {
-			byTime.add(f.seq, f.session)
-		}
-	}
-	if named == 0 {
-		return byTime
-	}
-	// Finished requests with the named path (or an unknown one), back to
-	// those that ended more than reach before t.
-	for _, key := range [...]uint64{named, 0} {
-		for pos := a.lastByPath[key]; pos != 0 && !byName.settled(); {
-			f := a.done.ptr(pos - 1)
-			if f == nil || f.end.Add(reach+finishSkew).Before(t) {
-				break
+		switch {
+		case t.Before(f.start) || f.preflight && f.end.Before(t):
+		case !t.After(f.end.Add(a.grace)):
+			s.add(f, named != 0 && f.named(req, named))
+			if s.settled() {
+				return s
 			}
-			if !t.Before(f.start) && !t.After(f.end.Add(reach)) && f.named(req, named) {
-				byName.add(f.seq, f.session)
-			}
-			pos = f.prevSame
+		case !t.After(f.end.Add(reach)) && f.named(req, named):
+			s.lateNamed = true
 		}
 	}
-	// Requests the backend may still have been working on after the proxy
-	// gave up on them.
-	for i := a.abandoned.len() - 1; i >= 0 && !byName.settled(); i-- {
-		f := a.abandoned.ptr(a.abandoned.base + uint64(i))
-		if !t.Before(f.start) && !t.After(f.end.Add(windowRetention)) && f.end.Add(reach).Before(t) && f.named(req, named) {
-			byName.add(f.seq, f.session)
-		}
-	}
-	if byName.n > 0 {
-		return byName
-	}
-	// A line that names a request the proxy did not see in its time (a
-	// health check sent to the backend directly, a path the backend
-	// rewrote) belongs to none of the requests in flight: byTime is
-	// returned for its candidates only.
-	byTime.unnamed = true
-	return byTime
+	s.complete = true
+	return s
 }
 
 // named reports whether f may be the request that a line naming req (whose
@@ -633,73 +356,101 @@ func (f *finished) named(req *lineRequest, named uint64) bool {
 	return true
 }
 
-// suspects are the requests that may have printed a record.
-type suspects struct {
-	n       int    // requests
+// requestSet is a set of requests: how many, their one session, and the
+// sessions kept as candidates.
+type requestSet struct {
+	n       int
 	seq     uint64 // the last one added: the only one when n is 1
 	session uint64 // the session of them all, unless mixed
 	mixed   bool   // two sessions, or sessions and requests without one
-	unnamed bool   // the record names a request that is none of these
 	cands   [maxCandidates]uint64
 	nCands  int
-	marker  uint64 // the session the record's own marker names; 0: none
-	marked  bool   // one of the requests is of that session
 }
 
-func (s *suspects) add(seq, session uint64) {
-	if session == s.marker {
-		s.marked = true
+func (g *requestSet) add(seq, session uint64) {
+	if g.n == 0 {
+		g.session = session
+	} else if session != g.session {
+		g.mixed = true
 	}
-	if s.n == 0 {
-		s.session = session
-	} else if session != s.session {
-		s.mixed = true
-	}
-	s.n++
-	s.seq = seq
-	if session == 0 || s.nCands == maxCandidates {
+	g.n++
+	g.seq = seq
+	if session == 0 || g.nCands == maxCandidates || slices.Contains(g.cands[:g.nCands], session) {
 		return
 	}
-	for _, c := range s.cands[:s.nCands] {
-		if c == session {
-			return
-		}
-	}
-	s.cands[s.nCands] = session
-	s.nCands++
+	g.cands[g.nCands] = session
+	g.nCands++
 }
 
+// full says that more requests cannot change what the group decides: it is
+// mixed and its candidate list is full.
+func (g *requestSet) full() bool { return g.mixed && g.nCands == maxCandidates }
+
+// suspects are the candidates of a record (invariant 1) and the subsets
+// its name and its marker pick.
+type suspects struct {
+	all    requestSet // every candidate
+	byName requestSet // those matching the request the record names
+	naming bool       // the record names a request
+	// lateNamed: a request the record names ended too long before it to
+	// be a candidate, but not so long that it cannot have printed it.
+	lateNamed bool
+	marker    uint64
+	marked    int    // candidates of the marker's session
+	markSeq   uint64 // the last of them
+	complete  bool   // every candidate was seen (the scan did not stop early)
+}
+
+func (s *suspects) add(f *finished, named bool) {
+	s.all.add(f.seq, f.session)
+	if named {
+		s.byName.add(f.seq, f.session)
+	}
+	if s.marker != 0 && f.session == s.marker {
+		s.marked++
+		s.markSeq = f.seq
+	}
+}
+
+// settled says that the requests not seen yet cannot change the decision.
 func (s *suspects) settled() bool {
-	return s.mixed && s.nCands == maxCandidates && (s.marker == 0 || s.marked)
+	if s.marker != 0 {
+		return s.marked > 1 // the marker decides, and no single request
+	}
+	return s.all.full() && (!s.naming || s.byName.full())
 }
 
-// decide attributes the record to the one session of all the suspects, and
-// to the request when there is only one. Requests without a session count:
-// one of them may have printed the record.
-//
-// The record's own marker decides instead when it names the session of one
-// of the suspects, or when there are none (nothing printed in the time of a
-// proxied request: a background job, a request that did not come through
-// the proxy). When it names none of the sessions whose requests may have
-// printed the record, it is text the backend logged, and counts for nothing.
+// decide applies invariants 4 and 5: the marker, when it names a
+// candidate's session; else the requests the name leaves, when the record
+// names one; else all the candidates.
 func (s *suspects) decide() attribution {
-	single := s.n > 0 && !s.mixed && !s.unnamed
-	if s.marker != 0 && (s.n == 0 || s.marked) {
+	if s.marked > 0 {
 		at := attribution{level: attributionExact, session: s.marker, source: "marker", ownMarker: true}
-		if single && s.n == 1 {
-			at.seq, at.seqBy = s.seq, "window"
+		if s.marked == 1 && s.all.n == 1 && s.complete {
+			at.seq, at.seqBy = s.markSeq, "window"
 		}
 		return at
 	}
-	if single && s.session != 0 {
-		at := attribution{level: attributionWindow, session: s.session, source: "window"}
-		if s.n == 1 {
-			at.seq, at.seqBy = s.seq, "window"
+	g := &s.all
+	if s.naming && s.byName.n > 0 {
+		g = &s.byName
+	}
+	if g.n > 0 && !g.mixed && g.session != 0 && (!s.naming || s.byName.n > 0 && !s.lateNamed) {
+		at := attribution{level: attributionWindow, session: g.session, source: "window"}
+		if g.n == 1 {
+			at.seq, at.seqBy = g.seq, "window"
 		}
 		return at
 	}
-	at := attribution{n: s.nCands}
-	at.candidates = s.cands
-	slices.Sort(at.candidates[:at.n]) // the same every run, whatever the map order
+	// None: the candidates of every request that may have printed the
+	// record, the same every run whatever the map order.
+	at := attribution{n: g.nCands}
+	if s.naming && s.byName.n == 0 {
+		at.n = s.all.nCands
+		at.candidates = s.all.cands
+	} else {
+		at.candidates = g.cands
+	}
+	slices.Sort(at.candidates[:at.n])
 	return at
 }

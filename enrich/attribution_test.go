@@ -191,13 +191,29 @@ func TestAttributeOwnMarker(t *testing.T) {
 			start(a, 1, 0, ms(0), "", "")
 			return a
 		}, text: "INFO:app:[openReplaySession.id=999] q"},
-		{name: "forged: the line names another session's request", a: func() *Attributor {
+		{name: "forged: a marker for no candidate, on a line naming its request", a: func() *Attributor {
 			a := NewAttributor(grace)
 			request{seq: 1, session: 5, method: "GET", path: "/search", from: ms(0)}.run(a)
-			request{seq: 2, session: 999, method: "GET", path: "/other", from: ms(1)}.run(a)
+			request{seq: 2, session: 6, method: "GET", path: "/other", from: ms(1)}.run(a)
 			return a
 		}, text: "ERROR:app:[openReplaySession.id=999] Exception on /search [GET]",
 			level: attributionWindow, session: 5, source: "window", seq: 1},
+		{name: "forged: a marker with nobody in flight", a: func() *Attributor {
+			a := NewAttributor(grace)
+			request{seq: 1, session: 5, from: ms(-100), to: ms(-90)}.run(a)
+			return a
+		}, text: "INFO:app:[openReplaySession.id=999] background job"},
+		{name: "forged: a marker when the header is not trusted", a: func() *Attributor {
+			a := alone()
+			a.ignoreMarkers = true
+			start(a, 2, 999, ms(1), "", "")
+			return a
+		}, text: "INFO:app:[openReplaySession.id=999] q", cands: []uint64{5, 999}},
+		{name: "forged: a marker in a file when the header is not trusted", a: func() *Attributor {
+			a := alone()
+			a.ignoreMarkers = true
+			return a
+		}, file: true, text: "INFO:app:[openReplaySession.id=999] q"},
 
 		{name: "the guide's marker, agreeing with the timing", a: alone, text: "ERROR:app:[openReplaySession.id=5] boom",
 			level: attributionExact, session: 5, source: "marker", seq: 1, ownMarker: true},
@@ -216,11 +232,13 @@ func TestAttributeOwnMarker(t *testing.T) {
 			}
 			return a
 		}, text: "INFO:app:[openReplaySession.id=139] x", level: attributionExact, session: 139, source: "marker", ownMarker: true},
-		{name: "the guide's marker with nobody in flight", a: func() *Attributor {
+		{name: "the guide's marker ahead of a name", a: func() *Attributor {
 			a := NewAttributor(grace)
-			request{seq: 1, session: 5, from: ms(-100), to: ms(-90)}.run(a)
+			request{seq: 1, session: 5, method: "GET", path: "/search", from: ms(0)}.run(a)
+			request{seq: 2, session: 999, method: "GET", path: "/other", from: ms(1)}.run(a)
 			return a
-		}, text: "INFO:app:[openReplaySession.id=999] background job", level: attributionExact, session: 999, source: "marker", ownMarker: true},
+		}, text: "ERROR:app:[openReplaySession.id=999] Exception on /search [GET]",
+			level: attributionExact, session: 999, source: "marker", ownMarker: true},
 		{name: "the guide's marker in a file", a: alone, file: true, text: "INFO:app:[openReplaySession.id=999] x",
 			level: attributionExact, session: 999, source: "marker", ownMarker: true},
 		{name: "a structured field", a: alone, text: `{"msg":"x"}`, field: 5,
@@ -241,6 +259,55 @@ func TestAttributeOwnMarker(t *testing.T) {
 			}
 			if got := candidates(at); tc.level == attributionNone && fmt.Sprint(got) != fmt.Sprint(tc.cands) {
 				t.Errorf("candidates %v, want %v", got, tc.cands)
+			}
+		})
+	}
+}
+
+// TestAttributeIDsOnlyInTheirWindow (invariant 3): an id the client chose
+// counts in a structured field only, and a live record matches an id only
+// while its request may have printed it. A client that chose an id, or
+// learned the one replaylink made from its response's X-Request-ID, cannot
+// pull another user's lines into its session by planting the id in that
+// user's input.
+func TestAttributeIDsOnlyInTheirWindow(t *testing.T) {
+	const chosen, made = "order7f3a9c2e11d04b", "5f0c2a9e8d4b4c51a9e72b6f0d1e4a77"
+	const chosenTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	a := NewAttributor(grace)
+	a.RequestStarted(&proxy.RequestStart{Seq: 1, Start: ms(0), Session: 5, RequestID: []byte(chosen), ClientRequestID: true})
+	a.RequestStarted(&proxy.RequestStart{Seq: 2, Start: ms(0), Session: 5, RequestID: []byte(made)})
+	ts := &proxy.RequestStart{Seq: 3, Start: ms(0), Session: 5, ClientTrace: true}
+	hex.Decode(ts.TraceID[:], []byte(chosenTrace))
+	a.RequestStarted(ts)
+	for seq := range uint64(3) {
+		finish(a, seq+1, 5, ms(0), ms(10))
+	}
+	request{seq: 4, session: 6, method: "GET", path: "/search", from: ms(50)}.run(a) // the other user's request
+	for _, tc := range []struct {
+		name    string
+		at      time.Time
+		file    bool
+		text    string
+		field   string // a structured request id
+		session uint64
+		level   attributionLevel
+		seq     uint64
+	}{
+		{name: "chosen id in free text", at: ms(5), text: "search for " + chosen, session: 5, level: attributionWindow},
+		{name: "chosen id in another user's input", at: ms(60), text: "search for " + chosen, session: 6, level: attributionWindow, seq: 4},
+		{name: "chosen id in a structured field", at: ms(5), text: `{"msg":"x"}`, field: chosen, session: 5, level: attributionExact, seq: 1},
+		{name: "chosen id in a structured field after its window", at: ms(60), text: `{"msg":"x"}`, field: chosen, session: 6, level: attributionWindow, seq: 4},
+		{name: "chosen trace id in free text", at: ms(60), text: "trace " + chosenTrace, session: 6, level: attributionWindow, seq: 4},
+		{name: "made id in free text", at: ms(25), text: "done " + made, session: 5, level: attributionExact, seq: 2},
+		{name: "made id in another user's input", at: ms(60), text: "search for " + made, session: 6, level: attributionWindow, seq: 4},
+		{name: "made id in a file", at: ms(60), file: true, text: "done " + made, session: 5, level: attributionExact, seq: 2},
+		{name: "chosen id in a file", at: ms(60), file: true, text: "done " + chosen},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := evidence{time: tc.at, live: !tc.file, text: []byte(tc.text), requestID: []byte(tc.field)}
+			at := a.attribute(&ev)
+			if at.session != tc.session || at.level != tc.level || at.seq != tc.seq {
+				t.Errorf("got %s session %d seq %d, want %s %d %d", at.level, at.session, at.seq, tc.level, tc.session, tc.seq)
 			}
 		})
 	}
@@ -368,9 +435,8 @@ func TestAttributeWindowPreflight(t *testing.T) {
 	cart.finish(a)
 	access := `INFO:werkzeug:127.0.0.1 - - [24/Nov/2026 23:53:42] "GET /api/cart HTTP/1.1" 500 -`
 	checkAttr(t, a, ms(121), access, want{session: 5, seq: 3})
-	checkAttr(t, a, ms(121+500), access, want{session: 5, seq: 3})                 // an access line may lag
-	checkAttr(t, a, ms(120).Add(accessLineDelay+time.Millisecond), access, want{}) // not forever
-	checkAttr(t, a, ms(102), `"OPTIONS /api/cart HTTP/1.1" 200 -`, want{})         // the preflight's own line: no session to give
+	checkAttr(t, a, ms(120).Add(grace+time.Millisecond), access, want{})                                        // a name adds no request that has ended
+	checkAttr(t, a, ms(102), `127.0.0.1 - - [24/Nov/2026 23:53:42] "OPTIONS /api/cart HTTP/1.1" 200 -`, want{}) // the preflight's own line: no session to give
 
 	// An OPTIONS that is not a preflight runs the app's code: it counts.
 	b := NewAttributor(grace)
@@ -419,22 +485,27 @@ func TestAttributeAccessLine(t *testing.T) {
 	request{seq: 1, session: 5, method: "GET", path: "/api/cart", from: ms(0), to: ms(10), status: 500}.run(a)
 	request{seq: 2, session: 6, method: "GET", path: "/api/cart", from: ms(0), to: ms(12), status: 200}.run(a)
 	checkAttr(t, a, ms(15), line("GET", "/api/cart", 500), want{session: 5, seq: 1}) // the status tells them apart
-	checkAttr(t, a, ms(500), line("GET", "/api/cart", 200), want{session: 6, seq: 2})
-	checkAttr(t, a, ms(15), line("GET", "/api/cart", 404), want{cands: []uint64{5, 6}}) // neither: the time alone
-	checkAttr(t, a, ms(10).Add(accessLineDelay+time.Millisecond), line("GET", "/api/cart", 500), want{})
+	checkAttr(t, a, ms(15), line("GET", "/api/cart", 200), want{session: 6, seq: 2})
+	checkAttr(t, a, ms(15), line("GET", "/api/cart", 404), want{cands: []uint64{5, 6}}) // neither: none, with every candidate
+	checkAttr(t, a, ms(500), line("GET", "/api/cart", 200), want{})                     // read after the grace: no candidate left
+	// Read after the grace while another request to the path is in
+	// flight: the line may be the finished one's, so the name picks none.
+	request{seq: 4, session: 8, method: "GET", path: "/api/cart", from: ms(490)}.run(a)
+	checkAttr(t, a, ms(500), line("GET", "/api/cart", 200), want{cands: []uint64{8}})
 	// A request still in flight may have sent its response already.
 	request{seq: 3, session: 7, method: "GET", path: "/api/cart", from: ms(14)}.run(a)
 	checkAttr(t, a, ms(20), line("GET", "/api/cart", 200), want{cands: []uint64{6, 7}})
 
-	// The proxy gave up on a request (504): the backend may print its
-	// access line much later, so it stays a candidate for its path.
+	// The proxy gave up on a request (504); the backend prints its access
+	// line much later. By then the request is no candidate: the line
+	// names only the requests in its own time (invariant 2).
 	b := NewAttributor(grace)
 	request{seq: 1, session: 8, method: "GET", path: "/api/slow", from: ms(0), to: ms(100), status: 504, proxyError: "upstream sent no response headers within 0.1s"}.run(b)
 	request{seq: 2, session: 9, method: "GET", path: "/api/slow", from: ms(3000), to: ms(3010), status: 200}.run(b)
 	request{seq: 3, session: 9, method: "GET", path: "/api/other", from: ms(3000), to: ms(3010), status: 200}.run(b)
-	checkAttr(t, b, ms(3015), line("GET", "/api/slow", 200), want{cands: []uint64{8, 9}})
+	checkAttr(t, b, ms(3015), line("GET", "/api/slow", 200), want{session: 9, seq: 2})
 	checkAttr(t, b, ms(3015), line("GET", "/api/other", 200), want{session: 9, seq: 3})
-	checkAttr(t, b, ms(100).Add(windowRetention+time.Second), line("GET", "/api/slow", 200), want{})
+	checkAttr(t, b, ms(2000), line("GET", "/api/slow", 200), want{})
 }
 
 func TestAttributeNeedsLiveTime(t *testing.T) {
@@ -478,11 +549,8 @@ func TestAttributeMemoryIsBounded(t *testing.T) {
 			RequestID: []byte(fmt.Sprintf("req-%020d-x", i))})
 		r.finish(a)
 	}
-	if a.done.len() > windowCapacity || len(a.inflight) != 0 || a.abandoned.len() > abandonedCapacity {
-		t.Fatalf("done %d inflight %d abandoned %d", a.done.len(), len(a.inflight), a.abandoned.len())
-	}
-	if len(a.lastByPath) != a.done.len() {
-		t.Fatalf("%d paths chained for %d finished requests with distinct paths", len(a.lastByPath), a.done.len())
+	if a.done.len() > windowCapacity || len(a.inflight) != 0 {
+		t.Fatalf("done %d inflight %d", a.done.len(), len(a.inflight))
 	}
 	if a.ids.len() > idCapacity || a.ids.order.len() > idCapacity {
 		t.Fatalf("ids %d order %d", a.ids.len(), a.ids.order.len())
@@ -490,27 +558,33 @@ func TestAttributeMemoryIsBounded(t *testing.T) {
 	// Much later, everything known before is forgotten.
 	late := a.latest.Add(idRetention + time.Second)
 	request{seq: 1 << 40, session: 1, method: "GET", path: "/", from: late, to: late, status: 200}.run(a)
-	if a.done.len() != 1 || len(a.lastByPath) != 1 || a.abandoned.len() != 0 || a.ids.len() != 0 {
-		t.Fatalf("after a while: done %d paths %d abandoned %d ids %d", a.done.len(), len(a.lastByPath), a.abandoned.len(), a.ids.len())
+	if a.done.len() != 1 || a.ids.len() != 0 {
+		t.Fatalf("after a while: done %d ids %d", a.done.len(), a.ids.len())
 	}
 }
 
-// TestAttributeNamedChain: lines naming a path find its requests among many
-// others, and not once they are gone.
-func TestAttributeNamedChain(t *testing.T) {
+// TestAttributeNamedAmongMany: a line naming a path picks its requests
+// among many in flight, and none once they are over.
+func TestAttributeNamedAmongMany(t *testing.T) {
 	a := NewAttributor(grace)
 	paths := []string{"/a", "/b", "/c", "/d", "/e"}
 	for i := range 500 {
-		at := ms(i)
-		request{seq: uint64(i + 1), session: uint64(i%len(paths) + 1), method: "GET", path: paths[i%len(paths)], from: at, to: at.Add(time.Millisecond), status: 200}.run(a)
+		request{seq: uint64(i + 1), session: uint64(i%len(paths) + 1), method: "GET", path: paths[i%len(paths)], from: ms(i)}.run(a)
 	}
-	// Within the last second, each path was requested by one session only.
+	access := func(p string) string {
+		return fmt.Sprintf(`10.0.0.1 - - [01/May/2024 10:00:00] "GET %s HTTP/1.1" 200 -`, p)
+	}
 	for i, p := range paths {
-		checkAttr(t, a, ms(500), fmt.Sprintf(`"GET %s HTTP/1.1" 200 -`, p), want{session: uint64(i + 1)})
+		checkAttr(t, a, ms(500), access(p), want{session: uint64(i + 1)})
 	}
-	request{seq: 1000, session: 9, method: "GET", path: "/c", from: ms(600), to: ms(601), status: 200}.run(a)
-	checkAttr(t, a, ms(602), `"GET /c HTTP/1.1" 200 -`, want{cands: []uint64{3, 9}})
-	checkAttr(t, a, ms(600).Add(accessLineDelay), `"GET /c HTTP/1.1" 200 -`, want{session: 9, seq: 1000})
+	request{seq: 1000, session: 9, method: "GET", path: "/c", from: ms(600)}.run(a)
+	checkAttr(t, a, ms(602), access("/c"), want{cands: []uint64{3, 9}})
+	for i := range 500 {
+		finish(a, uint64(i+1), uint64(i%len(paths)+1), ms(i), ms(700))
+	}
+	finish(a, 1000, 9, ms(600), ms(700))
+	checkAttr(t, a, ms(700), access("/c"), want{cands: []uint64{3, 9}})
+	checkAttr(t, a, ms(700).Add(grace+time.Millisecond), access("/c"), want{})
 }
 
 // TestAttributionPrecisionSequential: requests that do not overlap (gaps

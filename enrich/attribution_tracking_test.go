@@ -198,12 +198,12 @@ func TestIDTable(t *testing.T) {
 		tab.expire(now)
 		k := key{idKind(1 + rng.IntN(2)), fmt.Sprintf("id-%d", rng.IntN(300))}
 		expires := now.Add(time.Duration(1+rng.IntN(60)) * time.Millisecond)
-		if m, ok := model[k]; ok && tab.renew(m.h, m.session, 0, expires) {
+		if m, ok := model[k]; ok && tab.renew(m.h, now, expires) {
 			m.expires = later(m.expires, expires)
 			model[k] = m
 		} else {
 			session := uint64(1 + rng.IntN(1000))
-			if h := tab.add(k.kind, hashOf(k), []byte(k.id), session, 0, expires); h != (idHandle{}) {
+			if h := tab.add(k.kind, hashOf(k), []byte(k.id), idUse{session: session}, expires); h != (idHandle{}) {
 				model[k] = live{session, expires, h}
 			} else {
 				delete(model, k)
@@ -241,7 +241,7 @@ func TestIDTableFull(t *testing.T) {
 	tab := newIDTable()
 	tab.order = newRing[idRef](3)
 	add := func(id string) idHandle {
-		return tab.add(idRequest, uint64(len(tab.entries)), []byte(id), 1, 1, ms(100))
+		return tab.add(idRequest, uint64(len(tab.entries)), []byte(id), idUse{session: 1, seq: 1, start: ms(0)}, ms(100))
 	}
 	has := func(id string) bool {
 		for i := range tab.entries {
@@ -254,7 +254,7 @@ func TestIDTableFull(t *testing.T) {
 	a := add("request-a")
 	add("request-b")
 	add("request-c")
-	tab.renew(a, 1, 1, ms(200))
+	tab.renew(a, ms(150), ms(200))
 	add("request-d")
 	if !has("request-a") || has("request-b") || !has("request-c") || !has("request-d") || tab.len() != 3 {
 		t.Errorf("after a fourth id: a %v b %v c %v d %v, %d ids", has("request-a"), has("request-b"), has("request-c"), has("request-d"), tab.len())

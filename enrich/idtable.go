@@ -35,14 +35,29 @@ type idTable struct {
 
 // idEntry is what a request id or trace id points to.
 type idEntry struct {
-	id       []byte // a request id's text, a trace id's 16 bytes
-	hash     uint64
-	kind     idKind
-	gen      uint32 // counts the ids the entry has held, for idHandle
-	session  uint64
-	seq      uint64 // 0 when several requests share the id
-	expires  time.Time
-	conflict bool // several sessions used the id: it identifies none
+	id      []byte // a request id's text, a trace id's 16 bytes
+	hash    uint64
+	kind    idKind
+	gen     uint32 // counts the ids the entry has held, for idHandle
+	session uint64
+	seq     uint64 // 0 when several requests share the id
+	expires time.Time
+	// The window of the requests with the id: from the first one's start
+	// to the last one's end; open counts those still in flight.
+	first, last time.Time
+	open        int32
+	conflict    bool // several sessions used the id: it identifies none
+	// client: a client chose the id (an X-Request-ID or traceparent it
+	// sent), so it may have planted it in another user's input too: it
+	// counts in a structured field only, never in free text.
+	client bool
+}
+
+// idUse is one request's use of an id.
+type idUse struct {
+	session, seq uint64
+	start, end   time.Time // end zero: in flight
+	client       bool
 }
 
 // idHandle is how a request in flight finds its ids' entries at its end
@@ -60,13 +75,13 @@ func newIDTable() idTable {
 
 // add registers a request with an id, or adds it to those the id already
 // points to; hash is the id's idHash.
-func (t *idTable) add(kind idKind, hash uint64, id []byte, session, seq uint64, expires time.Time) idHandle {
+func (t *idTable) add(kind idKind, hash uint64, id []byte, u idUse, expires time.Time) idHandle {
 	if i, ok := t.byHash[hash]; ok {
 		e := &t.entries[i]
 		if e.kind != kind || !bytes.Equal(e.id, id) {
 			return idHandle{} // another id with the same hash
 		}
-		e.merge(session, seq, expires)
+		e.merge(u, expires)
 		return idHandle{i, e.gen}
 	}
 	if t.order.full() {
@@ -82,7 +97,11 @@ func (t *idTable) add(kind idKind, hash uint64, id []byte, session, seq uint64, 
 	}
 	e := &t.entries[i]
 	e.id = append(e.id[:0], id...)
-	e.hash, e.kind, e.session, e.seq, e.expires, e.conflict = hash, kind, session, seq, expires, false
+	e.hash, e.kind, e.session, e.seq, e.expires, e.conflict = hash, kind, u.session, u.seq, expires, false
+	e.first, e.last, e.open, e.client = u.start, u.end, 0, u.client
+	if u.end.IsZero() {
+		e.open = 1
+	}
 	t.byHash[hash] = i
 	t.order.push(idRef{i, expires})
 	return idHandle{i, e.gen}
@@ -100,29 +119,54 @@ func (t *idTable) lookup(kind idKind, hash uint64, id []byte) *idEntry {
 	return nil
 }
 
-// renew adds a request to the id of h, unless the id was dropped since h
-// was made; it reports whether it did.
-func (t *idTable) renew(h idHandle, session, seq uint64, expires time.Time) bool {
+// renew records the end of the request that made h, unless its id was
+// dropped since h was made; it reports whether it did.
+func (t *idTable) renew(h idHandle, end, expires time.Time) bool {
 	if h.index == 0 || t.entries[h.index].gen != h.gen {
 		return false
 	}
-	t.entries[h.index].merge(session, seq, expires)
+	e := &t.entries[h.index]
+	if e.open > 0 {
+		e.open--
+	}
+	if end.After(e.last) {
+		e.last = end
+	}
+	if expires.After(e.expires) {
+		e.expires = expires
+	}
 	return true
 }
 
 // merge adds a request to what an id points to. An id used by two sessions
 // identifies neither; an id used by two requests of one session still
 // identifies the session but no single request.
-func (e *idEntry) merge(session, seq uint64, expires time.Time) {
-	if e.session != session {
+func (e *idEntry) merge(u idUse, expires time.Time) {
+	if e.session != u.session {
 		e.conflict = true
 	}
-	if e.seq != seq {
+	if e.seq != u.seq {
 		e.seq = 0
 	}
 	if expires.After(e.expires) {
 		e.expires = expires
 	}
+	if u.start.Before(e.first) {
+		e.first = u.start
+	}
+	if u.end.IsZero() {
+		e.open++
+	} else if u.end.After(e.last) {
+		e.last = u.end
+	}
+	e.client = e.client || u.client
+}
+
+// inWindow says whether a line printed at t may be one of the id's
+// requests': none had started before t, or all had ended more than grace
+// before it.
+func (e *idEntry) inWindow(t time.Time, grace time.Duration) bool {
+	return !t.Before(e.first) && (e.open > 0 || !t.After(e.last.Add(grace)))
 }
 
 // expire drops the ids whose time was up before now.

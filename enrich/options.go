@@ -32,6 +32,11 @@ type Options struct {
 	// line read later than the grace after its request's end can then
 	// only be attributed by the request it names. 0 means 20ms.
 	AttributionGrace time.Duration
+	// IgnoreMarkers says that the backend is never given a session a
+	// client chose: the openReplaySession.id header is not a trusted
+	// session source, so the proxy strips it. A marker the backend prints
+	// is then text (user input, typically), never evidence of a session.
+	IgnoreMarkers bool
 	// PushedLinesOnly says that the backend's output is not captured (no
 	// child process, no tailed file): the only lines are pushed ones
 	// (POST /ingest), which may never come. The proxy's requests are then

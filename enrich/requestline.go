@@ -10,16 +10,29 @@ import (
 // Server Error: /api/cart", Rails' `Started GET "/api/cart" for ...`, and
 // the access line that werkzeug, gunicorn, uvicorn, Django, nginx or morgan
 // print once the response is sent (`"GET /api/cart HTTP/1.1" 500 -`,
-// `GET /api/cart 500 12.3 ms`). findRequest reads that name from a record's
-// first line with a small scanner (no regular expressions: it runs for every
-// record), and the Attributor uses it to tell apart the requests that were
-// in flight when the line was printed.
+// `GET /api/cart 500 12.3 ms - 20`). findRequest reads that name from a
+// record's first line with a small scanner (no regular expressions: it runs
+// for every record), and the Attributor uses it to tell apart the requests
+// that may have printed the line.
 //
-// The scanner looks only for forms that describe the request being handled.
+// A name is read only where a server or framework writes it, never
+// anywhere in a message: backends log what users type, and a user who types
+// `"GET /api/slow HTTP/1.1" 200` into a search box must not name another
+// user's request. Each form is read whole, from where it opens the message
+// (after a log prefix that isLogPrefix accepts: the same rule as for the
+// guide's marker) to the end of the line, which must be what the form ends
+// with (the status and its known tail; a closing bracket; the path).
+// Access lines are read after their own prefix instead: the client address
+// and the bracketed time that servers put before the request line.
+//
 // An HTTP client logging its own outgoing call usually prints a full URL
 // (httpx, OkHttp, Faraday) and is not read; urllib3's
-// `http://host:80 "GET /x HTTP/1.1" 200 12` is recognised by the URL before
-// the quote and skipped.
+// `http://host:80 "GET /x HTTP/1.1" 200 12` has no access line's prefix.
+//
+// What the scanner reads is a claim the Attributor checks: a name only
+// narrows the requests that may have printed the line (see
+// Attributor.window), so even a line a user controls whole can only pick
+// among requests that were in flight when it was printed.
 
 // httpMethod is a request method as a small number, so the Attributor keeps
 // it without copying bytes.
@@ -83,110 +96,350 @@ func (r *lineRequest) found() bool { return r.path != nil }
 // maxRequestScan bounds how much of a line the scanner reads.
 const maxRequestScan = 4096
 
-// Forms that name the path only, printed while the request is handled.
+// Forms that name the path only, printed while the request is handled;
+// the path ends the line.
 var pathPrefixes = [...]string{
 	"Internal Server Error: /", // Django, 500
 	"Not Found: /",             // Django, 404
 	"Bad Request: /",           // Django, 400
 }
 
-// findRequest returns the request that line names, if it names one in a
-// known form. line must be free of ANSI escapes.
+// findRequest returns the request that line names, if the line is one of
+// the known forms (see above). line must be free of ANSI escapes.
 func findRequest(line []byte) lineRequest {
 	if len(line) > maxRequestScan {
-		line = line[:maxRequestScan]
+		return lineRequest{} // no server writes a line this long about a request
 	}
 	line = bytes.TrimRight(line, " \t\r\n")
-	// Flask: "Exception on /api/cart [GET]", ending the line.
-	if i := bytes.Index(line, []byte("Exception on /")); i >= 0 && wordStart(line, i) && len(line) > 0 && line[len(line)-1] == ']' {
-		rest := line[i+len("Exception on "):]
+	// Flask: "Exception on /api/cart [GET]", the whole message.
+	if i := bytes.Index(line, []byte("Exception on /")); i >= 0 && opensMessage(line[:i]) && line[len(line)-1] == ']' {
+		rest := line[i+len("Exception on ") : len(line)-1]
 		if j := bytes.LastIndex(rest, []byte(" [")); j > 0 {
-			if m := parseMethod(rest[j+2 : len(rest)-1]); m != methodOther {
+			if m := parseMethod(rest[j+2:]); m != methodOther {
 				return lineRequest{method: m, path: cutQuery(rest[:j])}
 			}
 		}
+		return lineRequest{}
 	}
 	for _, prefix := range pathPrefixes {
-		if i := bytes.Index(line, []byte(prefix)); i >= 0 && wordStart(line, i) {
+		if i := bytes.Index(line, []byte(prefix)); i >= 0 && opensMessage(line[:i]) {
 			path := line[i+len(prefix)-1:]
-			if j := bytes.IndexAny(path, " \t\""); j >= 0 {
-				path = path[:j]
+			if bytes.ContainsAny(path, " \t\"") {
+				return lineRequest{}
 			}
 			return lineRequest{path: cutQuery(path)}
 		}
 	}
-	// Forms led by the method: the first upper-case word that is one.
-	for i := 0; i < len(line); i++ {
-		if c := line[i]; c < 'A' || c > 'Z' || !wordStart(line, i) {
-			continue
-		}
-		j := i
-		for j < len(line) && 'A' <= line[j] && line[j] <= 'Z' {
-			j++
-		}
-		m := parseMethod(line[i:j])
-		if m == methodOther || j >= len(line) || line[j] != ' ' {
-			i = j
-			continue
-		}
-		if r, ok := requestAt(line, i, j, m); ok {
-			return r
-		}
-		i = j
+	if r, ok := accessLine(line); ok {
+		return r
+	}
+	if r, ok := messageRequest(line); ok {
+		return r
 	}
 	return lineRequest{}
 }
 
-// requestAt reads the forms whose method word is line[i:j]:
+// accessLine reads an access line: the request line in quotes, after the
+// client address and time, then the status and its tail.
 //
-//	"GET /api/cart?id=9 HTTP/1.1" 500     access lines (common log format, uvicorn)
-//	GET /api/cart 500 12.345 ms - 20      morgan's dev format
-//	Started GET "/api/cart" for 127.0.0.1 Rails; Gin's `| GET  "/api/cart"`
-func requestAt(line []byte, i, j int, m httpMethod) (lineRequest, bool) {
-	k := j
-	for k < len(line) && line[k] == ' ' {
-		k++
+//	127.0.0.1 - - [24/Nov/2026 23:53:42] "GET /a?b=1 HTTP/1.1" 500 -    werkzeug, gunicorn, nginx, morgan combined
+//	[24/Nov/2026 23:53:42] "GET /a HTTP/1.1" 500 145                     Django runserver
+//	INFO:     127.0.0.1:54321 - "GET /a HTTP/1.1" 404 Not Found           uvicorn
+func accessLine(line []byte) (lineRequest, bool) {
+	q := bytes.IndexByte(line, '"')
+	if q < 0 || !accessPrefix(line[:q]) {
+		return lineRequest{}, false
 	}
-	rest := line[k:]
-	switch {
-	case i > 0 && line[i-1] == '"':
-		// A quoted request line, then the status.
-		if k != j+1 || len(rest) == 0 || rest[0] != '/' || urlBefore(line[:i-1]) {
-			return lineRequest{}, false
+	rest := line[q+1:]
+	sp := bytes.IndexByte(rest, ' ')
+	if sp < 0 {
+		return lineRequest{}, false
+	}
+	m := parseMethod(rest[:sp])
+	rest = rest[sp+1:]
+	end := bytes.IndexByte(rest, '"')
+	if m == methodOther || end < 0 || len(rest) == 0 || rest[0] != '/' {
+		return lineRequest{}, false
+	}
+	target := rest[:end]
+	sp = bytes.LastIndexByte(target, ' ')
+	if sp < 0 || !bytes.HasPrefix(target[sp+1:], []byte("HTTP/")) {
+		return lineRequest{}, false
+	}
+	status, ok := statusAt(rest[end+1:])
+	if !ok || !accessTail(rest[end+1+4:]) {
+		return lineRequest{}, false
+	}
+	return lineRequest{method: m, path: cutQuery(target[:sp]), status: status}, true
+}
+
+// accessPrefix says whether p, what comes before an access line's opening
+// quote, is one of the prefixes servers write: a log prefix, then the
+// client address with the ident and user fields and the bracketed time
+// (common log format), the time alone (Django), or the address:port and a
+// dash (uvicorn).
+func accessPrefix(p []byte) bool {
+	if len(p) < 2 || p[len(p)-1] != ' ' {
+		return false
+	}
+	p = p[:len(p)-1]
+	if p[len(p)-1] == ']' {
+		open := bytes.LastIndexByte(p, '[')
+		if open < 0 || !isLogTime(p[open+1:len(p)-1]) {
+			return false
 		}
+		p = p[:open]
+		if len(p) == 0 || isLogPrefix(p) && !endsWithAddress(p) {
+			return true // Django: the time alone
+		}
+		// "ADDR IDENT USER ": the identity fields are "-", or a user name.
+		f := fieldsFromEnd(p, 3)
+		return f.ok && string(f.w[1]) == "-" && isName(f.w[2]) && addressAfterPrefix(p, f)
+	}
+	// uvicorn: "ADDR -"
+	f := fieldsFromEnd(p[:len(p)+1], 2) // p's trailing space is still there
+	return f.ok && string(f.w[1]) == "-" && addressAfterPrefix(p, f)
+}
+
+// addressAfterPrefix says whether f's first field is a client address after
+// a log prefix. Python's default format glues the message to the prefix
+// ("INFO:werkzeug:127.0.0.1 - - ..."), so the address may be the end of
+// the field, after a colon.
+func addressAfterPrefix(p []byte, f words) bool {
+	if isAddress(f.w[0]) && isLogPrefix(f.before) {
+		return true
+	}
+	for k, c := range f.w[0] {
+		if c == ':' && isAddress(f.w[0][k+1:]) && isLogPrefix(p[:len(f.before)+k+1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// accessTail says whether b, what follows an access line's status, is what
+// servers write there: nothing; a reason phrase (uvicorn); or the size ("-"
+// or digits), then quoted fields and numbers (referrer, user agent,
+// timings).
+func accessTail(b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	if b[0] != ' ' || len(b) < 2 {
+		return false
+	}
+	b = b[1:]
+	if 'A' <= b[0] && b[0] <= 'Z' { // a reason phrase: "Not Found", "I'm a teapot"
+		for _, c := range b {
+			if !isASCIILetter(c) && c != ' ' && c != '-' && c != '\'' {
+				return false
+			}
+		}
+		return true
+	}
+	for first := true; len(b) > 0; first = false {
+		var n int
+		switch {
+		case b[0] == '"' && !first:
+			n = quotedLen(b)
+		case b[0] == '-':
+			n = 1
+		default:
+			for n < len(b) && (isDigit(b[n]) || n > 0 && b[n] == '.') {
+				n++
+			}
+		}
+		if n == 0 || n < len(b) && b[n] != ' ' {
+			return false
+		}
+		b = b[min(n+1, len(b)):]
+	}
+	return true
+}
+
+// quotedLen returns the length of the quoted field that opens b, with its
+// quotes (escaped quotes inside), or 0.
+func quotedLen(b []byte) int {
+	for i := 1; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// messageRequest reads the forms that open the message with the method:
+//
+//	GET /api/cart 500 12.345 ms - 20               morgan's dev format
+//	Started GET "/api/cart" for 127.0.0.1 at ...   Rails
+//	[GIN] ... | 127.0.0.1 | GET      "/api/cart"    Gin
+func messageRequest(line []byte) (lineRequest, bool) {
+	if i := bytes.Index(line, []byte("Started ")); i >= 0 && opensMessage(line[:i]) {
+		rest := line[i+len("Started "):]
 		sp := bytes.IndexByte(rest, ' ')
-		if sp < 0 || !bytes.HasPrefix(rest[sp+1:], []byte("HTTP/")) {
+		if sp < 0 || len(rest) < sp+3 || rest[sp+1] != '"' || rest[sp+2] != '/' {
 			return lineRequest{}, false
 		}
-		q := bytes.IndexByte(rest[sp:], '"')
-		if q < 0 {
+		m := parseMethod(rest[:sp])
+		path := rest[sp+2:]
+		q := bytes.IndexByte(path, '"')
+		if m == methodOther || q < 0 || q+1 < len(path) && !bytes.HasPrefix(path[q+1:], []byte(" for ")) {
 			return lineRequest{}, false
 		}
-		status, ok := statusAt(rest[sp+q+1:])
-		if !ok {
+		return lineRequest{method: m, path: cutQuery(path[:q])}, true
+	}
+	if bytes.HasPrefix(line, []byte("[GIN] ")) {
+		bar := bytes.LastIndex(line, []byte("| "))
+		if bar < 0 {
 			return lineRequest{}, false
 		}
-		return lineRequest{method: m, path: cutQuery(rest[:sp]), status: status}, true
-	case len(rest) > 1 && rest[0] == '"' && rest[1] == '/':
-		// A quoted path, ending the line or followed by a space.
-		q := bytes.IndexByte(rest[1:], '"')
-		if q < 0 || 1+q+1 < len(rest) && rest[1+q+1] != ' ' {
+		rest := line[bar+2:]
+		sp := bytes.IndexByte(rest, ' ')
+		if sp < 0 {
 			return lineRequest{}, false
 		}
-		return lineRequest{method: m, path: cutQuery(rest[1 : 1+q])}, true
-	case k == j+1 && len(rest) > 0 && rest[0] == '/':
-		// A bare path, then the status.
+		m := parseMethod(rest[:sp])
+		path := bytes.TrimLeft(rest[sp:], " ")
+		if m == methodOther || len(path) < 3 || path[0] != '"' || path[1] != '/' || path[len(path)-1] != '"' {
+			return lineRequest{}, false
+		}
+		return lineRequest{method: m, path: cutQuery(path[1 : len(path)-1])}, true
+	}
+	// morgan dev: the method opens the message.
+	for start := 0; start < len(line); start++ { // the method's start: after the log prefix
+		if start > 0 && line[start-1] != ' ' && line[start-1] != ':' && line[start-1] != '\t' {
+			continue
+		}
+		j := start
+		for j < len(line) && 'A' <= line[j] && line[j] <= 'Z' {
+			j++
+		}
+		m := parseMethod(line[start:j])
+		if m == methodOther || j+1 >= len(line) || line[j] != ' ' || line[j+1] != '/' || !opensMessage(line[:start]) {
+			continue
+		}
+		rest := line[j+1:]
 		sp := bytes.IndexByte(rest, ' ')
 		if sp < 0 {
 			return lineRequest{}, false
 		}
 		status, ok := statusAt(rest[sp:])
-		if !ok {
+		if !ok || !morganTail(rest[sp+4:]) {
 			return lineRequest{}, false
 		}
 		return lineRequest{method: m, path: cutQuery(rest[:sp]), status: status}, true
 	}
 	return lineRequest{}, false
+}
+
+// morganTail says whether b is the end of morgan's dev format after the
+// status: " 12.345 ms - 20" (the size may be "-").
+func morganTail(b []byte) bool {
+	c := cursor{b: b}
+	if !c.lit(" ") || c.run(isDecimalByte) == 0 || !c.lit(" ms - ") {
+		return false
+	}
+	return c.lit("-") && c.end() || c.run(isDigit) > 0 && c.end()
+}
+
+func isDecimalByte(c byte) bool { return isDigit(c) || c == '.' }
+
+// opensMessage says whether p, the text before a form on its line, is a
+// log prefix, with tags in brackets after it: Rails' tagged logging puts
+// the request id there ("INFO -- : [8f5e…] Started GET …"), a backend
+// following OpenReplay's guide its marker ("ERROR:app:[openReplaySession.id=N] Exception on …").
+func opensMessage(p []byte) bool {
+	for k := 0; k < 4 && len(p) > 2 && p[len(p)-1] == ' ' && p[len(p)-2] == ']'; k++ {
+		open := bytes.LastIndexByte(p[:len(p)-2], '[')
+		if open < 0 || open > 0 && p[open-1] != ' ' && p[open-1] != ':' {
+			break
+		}
+		if isLogPrefix(p) {
+			return true
+		}
+		p = p[:open]
+	}
+	return isLogPrefix(p)
+}
+
+// words are the last fields of a text, split at single spaces.
+type words struct {
+	w      [3][]byte
+	before []byte // what comes before them, with its trailing space
+	ok     bool
+}
+
+// fieldsFromEnd splits the last n (at most 3) fields of p, which ends with
+// a space, from what comes before them.
+func fieldsFromEnd(p []byte, n int) (f words) {
+	if len(p) == 0 || p[len(p)-1] != ' ' {
+		return f
+	}
+	end := len(p) - 1
+	for k := n - 1; k >= 0; k-- {
+		start := bytes.LastIndexByte(p[:end], ' ') + 1
+		if start == end {
+			return f
+		}
+		f.w[k] = p[start:end]
+		end = start - 1
+		if k > 0 && end < 0 {
+			return f
+		}
+	}
+	f.before = p[:end+1]
+	f.ok = true
+	return f
+}
+
+// isAddress says whether w is a client address as servers log it: an IPv4
+// or IPv6 address, with a port or an IPv6 zone, or "localhost".
+func isAddress(w []byte) bool {
+	if string(w) == "localhost" || bytes.HasPrefix(w, []byte("localhost:")) {
+		return true
+	}
+	digits := false
+	for _, c := range w {
+		switch {
+		case isDigit(c):
+			digits = true
+		case isHexByte(c), c == '.', c == ':', c == '[', c == ']', c == '%':
+		default:
+			return false
+		}
+	}
+	return digits || len(w) > 1 && bytes.Contains(w, []byte("::"))
+}
+
+// endsWithAddress says whether the prefix p ends with an address field: a
+// common log format line without its ident and user fields is no form.
+func endsWithAddress(p []byte) bool {
+	f := fieldsFromEnd(p, 1)
+	return f.ok && isAddress(f.w[0])
+}
+
+// isName says whether w is a user field: no quotes or brackets.
+func isName(w []byte) bool {
+	return len(w) > 0 && !bytes.ContainsAny(w, "\"[]")
+}
+
+// isLogTime says whether b, inside brackets, is a time as access logs
+// write it: "24/Nov/2026 23:53:42", "01/May/2024:10:00:00 +0000".
+func isLogTime(b []byte) bool {
+	digits := 0
+	for _, c := range b {
+		switch {
+		case isDigit(c):
+			digits++
+		case isASCIILetter(c), c == '/', c == ':', c == '-', c == '+', c == ' ', c == '.', c == ',':
+		default:
+			return false
+		}
+	}
+	return digits >= 6
 }
 
 // statusAt reads " NNN" (an HTTP status, then the end or a space) at the
@@ -206,28 +459,6 @@ func statusAt(b []byte) (int, bool) {
 		return 0, false
 	}
 	return n, true
-}
-
-// wordStart says whether line[i] starts a word: the line's start, or after
-// a space, a tab or punctuation that log formats put before a field.
-func wordStart(line []byte, i int) bool {
-	if i == 0 {
-		return true
-	}
-	switch line[i-1] {
-	case ' ', '\t', '"', '[', '|', ':', ']', '(':
-		return true
-	}
-	return false
-}
-
-// urlBefore says whether the word before a quote (line ends with it and a
-// space) is a URL: urllib3 logs the requests it sends as
-// `http://host:80 "GET /path HTTP/1.1" 200 12`.
-func urlBefore(line []byte) bool {
-	line = bytes.TrimRight(line, " ")
-	word := line[bytes.LastIndexByte(line, ' ')+1:]
-	return bytes.Contains(word, []byte("://"))
 }
 
 func cutQuery(path []byte) []byte {

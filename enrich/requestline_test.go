@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"hash/maphash"
+	"strings"
 	"testing"
 )
 
@@ -40,7 +41,22 @@ func TestFindRequest(t *testing.T) {
 		{"a number, not a status", `GET /api/cart 5000 bytes`, "", "", 0},
 		{"exception on, not at the end", "ERROR:app:Exception on /api/cart [GET] while retrying", "", "", 0},
 		{"exception on, not a method", "ERROR:app:Exception on /api/cart [worker-1]", "", "", 0},
-		{"the first method that fits wins", `GET /a 200 then "POST /b HTTP/1.1" 500`, "GET", "/a", 200},
+		{"ipv6 werkzeug access line", `INFO:werkzeug:::1 - - [24/Nov/2026 23:53:42] "GET /api/cart HTTP/1.1" 500 -`, "GET", "/api/cart", 500},
+		{"rails, tagged", `I, [2024-05-01T10:00:00.123456 #1]  INFO -- : [8f5e2c] Started POST "/api/cart" for 127.0.0.1 at 2024-05-01 10:00:00 +0000`, "POST", "/api/cart", 0},
+		{"morgan dev, prefixed", "info: GET /api/cart 404 0.512 ms - -", "GET", "/api/cart", 404},
+
+		// Forms inside a message: what a user typed, logged by the app.
+		{"an access line inside a message", `ERROR:app:search failed for: "GET /api/slow HTTP/1.1" 200 INJECTED`, "", "", 0},
+		{"an access line after words", `search failed for: "GET /api/slow HTTP/1.1" 200`, "", "", 0},
+		{"an access line with a tail of words", `127.0.0.1 - - [24/Nov/2026 23:53:42] "GET /api/slow HTTP/1.1" 200 - INJECTED by "me"`, "", "", 0},
+		{"django error inside a message", "ERROR:app:bad query Internal Server Error: /api/slow", "", "", 0},
+		{"django error with more after the path", "Internal Server Error: /api/slow and more", "", "", 0},
+		{"flask exception inside a message", "ERROR:app:user typed Exception on /api/slow [GET]", "", "", 0},
+		{"morgan dev inside a message", "ERROR:app:echo GET /api/slow 200 1.0 ms - 2", "", "", 0},
+		{"morgan dev with more after it", "GET /api/slow 200 1.0 ms - 2 INJECTED", "", "", 0},
+		{"rails inside a message", `WARN -- : user said Started GET "/api/slow" for 1.2.3.4 at now`, "", "", 0},
+		{"two forms on one line", `GET /a 200 then "POST /b HTTP/1.1" 500`, "", "", 0},
+		{"a line over the scan limit", `127.0.0.1 - - [24/Nov/2026 23:53:42] "GET /` + strings.Repeat("a", maxRequestScan) + ` HTTP/1.1" 200 -`, "", "", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := findRequest([]byte(tc.line))

@@ -41,6 +41,11 @@ type RequestStart struct {
 	RequestID []byte
 	TraceID   [16]byte
 	SpanID    [8]byte
+	// ClientRequestID says that RequestID is the client's X-Request-ID,
+	// kept as sent; false: the proxy made it. ClientTrace says that TraceID
+	// continues the client's traceparent. A client may plant an id it chose
+	// in another user's input, so enrich trusts such ids less.
+	ClientRequestID, ClientTrace bool
 	// Preflight marks a CORS preflight (OPTIONS with Origin and
 	// Access-Control-Request-Method): browsers send it without the
 	// session, and backends answer it without running the app's code.
@@ -68,6 +73,8 @@ type AccessEvent struct {
 	RequestID []byte
 	TraceID   [16]byte
 	SpanID    [8]byte
+	// ClientRequestID and ClientTrace: as in RequestStart.
+	ClientRequestID, ClientTrace bool
 	// ProxyError is set when the proxy itself made the response (502, 504) or
 	// the client went away: e.g. "upstream refused connection".
 	ProxyError []byte

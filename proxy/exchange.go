@@ -115,14 +115,16 @@ func (x *exchange) begin() {
 	ev.UserAgent = append(ev.UserAgent[:0], x.info.userAgent...)
 	ev.ClientIP = appendAddrIP(ev.ClientIP[:0], ctx.RemoteAddr())
 	ev.RequestID = appendRequestID(ev.RequestID[:0], x.info.requestID)
+	ev.ClientRequestID = validRequestID(x.info.requestID)
 	x.trace.begin(x.info.traceparent, x.info.nTraceparent)
-	ev.TraceID, ev.SpanID = x.trace.traceID, x.trace.spanID
+	ev.TraceID, ev.SpanID, ev.ClientTrace = x.trace.traceID, x.trace.spanID, x.trace.continued
 	ev.Session, ev.Source = p.sessions.extract(&x.info.sess)
 
 	x.start = RequestStart{
 		Seq: ev.Seq, Start: ev.Start, Session: ev.Session, Source: ev.Source,
 		Method: ev.Method, Path: ev.Path, RequestID: ev.RequestID,
 		TraceID: ev.TraceID, SpanID: ev.SpanID, Preflight: preflight,
+		ClientRequestID: ev.ClientRequestID, ClientTrace: ev.ClientTrace,
 	}
 	p.observer.RequestStarted(&x.start)
 	x.start.Method, x.start.Path, x.start.RequestID = nil, nil, nil
@@ -176,6 +178,25 @@ func (x *exchange) appendHead(dst []byte, u *upstream) []byte {
 		case hdrTracestate:
 			if !x.trace.continued {
 				continue // belongs to a traceparent that was not continued
+			}
+		case hdrSessionID:
+			if !p.sessions.configured[cfgHeader] {
+				continue // an untrusted source: the backend must not print it as a marker
+			}
+		case hdrBaggage:
+			if !p.sessions.configured[cfgBaggage] {
+				// Only the session member goes: the rest is the
+				// application's (OpenTelemetry baggage).
+				n := len(dst)
+				dst = append(dst, s.key...)
+				dst = append(dst, ": "...)
+				var kept bool
+				if dst, kept = appendBaggageWithout(dst, s.value, baggageSessionKey); kept {
+					dst = append(dst, "\r\n"...)
+				} else {
+					dst = dst[:n]
+				}
+				continue
 			}
 		case hdrXForwardedFor:
 			if len(xff) > 0 {

@@ -348,3 +348,79 @@ func TestTruncatedUploadNeverCompletes(t *testing.T) {
 		t.Errorf("the backend completed %d requests", n)
 	}
 }
+
+// TestUntrustedSessionSourcesAreRemoved: a session source that is not
+// configured is not trusted, so what carries it is removed before the
+// request goes upstream: a backend that prints the openReplaySession.id
+// header as OpenReplay's guide says (its marker) must not print a session
+// the client chose when only verified tokens count. Only the session
+// member of a baggage header goes; the application's members stay.
+func TestUntrustedSessionSourcesAreRemoved(t *testing.T) {
+	rb := newRawBackend(t, okResponse)
+	tokenOnly := startProxy(t, []string{rb.url}, func(o *Options) {
+		o.Sessions = SessionOptions{Sources: []string{"token"}, TokenSecret: testSecret}
+	})
+	trusting := startProxy(t, []string{rb.url}, nil)
+	token := SignSessionToken(testSecret, 8400000000000001, 0, 1893456000000)
+	for _, tc := range []struct {
+		name          string
+		proxy         *testProxy
+		header        string
+		want, notWant []string // fields the upstream must and must not see
+	}{
+		{"header, token only", tokenOnly, "openReplaySession.id: 999\r\nX-OpenReplay-Session-Token: " + token,
+			[]string{"X-OpenReplay-Session-Token: " + token, "X-OpenReplay-Session-Id: 8400000000000001"}, []string{"openReplaySession.id"}},
+		{"header in another case", tokenOnly, "OPENREPLAYSESSION.ID: 999", nil, []string{"OPENREPLAYSESSION.ID", "X-OpenReplay-Session-Id"}},
+		{"baggage member, token only", tokenOnly, "baggage: userId=7, openReplaySession.id=999;p=1, tenant=a",
+			[]string{"baggage: userId=7,tenant=a"}, []string{"999"}},
+		{"baggage with only the session", tokenOnly, "baggage: OpenReplaySession.Id=999", nil, []string{"baggage", "999"}},
+		{"header, trusted", trusting, "openReplaySession.id: 1001", []string{"openReplaySession.id: 1001"}, nil},
+		{"baggage, trusted", trusting, "baggage: userId=7, openReplaySession.id=1003", []string{"baggage: userId=7, openReplaySession.id=1003"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rawRequest(t, tc.proxy.addr, "GET / HTTP/1.1\r\nHost: a\r\n"+tc.header+"\r\n\r\n")
+			tc.proxy.rec.next(t)
+			head := rb.lastHead(t)
+			for _, w := range tc.want {
+				if !strings.Contains(head, "\r\n"+w+"\r\n") {
+					t.Errorf("the upstream did not get %q:\n%s", w, head)
+				}
+			}
+			for _, n := range tc.notWant {
+				if strings.Contains(head, n) {
+					t.Errorf("the upstream got %q:\n%s", n, head)
+				}
+			}
+		})
+	}
+	if !(SessionOptions{}).TrustsHeader() || (SessionOptions{Sources: []string{"token", "baggage"}}).TrustsHeader() {
+		t.Error("TrustsHeader does not follow the sources")
+	}
+}
+
+// TestClientChosenIDsAreMarked: the Observer is told which ids the client
+// chose, since a client may plant them in another user's input.
+func TestClientChosenIDsAreMarked(t *testing.T) {
+	rb := newRawBackend(t, okResponse)
+	tp := startProxy(t, []string{rb.url}, nil)
+	const tp1 = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, tc := range []struct {
+		name             string
+		header           string
+		clientID, client bool
+	}{
+		{"none", "X-None: 1", false, false},
+		{"request id", "X-Request-ID: order7f3a9c2e11d04b", true, false},
+		{"invalid request id", "X-Request-ID: a b", false, false},
+		{"traceparent", "traceparent: " + tp1, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rawRequest(t, tp.addr, "GET / HTTP/1.1\r\nHost: a\r\n"+tc.header+"\r\n\r\n")
+			ev := tp.rec.next(t)
+			st := tp.rec.startedFor(t, ev.Seq)
+			if ev.ClientRequestID != tc.clientID || st.ClientRequestID != tc.clientID || ev.ClientTrace != tc.client || st.ClientTrace != tc.client {
+				t.Errorf("event %v/%v start %v/%v, want %v/%v", ev.ClientRequestID, ev.ClientTrace, st.ClientRequestID, st.ClientTrace, tc.clientID, tc.client)
+			}
+		})
+	}
+}

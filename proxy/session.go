@@ -42,6 +42,10 @@ type sessionExtractor struct {
 	cookie []byte
 	query  []byte
 	tokens *tokenVerifier // nil: tokens are taken unverified
+	// configured says which sources are in order: the session inputs of
+	// the others are not trusted, and the headers that carry them are
+	// removed upstream (exchange.appendHead).
+	configured [numConfigSources]bool
 }
 
 // configSource is a source as configured; the token source yields
@@ -65,7 +69,7 @@ func newSessionExtractor(o SessionOptions) (*sessionExtractor, error) {
 	if len(sources) == 0 {
 		sources = DefaultSessionSources
 	}
-	var seen [numConfigSources]bool
+	seen := &e.configured
 	for _, name := range sources {
 		src := numConfigSources
 		for i, n := range configSourceNames {
@@ -92,10 +96,18 @@ func newSessionExtractor(o SessionOptions) (*sessionExtractor, error) {
 	return e, nil
 }
 
-// enabled reports whether a source is configured.
-func (e *sessionExtractor) enabled(s configSource) bool {
-	for _, o := range e.order {
-		if o == s {
+// TrustsHeader says whether the openReplaySession.id header is one of the
+// configured sources (the defaults when none are). When it is not, the
+// proxy removes it before the request goes upstream, so that the backend
+// cannot print a session the client chose; a marker in the backend's
+// output is then text.
+func (o SessionOptions) TrustsHeader() bool {
+	sources := o.Sources
+	if len(sources) == 0 {
+		sources = DefaultSessionSources
+	}
+	for _, s := range sources {
+		if strings.EqualFold(strings.TrimSpace(s), configSourceNames[cfgHeader]) {
 			return true
 		}
 	}
@@ -178,6 +190,34 @@ func parseSessionID(b []byte) uint64 {
 		v = v*10 + d
 	}
 	return v
+}
+
+// appendBaggageWithout appends a baggage header's value without its
+// members whose key is key (lower case, matched in any case), and reports
+// whether any member is left. Members are kept as they were written.
+func appendBaggageWithout(dst, header []byte, key string) ([]byte, bool) {
+	kept := false
+	for len(header) > 0 {
+		var member []byte
+		if i := bytes.IndexByte(header, ','); i >= 0 {
+			member, header = header[:i], header[i+1:]
+		} else {
+			member, header = header, nil
+		}
+		name := member
+		if i := bytes.IndexAny(name, "=;"); i >= 0 {
+			name = name[:i]
+		}
+		if equalFoldLower(trimOWS(name), key) || len(trimOWS(member)) == 0 {
+			continue
+		}
+		if kept {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, trimOWS(member)...)
+		kept = true
+	}
+	return dst, kept
 }
 
 // baggageValue finds key (lower case, matched in any case) in a W3C baggage

@@ -58,6 +58,7 @@ func enrichOptions(c *config.Config, isRun bool, pub enrich.Publisher, log zerol
 		Mark:             c.Mark,
 		MarkInfoLimit:    c.MarkInfoLimit,
 		AttributionGrace: c.AttributionGrace,
+		IgnoreMarkers:    !proxy.SessionOptions{Sources: c.SessionSources}.TrustsHeader(),
 		PushedLinesOnly:  !isRun && len(c.Tail) == 0, // lines only from POST /ingest, if ever
 		QueueSize:        c.EventQueue,
 		Publisher:        pub,
