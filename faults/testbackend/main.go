@@ -7,6 +7,10 @@
 //	ANY  /crash      exits with code 3 without answering (crash tests)
 //	ANY  /fail       500 with a body holding a <script> tag
 //	GET  /log?kind=K prints hostile lines of kind K (see hostileLines), then 200
+//	GET  /slow?ms=N  200 after N ms, printing nothing
+//	GET  /search?q=Q logs "search failed for: Q" as an app logs user input, then 200 after ms (default 50)
+//	GET  /echo?msg=M logs M as the whole message, then 200 after ms (default 50)
+//	GET  /guide      logs its openReplaySession.id header as OpenReplay's guide does, then 200 after ms (default 50)
 //	ANY  anything    200 "ok <X-Request-ID>\n"
 //
 // It prints "backend started pid=N listen=ADDR" when it listens.
@@ -57,6 +61,38 @@ func main() {
 			os.Stdout.Write(l)
 		}
 		fmt.Fprintf(w, "ok %s\n", rid)
+	})
+	// What the attribution attacks need: a slow victim, and an app that
+	// logs what users type, in Python's default format.
+	pause := func(r *http.Request, def int) {
+		n, err := strconv.Atoi(r.URL.Query().Get("ms"))
+		if err != nil {
+			n = def
+		}
+		time.Sleep(time.Duration(n) * time.Millisecond)
+	}
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		pause(r, 0)
+		fmt.Fprintln(w, "slow ok")
+	})
+	mux.HandleFunc("/search", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println("ERROR:app:search failed for: " + r.URL.Query().Get("q"))
+		pause(r, 50)
+		fmt.Fprintln(w, "no results")
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println("INFO:app:" + r.URL.Query().Get("msg"))
+		pause(r, 50)
+		fmt.Fprintln(w, "echoed")
+	})
+	mux.HandleFunc("/guide", func(w http.ResponseWriter, r *http.Request) {
+		if id := r.Header.Get("openReplaySession.id"); id != "" {
+			fmt.Printf("INFO:app:[openReplaySession.id=%s] guide handler %s\n", id, r.URL.Query().Get("tag"))
+		} else {
+			fmt.Printf("INFO:app:guide handler %s without a session header\n", r.URL.Query().Get("tag"))
+		}
+		pause(r, 50)
+		fmt.Fprintln(w, "guided")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "ok %s\n", r.Header.Get("X-Request-ID"))
