@@ -334,7 +334,8 @@ func (a *Attributor) window(t time.Time, req *lineRequest, named, marker uint64)
 				return s
 			}
 		case !t.After(f.end.Add(reach)) && f.named(req, named):
-			s.lateNamed = true
+			s.byName.add(0, f.session) // its session counts; it is never picked
+			s.late++
 		}
 	}
 	s.complete = true
@@ -392,9 +393,11 @@ type suspects struct {
 	all    requestSet // every candidate
 	byName requestSet // those matching the request the record names
 	naming bool       // the record names a request
-	// lateNamed: a request the record names ended too long before it to
-	// be a candidate, but not so long that it cannot have printed it.
-	lateNamed bool
+	// late counts the requests in byName that ended too long before the
+	// record to be candidates, but not so long that they cannot have
+	// printed it (an access line read late): they are never picked, but
+	// the session picked must be theirs too.
+	late int
 	marker    uint64
 	marked    int    // candidates of the marker's session
 	markSeq   uint64 // the last of them
@@ -432,25 +435,20 @@ func (s *suspects) decide() attribution {
 		return at
 	}
 	g := &s.all
-	if s.naming && s.byName.n > 0 {
+	picked := s.naming && s.byName.n > s.late
+	if picked {
 		g = &s.byName
 	}
-	if g.n > 0 && !g.mixed && g.session != 0 && (!s.naming || s.byName.n > 0 && !s.lateNamed) {
+	if g.n > 0 && !g.mixed && g.session != 0 && (!s.naming || picked) {
 		at := attribution{level: attributionWindow, session: g.session, source: "window"}
-		if g.n == 1 {
+		if g.n == 1 && s.late == 0 {
 			at.seq, at.seqBy = g.seq, "window"
 		}
 		return at
 	}
 	// None: the candidates of every request that may have printed the
 	// record, the same every run whatever the map order.
-	at := attribution{n: g.nCands}
-	if s.naming && s.byName.n == 0 {
-		at.n = s.all.nCands
-		at.candidates = s.all.cands
-	} else {
-		at.candidates = g.cands
-	}
+	at := attribution{n: g.nCands, candidates: g.cands}
 	slices.Sort(at.candidates[:at.n])
 	return at
 }
