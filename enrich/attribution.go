@@ -296,49 +296,74 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 }
 
 // window collects the candidates of a record whose first line was read at
-// t (invariant 1): all of them, and those matching the request its line
-// names (named: the path's key; 0: it names none). marker is the session
-// the record's own marker names (0: none). The caller holds a.mu.
+// t (invariant 1), those matching the request its line names (named: the
+// path's key; 0: it names none), and the requests of the marker's session
+// (marker: 0, none). The caller holds a.mu.
 func (a *Attributor) window(t time.Time, req *lineRequest, named, marker uint64) suspects {
 	s := suspects{marker: marker, naming: named != 0}
-	// An access line is printed after its response, so it may be read
-	// well after the grace: a request it names that ended up to
-	// accessLineDelay before may have printed it. Such a request is never
-	// picked (it is no candidate), but it makes the name pick none.
-	reach := a.grace
-	if named != 0 && req.status != 0 {
-		reach = max(a.grace, accessLineDelay)
+	// candidate says whether a finished request may have printed the line.
+	candidate := func(f *finished) bool {
+		return !t.Before(f.start) && !t.After(f.end.Add(a.grace)) && !(f.preflight && f.end.Before(t))
 	}
 	for seq, fl := range a.inflight {
 		if t.Before(fl.start) {
 			continue // printed before the backend had the request
 		}
 		f := finished{seq: seq, session: fl.session, path: fl.path, method: fl.method}
-		s.add(&f, named != 0 && f.named(req, named))
-		if s.settled() {
+		s.add(&f)
+		if named != 0 && f.named(req, named) {
+			s.byName.add(seq, fl.session)
+		}
+		if s.settled() && (named == 0 || s.byName.full()) {
 			return s
 		}
 	}
 	// Finished requests, newest first, back to those that ended more than
-	// the reach before t (give or take the order in which they finished).
+	// the grace before t (give or take the order in which they finished).
+	complete := true
 	for i := a.done.len() - 1; i >= 0; i-- {
 		f := a.done.ptr(a.done.base + uint64(i))
-		if f.end.Add(reach + finishSkew).Before(t) {
+		if f.end.Add(a.grace + finishSkew).Before(t) {
 			break
 		}
-		switch {
-		case t.Before(f.start) || f.preflight && f.end.Before(t):
-		case !t.After(f.end.Add(a.grace)):
-			s.add(f, named != 0 && f.named(req, named))
+		if candidate(f) {
+			s.add(f)
 			if s.settled() {
-				return s
+				complete = false
+				break
 			}
-		case !t.After(f.end.Add(reach)) && f.named(req, named):
-			s.byName.add(0, f.session) // its session counts; it is never picked
-			s.late++
 		}
 	}
-	s.complete = true
+	s.complete = complete
+	if named == 0 {
+		return s
+	}
+	// The finished requests with the named path (or an unknown one), by
+	// their chain. An access line is printed after its response, so it may
+	// be read well after the grace: a request it names that ended up to
+	// accessLineDelay before may have printed it. Such a request is never
+	// picked (it is no candidate), but the session picked must be its too.
+	reach := a.grace
+	if req.status != 0 {
+		reach = max(a.grace, accessLineDelay)
+	}
+	for _, key := range [...]uint64{named, 0} {
+		for pos := a.lastByPath[key]; pos != 0 && !s.byName.full(); {
+			f := a.done.ptr(pos - 1)
+			if f == nil || f.end.Add(reach+finishSkew).Before(t) {
+				break
+			}
+			switch {
+			case !f.named(req, named) || t.Before(f.start) || f.preflight && f.end.Before(t):
+			case candidate(f):
+				s.byName.add(f.seq, f.session)
+			case !t.After(f.end.Add(reach)):
+				s.byName.add(0, f.session) // its session counts; it is never picked
+				s.late++
+			}
+			pos = f.prevSame
+		}
+	}
 	return s
 }
 
@@ -397,30 +422,29 @@ type suspects struct {
 	// record to be candidates, but not so long that they cannot have
 	// printed it (an access line read late): they are never picked, but
 	// the session picked must be theirs too.
-	late int
-	marker    uint64
-	marked    int    // candidates of the marker's session
-	markSeq   uint64 // the last of them
-	complete  bool   // every candidate was seen (the scan did not stop early)
+	late     int
+	marker   uint64
+	marked   int    // candidates of the marker's session
+	markSeq  uint64 // the last of them
+	complete bool   // every candidate was seen (the scan did not stop early)
 }
 
-func (s *suspects) add(f *finished, named bool) {
+// add adds a candidate.
+func (s *suspects) add(f *finished) {
 	s.all.add(f.seq, f.session)
-	if named {
-		s.byName.add(f.seq, f.session)
-	}
 	if s.marker != 0 && f.session == s.marker {
 		s.marked++
 		s.markSeq = f.seq
 	}
 }
 
-// settled says that the requests not seen yet cannot change the decision.
+// settled says that the candidates not seen yet cannot change the decision
+// (what the record's name picks aside).
 func (s *suspects) settled() bool {
 	if s.marker != 0 {
 		return s.marked > 1 // the marker decides, and no single request
 	}
-	return s.all.full() && (!s.naming || s.byName.full())
+	return s.all.full()
 }
 
 // decide applies invariants 4 and 5: the marker, when it names a

@@ -60,8 +60,13 @@ type Attributor struct {
 	mu       sync.Mutex
 	inflight map[uint64]flight
 	done     ring[finished] // finished requests in RequestFinished order
-	horizon  time.Time      // window decisions for earlier times lack forgotten requests
-	latest   time.Time      // latest request time seen, the clock of expiry
+	// lastByPath chains the requests in done by path, for the lines that
+	// name one: the absolute position + 1 of the last one with each path
+	// key (0: the path is not known), each pointing to the one before
+	// (finished.prevSame).
+	lastByPath map[uint64]uint64
+	horizon    time.Time // window decisions for earlier times lack forgotten requests
+	latest     time.Time // latest request time seen, the clock of expiry
 	// windowless: the Attributor was activated by a line, so it never knew
 	// the requests in flight then, nor when the last of them ends; window
 	// decisions could miss one, and are not made. (Pushed lines, the only
@@ -92,6 +97,7 @@ type finished struct {
 	preflight    bool
 	answered     bool   // the status is the upstream's (the proxy made no response of its own)
 	status       uint16 // 0 while in flight
+	prevSame     uint64 // absolute position in done + 1 of the previous request with this path; 0: none
 }
 
 // NewAttributor returns an Attributor that counts a request as in flight
@@ -99,11 +105,12 @@ type finished struct {
 // and that weighs the markers backend lines carry (see attribution.go).
 func NewAttributor(grace time.Duration) *Attributor {
 	a := &Attributor{
-		grace:    grace,
-		seed:     maphash.MakeSeed(),
-		inflight: make(map[uint64]flight),
-		done:     newRing[finished](windowCapacity),
-		ids:      newIDTable(),
+		grace:      grace,
+		seed:       maphash.MakeSeed(),
+		inflight:   make(map[uint64]flight),
+		done:       newRing[finished](windowCapacity),
+		lastByPath: make(map[uint64]uint64),
+		ids:        newIDTable(),
 	}
 	a.active.Store(true)
 	return a
@@ -191,13 +198,20 @@ func (a *Attributor) finish(ev *proxy.AccessEvent) {
 		}
 	}
 	if a.done.full() {
-		a.forget(a.done.pop())
+		a.popDone()
 	}
-	a.done.push(finished{seq: ev.Seq, session: f.session, start: f.start, end: end, path: f.path,
-		method: f.method, preflight: f.preflight, answered: len(ev.ProxyError) == 0, status: uint16(ev.Status)})
+	d := finished{seq: ev.Seq, session: f.session, start: f.start, end: end, path: f.path,
+		method: f.method, preflight: f.preflight, answered: len(ev.ProxyError) == 0, status: uint16(ev.Status)}
+	// A request the proxy refused before reading a method (malformed)
+	// never reached the backend: it cannot be the one a line names.
+	if refused := len(ev.Method) == 0 && !d.answered; !refused {
+		d.prevSame = a.lastByPath[d.path]
+		a.lastByPath[d.path] = a.done.next() + 1
+	}
+	a.done.push(d)
 	a.advance(end)
 	for a.done.len() > 0 && a.done.front().end.Add(windowRetention).Before(a.latest) {
-		a.forget(a.done.pop())
+		a.popDone()
 	}
 	// The ids attribute lines until idRetention after the end. Those
 	// registered at the start are renewed in place; one dropped since (a
@@ -224,9 +238,14 @@ func (a *Attributor) advance(t time.Time) {
 	a.ids.expire(a.latest)
 }
 
-// forget drops a finished request from window decisions: records up to its
-// end plus the grace can no longer be judged.
-func (a *Attributor) forget(f finished) {
+// popDone drops the oldest finished request from window decisions:
+// records up to its end plus the grace can no longer be judged.
+func (a *Attributor) popDone() {
+	pos := a.done.base
+	f := a.done.pop()
+	if last, ok := a.lastByPath[f.path]; ok && last == pos+1 {
+		delete(a.lastByPath, f.path)
+	}
 	if h := f.end.Add(a.grace); h.After(a.horizon) {
 		a.horizon = h
 	}
