@@ -15,7 +15,11 @@
 // only past lines already handed to the Sink (at-least-once).
 package capture
 
-import "time"
+import (
+	"time"
+
+	"github.com/replaylink/replaylink/capture/hooks"
+)
 
 // Stream names where a line came from.
 type Stream uint8
@@ -52,6 +56,9 @@ type Line struct {
 	Origin    string // file path for File, remote address for Ingest, "" otherwise
 	Text      []byte
 	Truncated bool // the line was longer than the limit and was cut
+	// Hook is the mark a runtime hook put on the line (the request that
+	// printed it); zero when unmarked. Its marker is no longer in Text.
+	Hook hooks.Mark
 }
 
 // Sink receives captured lines, in order per (Stream, Origin). It must not block for long.

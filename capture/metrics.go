@@ -1,6 +1,10 @@
 package capture
 
-import "github.com/VictoriaMetrics/metrics"
+import (
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/replaylink/replaylink/capture/hooks"
+)
 
 // Counters of the global VictoriaMetrics set, served by the admin listener.
 var (
@@ -39,6 +43,17 @@ func perStream(name string) [len(streamNames)]*metrics.Counter {
 		cs[s] = metrics.GetOrCreateCounter(name + `{stream="` + s.String() + `"}`)
 	}
 	return cs
+}
+
+// deliver takes the hook markers with nonce off l (setting l.Hook; none
+// when nonce is zero), counts it, and hands it to sink.
+func deliver(sink Sink, l *Line, nonce hooks.Nonce) {
+	l.Hook = hooks.Mark{}
+	if !nonce.IsZero() {
+		l.Text, l.Hook = hooks.Strip(l.Text, nonce)
+	}
+	countLine(l)
+	sink.Line(l)
 }
 
 // countLine records a line handed to the Sink.

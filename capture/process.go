@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/rs/zerolog"
 )
 
@@ -76,6 +77,12 @@ type Process struct {
 
 	Sink         Sink // required
 	MaxLineBytes int  // DefaultMaxLineBytes when 0
+
+	// HookNonce is the nonce of the runtime hooks in the child (see package
+	// hooks); zero: no hooks. Their markers are taken off each line (into
+	// Line.Hook) and off what is passed through, so Stdout and Stderr get
+	// the child's bytes as they were without the hooks.
+	HookNonce hooks.Nonce
 
 	// ForwardSignals are passed on to the child's process group while it
 	// runs; nil: DefaultForwardSignals; empty non-nil: none.
@@ -262,6 +269,9 @@ func (p *Process) capture(run *childRun, pipe *os.File, s Stream, pass io.Writer
 	defer run.readers.Done()
 	defer pipe.Close()
 	var lr *LineReader
+	if pass != nil && !p.HookNonce.IsZero() {
+		pass = &hooks.StripWriter{W: pass, Nonce: p.HookNonce}
+	}
 	if pass != nil {
 		pt := &passThrough{r: pipe, w: pass, stream: s, log: &p.Logger}
 		lr = NewLineReader(pt, p.MaxLineBytes)
@@ -274,8 +284,7 @@ func (p *Process) capture(run *childRun, pipe *os.File, s Stream, pass io.Writer
 	for {
 		err := lr.Next(&l)
 		if err == nil {
-			countLine(&l)
-			p.Sink.Line(&l)
+			deliver(p.Sink, &l, p.HookNonce)
 			continue
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -287,8 +296,12 @@ func (p *Process) capture(run *childRun, pipe *os.File, s Stream, pass io.Writer
 		break
 	}
 	if lr.Final(&l) {
-		countLine(&l)
-		p.Sink.Line(&l)
+		deliver(p.Sink, &l, p.HookNonce)
+	}
+	if sw, ok := pass.(*hooks.StripWriter); ok {
+		if err := sw.Flush(); err != nil {
+			passthroughFailed[s].Add(1)
+		}
 	}
 }
 

@@ -48,6 +48,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/rs/zerolog"
 )
 
@@ -80,7 +81,11 @@ type TailerOptions struct {
 	// FromBeginning reads files found at start-up from their start instead of
 	// their end (only those without a saved offset).
 	FromBeginning bool
-	Logger        zerolog.Logger // zero value: no logging
+	// HookNonce is the nonce of the runtime hooks writing the files (a
+	// sidecar's app container, see package hooks); zero: none. Their
+	// markers are taken off each line, into Line.Hook.
+	HookNonce hooks.Nonce
+	Logger    zerolog.Logger // zero value: no logging
 }
 
 // Tailer follows files; see the file comment. Create it with NewTailer.
@@ -408,8 +413,7 @@ func (t *Tailer) follow(tf *tailedFile) bool {
 			t.o.Logger.Warn().Err(err).Str("path", tf.origin).Msg("reading tailed file")
 			return false
 		}
-		countLine(&l)
-		t.o.Sink.Line(&l)
+		deliver(t.o.Sink, &l, t.o.HookNonce)
 		if tf.r.off-from >= maxPassBytes {
 			return true
 		}
@@ -452,8 +456,7 @@ func (t *Tailer) record(tf *tailedFile) savedFile {
 
 func (t *Tailer) handFinal(tf *tailedFile, l *Line) {
 	if tf.lr.Final(l) {
-		countLine(l)
-		t.o.Sink.Line(l)
+		deliver(t.o.Sink, l, t.o.HookNonce)
 	}
 }
 

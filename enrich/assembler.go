@@ -205,13 +205,14 @@ func dueSeqs[V any](dst []uint64, m map[uint64]V, due func(V) bool) []uint64 {
 // publishes it, folds it into its request's 5xx document, or parks it.
 func (a *assembler) emitGroup(g *group) {
 	p := a.parser.parse(g.header())
-	ev := evidence{time: g.first, live: g.key.stream.LiveTime(), text: g.text,
+	ev := evidence{time: g.first, live: g.key.stream.LiveTime(), text: g.text, hook: g.key.hook,
 		requestID: p.requestID, traceID: p.traceID, marker: p.marker, msgMarker: p.msgMarker}
 	if ev.live {
 		ev.request = findRequest(a.withoutANSI(p.message))
 	}
 	at := a.attr.attribute(&ev)
 	attributed[at.level].Inc()
+	attributedBy(at.source).Inc()
 	if at.seq != 0 && a.hold > 0 {
 		var r record
 		describe(&r, g, p)

@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"slices"
 	"time"
+
+	"github.com/replaylink/replaylink/capture/hooks"
 )
 
 // Attribution decides which session a backend record belongs to. It is
@@ -52,9 +54,17 @@ import (
 //     a session may have printed it too); otherwise none, with the
 //     sessions kept as candidates, never in the message.
 //
-// A user who controls a whole line can therefore still pick among requests
-// in flight when it was printed, by naming one of them; what closes that is
-// a marker the user cannot forge (the runtime hooks of replaylink run).
+//  6. Hooks. A record a runtime hook marked (package capture/hooks: the
+//     marker carries a per-run nonce no user input can, and the proxy's own
+//     span id of the request) belongs to that request: exact, whatever its
+//     text says and whatever else was in flight. Output of a thread or task
+//     derived from the request counts only while the request is a
+//     candidate (invariant 1). A mark naming no request the proxy knows
+//     gives none.
+//
+// A user who controls a whole line can still pick among requests in flight
+// when an unmarked line was printed, by naming one of them; the hooks close
+// that for the backends they run in.
 
 type attributionLevel uint8
 
@@ -84,6 +94,7 @@ type evidence struct {
 	text      []byte    // all of its lines, searched for ids
 	requestID []byte    // structured fields, when the line had them
 	traceID   []byte
+	hook      hooks.Mark  // the request a runtime hook marked it with; zero: none
 	marker    uint64      // the session its structured openReplaySession.id field names
 	msgMarker uint64      // the session of the marker that opens its message
 	request   lineRequest // the request its first line names, if any
@@ -215,6 +226,9 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 	// Live records are judged against their candidates (invariant 1):
 	// unless the Attributor cannot know them all.
 	judged := ev.live && !a.windowless
+	if !ev.hook.IsZero() {
+		return a.byHook(ev, judged, marker)
+	}
 
 	// Exact evidence: every session the ids name.
 	var exact struct {
@@ -293,6 +307,26 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 	w := a.window(ev.time, &ev.request, named, marker)
 	a.mu.Unlock()
 	return w.decide()
+}
+
+// byHook attributes a record a runtime hook marked (invariant 6): to the
+// request its span names, if the proxy saw it; derived output only while
+// that request may have printed it. The hook knows which request printed
+// the record, so a record whose span names no request the proxy knows (a
+// request that did not come through replaylink) gets none, not a guess
+// by time.
+func (a *Attributor) byHook(ev *evidence, judged bool, marker uint64) attribution {
+	h := a.idHash(ev.hook.Span[:])
+	a.mu.Lock()
+	e := a.ids.lookup(idSpan, h, ev.hook.Span[:])
+	ok := e != nil && !e.conflict && e.session != 0 && !(ev.hook.Derived && judged && !e.inWindow(ev.time, a.grace))
+	var at attribution
+	if ok {
+		at = attribution{level: attributionExact, session: e.session, source: "hook", seq: e.seq, seqBy: "hook",
+			ownMarker: marker == e.session}
+	}
+	a.mu.Unlock()
+	return at
 }
 
 // window collects the candidates of a record whose first line was read at

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/replaylink/replaylink/proxy"
 )
 
@@ -792,4 +793,51 @@ func runConcurrentSessions(t *testing.T, grace time.Duration, sessions, requests
 		}
 	}
 	return res
+}
+
+// TestAttributeHook (invariant 6): a line a runtime hook marked goes to the
+// request its span names, whatever else was in flight and whatever its text
+// says; derived output only while its request is a candidate.
+func TestAttributeHook(t *testing.T) {
+	a := newAttributor(Options{AttributionGrace: grace, Hooks: true})
+	span := func(n byte) [8]byte { return [8]byte{0xa0, 1, 2, 3, 4, 5, 6, n} }
+	a.RequestStarted(&proxy.RequestStart{Seq: 1, Start: ms(0), Session: 5, SpanID: span(1), Method: []byte("GET"), Path: []byte("/a")})
+	a.RequestStarted(&proxy.RequestStart{Seq: 2, Start: ms(0), Session: 6, SpanID: span(2), Method: []byte("GET"), Path: []byte("/b")})
+	a.RequestStarted(&proxy.RequestStart{Seq: 3, Start: ms(0), Session: 0, SpanID: span(3)})
+	ev := accessEvent(2, 6, ms(0), 10*time.Millisecond, "GET", "/b", 200)
+	ev.SpanID = span(2)
+	a.RequestFinished(ev)
+	for _, tc := range []struct {
+		name    string
+		at      time.Time
+		text    string
+		mark    hooks.Mark
+		session uint64
+		seq     uint64
+	}{
+		{"serving thread, three in flight", ms(5), "INFO:app:working", hooks.Mark{Span: span(1)}, 5, 1},
+		{"its text names another request", ms(5), `127.0.0.1 - - [01/May/2024 10:00:00] "GET /b HTTP/1.1" 200 -`, hooks.Mark{Span: span(1)}, 5, 1},
+		{"its text carries another session's marker", ms(5), "INFO:app:[openReplaySession.id=6] x", hooks.Mark{Span: span(1)}, 5, 1},
+		{"long after its request ended", ms(5000), "INFO:app:late", hooks.Mark{Span: span(2)}, 6, 2},
+		{"derived, while its request runs", ms(5), "INFO:app:pool", hooks.Mark{Span: span(1), Derived: true}, 5, 1},
+		{"derived, after its request ended", ms(5000), "INFO:app:pool", hooks.Mark{Span: span(2), Derived: true}, 0, 0},
+		{"a request without a session", ms(5), "INFO:app:x", hooks.Mark{Span: span(3)}, 0, 0},
+		{"a span the proxy never saw", ms(5), "INFO:app:x", hooks.Mark{Span: span(9)}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var lp lineParser
+			p := lp.parse([]byte(tc.text))
+			at := a.attribute(&evidence{time: tc.at, live: true, text: []byte(tc.text), hook: tc.mark,
+				request: findRequest(p.message), marker: p.marker, msgMarker: p.msgMarker})
+			if at.session != tc.session || at.seq != tc.seq || tc.session != 0 && at.source != "hook" {
+				t.Errorf("got session %d seq %d by %q, want %d %d by hook", at.session, at.seq, at.source, tc.session, tc.seq)
+			}
+		})
+	}
+	// Without Options.Hooks, spans are not kept: a mark finds nothing.
+	b := newAttributor(Options{AttributionGrace: grace})
+	b.RequestStarted(&proxy.RequestStart{Seq: 1, Start: ms(0), Session: 5, SpanID: span(1)})
+	if at := b.attribute(&evidence{time: ms(1), live: true, hook: hooks.Mark{Span: span(1)}}); at.session != 0 || b.ids.len() != 0 {
+		t.Errorf("hooks off: %+v, %d ids", at, b.ids.len())
+	}
 }

@@ -52,6 +52,9 @@ type Attributor struct {
 	// (the header source is off, and the proxy strips the header), so a
 	// marker in its output is text, never evidence (see Options.IgnoreMarkers).
 	ignoreMarkers bool
+	// hooks: lines may carry runtime hooks' marks, which name requests by
+	// their span id: those are kept in ids too.
+	hooks bool
 
 	// active is false until the first line when the lines can only be
 	// pushed (see noteLine); requests are not tracked meanwhile.
@@ -82,6 +85,7 @@ type flight struct {
 	start     time.Time
 	reqID     idHandle
 	trace     idHandle
+	span      idHandle
 	path      uint64 // pathKey; 0: not known
 	method    httpMethod
 	preflight bool
@@ -120,7 +124,7 @@ func NewAttributor(grace time.Duration) *Attributor {
 // o.PushedLinesOnly, one that waits for the first line (see noteLine).
 func newAttributor(o Options) *Attributor {
 	a := NewAttributor(o.AttributionGrace)
-	a.ignoreMarkers = o.IgnoreMarkers
+	a.ignoreMarkers, a.hooks = o.IgnoreMarkers, o.Hooks
 	if o.PushedLinesOnly {
 		a.active.Store(false)
 		a.windowless = true
@@ -157,6 +161,11 @@ func (a *Attributor) RequestStarted(s *proxy.RequestStart) {
 	if hasTrace {
 		traceHash = a.idHash(s.TraceID[:])
 	}
+	hasSpan := a.hooks && s.SpanID != ([8]byte{})
+	var spanHash uint64
+	if hasSpan {
+		spanHash = a.idHash(s.SpanID[:])
+	}
 	expires := s.Start.Add(idRetention)
 	a.mu.Lock()
 	a.advance(s.Start)
@@ -167,6 +176,9 @@ func (a *Attributor) RequestStarted(s *proxy.RequestStart) {
 	if hasTrace {
 		f.trace = a.ids.add(idTrace, traceHash, s.TraceID[:],
 			idUse{session: f.session, seq: s.Seq, start: s.Start, client: s.ClientTrace}, expires)
+	}
+	if hasSpan { // the proxy made it: never the client's
+		f.span = a.ids.add(idSpan, spanHash, s.SpanID[:], idUse{session: f.session, seq: s.Seq, start: s.Start}, expires)
 	}
 	a.inflight[s.Seq] = f
 	a.mu.Unlock()
@@ -221,6 +233,9 @@ func (a *Attributor) finish(ev *proxy.AccessEvent) {
 	if !a.ids.renew(f.reqID, end, expires) && requestIDUsable(ev.RequestID) {
 		a.ids.add(idRequest, a.idHash(ev.RequestID), ev.RequestID,
 			idUse{session: f.session, seq: ev.Seq, start: f.start, end: end, client: ev.ClientRequestID}, expires)
+	}
+	if !a.ids.renew(f.span, end, expires) && a.hooks && ev.SpanID != ([8]byte{}) {
+		a.ids.add(idSpan, a.idHash(ev.SpanID[:]), ev.SpanID[:], idUse{session: f.session, seq: ev.Seq, start: f.start, end: end}, expires)
 	}
 	if !a.ids.renew(f.trace, end, expires) && ev.TraceID != ([16]byte{}) {
 		a.ids.add(idTrace, a.idHash(ev.TraceID[:]), ev.TraceID[:],

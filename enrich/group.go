@@ -7,13 +7,15 @@ import (
 	"time"
 
 	"github.com/replaylink/replaylink/capture"
+	"github.com/replaylink/replaylink/capture/hooks"
 )
 
 // The grouper joins the lines of one multi-line record into a group: a Python
 // traceback (with Flask's "Exception on /x [GET]" header and chained
 // exceptions), a Java stack trace ("at ...", "Caused by:", "... N more"), a
 // Go panic and its goroutine dump, a Node stack or crash report. Lines are
-// grouped per (stream, origin), the order in which capture delivers them. A
+// grouped per (stream, origin, hook mark), the order in which capture
+// delivers them. A
 // group ends when a line arrives that cannot continue it, or when no line
 // came for the idle time (flush, driven by the caller's clock so tests are
 // deterministic). JSON lines are records of their own and never grouped.
@@ -30,9 +32,13 @@ const (
 	maxOpenGroups = 1024
 )
 
+// groupKey is what lines must share to be one record: the stream, and the
+// request a runtime hook marked them with (zero: unmarked). Two requests'
+// tracebacks interleaved on one stream are two records.
 type groupKey struct {
 	stream capture.Stream
 	origin string
+	hook   hooks.Mark
 }
 
 // traceKind says what kind of multi-line record a group is, which decides
@@ -108,7 +114,7 @@ func newGrouper(idle time.Duration) *grouper {
 // add takes one line. Groups it completes are passed to emit, in order.
 func (gr *grouper) add(l *capture.Line, emit func(*group)) {
 	text := bytes.TrimRight(l.Text, "\r\n")
-	key := groupKey{l.Stream, l.Origin}
+	key := groupKey{l.Stream, l.Origin, l.Hook}
 	if g := gr.open[key]; g != nil {
 		kind, ok := g.next(text)
 		if ok && g.lines < maxGroupLines && len(g.text)+1+len(text) <= maxGroupBytes {

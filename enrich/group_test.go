@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/replaylink/replaylink/capture"
+	"github.com/replaylink/replaylink/capture/hooks"
 )
 
 // emitted collects what a grouper emits, as "stream|text".
@@ -38,6 +39,36 @@ func TestGrouperKeepsStreamsApart(t *testing.T) {
 		"stderr|INFO:werkzeug:GET /x 500",
 	}
 	if fmt.Sprint(out) != fmt.Sprint(want) {
+		t.Errorf("got\n%q\nwant\n%q", out, want)
+	}
+}
+
+// TestGrouperKeepsHookedRequestsApart: two requests' tracebacks written to
+// one stream at once, every line marked by a runtime hook with its request,
+// are two records.
+func TestGrouperKeepsHookedRequestsApart(t *testing.T) {
+	gr := newGrouper(time.Second)
+	var out emitted
+	a, b := hooks.Mark{Span: [8]byte{1}}, hooks.Mark{Span: [8]byte{2}}
+	add := func(ms int, m hooks.Mark, text string) {
+		l := lineAt(t0.Add(time.Duration(ms)*time.Millisecond), capture.Stderr, text)
+		l.Hook = m
+		gr.add(l, out.emit)
+	}
+	add(0, a, "ERROR:app:Exception on /a [GET]")
+	add(1, b, "ERROR:app:Exception on /b [GET]")
+	add(2, a, "Traceback (most recent call last):")
+	add(3, b, "Traceback (most recent call last):")
+	add(4, b, `  File "b.py", line 1, in b`)
+	add(5, a, `  File "a.py", line 1, in a`)
+	add(6, a, "KeyError: 'a'")
+	add(7, b, "KeyError: 'b'")
+	gr.flushAll(out.emit)
+	want := emitted{
+		"stderr|ERROR:app:Exception on /a [GET]\nTraceback (most recent call last):\n  File \"a.py\", line 1, in a\nKeyError: 'a'",
+		"stderr|ERROR:app:Exception on /b [GET]\nTraceback (most recent call last):\n  File \"b.py\", line 1, in b\nKeyError: 'b'",
+	}
+	if len(out) != 2 || !(out[0] == want[0] && out[1] == want[1] || out[0] == want[1] && out[1] == want[0]) {
 		t.Errorf("got\n%q\nwant\n%q", out, want)
 	}
 }

@@ -12,12 +12,13 @@ import (
 // idHash is the key of an id in the id table.
 func (a *Attributor) idHash(id []byte) uint64 { return maphash.Bytes(a.seed, id) }
 
-// idKind tells request ids from trace ids in the id table.
+// idKind tells request ids, trace ids and span ids apart in the id table.
 type idKind uint8
 
 const (
 	idRequest idKind = iota + 1
 	idTrace
+	idSpan // the proxy's span of a request, which runtime hooks' marks name
 )
 
 // idTable maps the request ids and trace ids of recent requests to what

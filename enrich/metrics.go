@@ -17,6 +17,16 @@ var (
 		attributionWindow: metrics.GetOrCreateCounter(`replaylink_enrich_attribution_total{level="window"}`),
 		attributionExact:  metrics.GetOrCreateCounter(`replaylink_enrich_attribution_total{level="exact"}`),
 	}
+	// attributedBySource counts backend records by what attributed them:
+	// how much of a backend's output reaches its session, and how.
+	attributedBySource = map[string]*metrics.Counter{
+		"hook":       metrics.GetOrCreateCounter(`replaylink_enrich_attributed_by_total{by="hook"}`),
+		"request-id": metrics.GetOrCreateCounter(`replaylink_enrich_attributed_by_total{by="request-id"}`),
+		"trace-id":   metrics.GetOrCreateCounter(`replaylink_enrich_attributed_by_total{by="trace-id"}`),
+		"marker":     metrics.GetOrCreateCounter(`replaylink_enrich_attributed_by_total{by="marker"}`),
+		"window":     metrics.GetOrCreateCounter(`replaylink_enrich_attributed_by_total{by="window"}`),
+		"":           metrics.GetOrCreateCounter(`replaylink_enrich_attributed_by_total{by="none"}`),
+	}
 	// mergedErrors counts backend error records folded into their
 	// request's 5xx access document.
 	mergedErrors = metrics.GetOrCreateCounter(`replaylink_enrich_merged_errors_total`)
@@ -25,3 +35,6 @@ var (
 	// became the merged error document of its request.
 	replacements = metrics.GetOrCreateCounter(`replaylink_enrich_replacements_total`)
 )
+
+// attributedBy is the counter of records attributed by source ("": none).
+func attributedBy(source string) *metrics.Counter { return attributedBySource[source] }

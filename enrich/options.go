@@ -37,6 +37,10 @@ type Options struct {
 	// session source, so the proxy strips it. A marker the backend prints
 	// is then text (user input, typically), never evidence of a session.
 	IgnoreMarkers bool
+	// Hooks says that backend lines may carry the marks of replaylink's
+	// runtime hooks (capture.Line.Hook): the Attributor then keeps each
+	// request's span id, which the marks name.
+	Hooks bool
 	// PushedLinesOnly says that the backend's output is not captured (no
 	// child process, no tailed file): the only lines are pushed ones
 	// (POST /ingest), which may never come. The proxy's requests are then
