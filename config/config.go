@@ -96,6 +96,10 @@ type Admin struct {
 	AdminListen      string `flag:"admin" default:"127.0.0.1:9090" group:"admin" help:"admin listener address (health, metrics, lookup, ingest)"`
 	AdminToken       string `flag:"admin-token" group:"admin" secret:"true" help:"bearer token required for lookup and ingest"`
 	AllowRemoteAdmin bool   `flag:"allow-remote-lookup" group:"admin" help:"serve lookup and ingest on a non-loopback admin address without --admin-token"`
+
+	AdminHeaderTimeout time.Duration `flag:"admin-header-timeout" default:"10s" group:"admin" help:"time an admin client has to send its request line and headers"`
+	AdminReadTimeout   time.Duration `flag:"admin-read-timeout" default:"60s" group:"admin" help:"time an admin client has to send a whole request, body included (POST /ingest)"`
+	AdminIdleTimeout   time.Duration `flag:"admin-idle-timeout" default:"60s" group:"admin" help:"how long an idle keep-alive connection to the admin listener is kept"`
 }
 
 // Setup configures replaylink setup.

@@ -81,6 +81,9 @@ func (c *Config) Validate() error {
 	positive("spool-max-bytes", int64(c.SpoolMaxBytes))
 	positive("spool-sync-interval", int64(c.SpoolSyncInterval))
 	positive("retention", int64(c.Retention))
+	positive("admin-header-timeout", int64(c.AdminHeaderTimeout))
+	positive("admin-read-timeout", int64(c.AdminReadTimeout))
+	positive("admin-idle-timeout", int64(c.AdminIdleTimeout))
 	if c.MarkInfoLimit < 0 {
 		bad("mark-info-limit", "must not be negative")
 	}

@@ -115,7 +115,7 @@ func (s *server) start(child []string, stdout, stderr io.Writer) error {
 	if s.adminLn, err = net.Listen("tcp", c.AdminListen); err != nil {
 		return fmt.Errorf("admin listener --admin %s: %w", c.AdminListen, err)
 	}
-	s.admin = &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
+	s.admin = adminServer(c, admin)
 	go s.admin.Serve(s.adminLn)
 
 	if s.proxyLn, err = net.Listen("tcp", c.Listen); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net/http"
 
 	"github.com/rs/zerolog"
 
@@ -114,5 +115,17 @@ func shipOptions(c *config.Config, out io.Writer, log zerolog.Logger) ship.Optio
 		Output:          out,
 		MemoryDocs:      c.MemoryStore,
 		Logger:          log.With().Str("component", "ship").Logger(),
+	}
+}
+
+// adminServer is the admin listener's server. Its timeouts bound every
+// connection: a client that sends its headers or body slowly, or keeps a
+// connection open doing nothing, is cut off.
+func adminServer(c *config.Config, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: c.AdminHeaderTimeout,
+		ReadTimeout:       c.AdminReadTimeout,
+		IdleTimeout:       c.AdminIdleTimeout,
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net/http"
 	"reflect"
 	"testing"
 	"time"
@@ -37,6 +38,7 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 		"--es-api-key", "id:key", "--es-ca-cert", "/ca.pem", "--es-insecure", "--es-setup=false", "--es-compression", "none", "--flush-bytes", "1MB",
 		"--flush-interval", "250ms", "--workers", "3", "--spool-dir", "/tmp/spool-x", "--spool-max-bytes", "10MiB",
 		"--spool-sync-interval", "50ms", "--memory-store", "7",
+		"--admin-header-timeout", "3s", "--admin-read-timeout", "11s", "--admin-idle-timeout", "13s",
 	}
 	cfg, _, err := config.Load(commands["serve"], args, func(string) string { return "" }, nil)
 	if err != nil {
@@ -84,6 +86,12 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 		so.FlushInterval != 250*time.Millisecond || so.Workers != 3 || so.Index != "logs2" || !so.DataStream || so.InstallTemplate ||
 		so.MemoryDocs != 7 || so.Output != &out || so.Compression != ship.CompressionNone {
 		t.Errorf("ship options = %+v", so)
+	}
+
+	h := http.NotFoundHandler()
+	as := adminServer(cfg, h)
+	if as.ReadHeaderTimeout != 3*time.Second || as.ReadTimeout != 11*time.Second || as.IdleTimeout != 13*time.Second || as.Handler == nil {
+		t.Errorf("admin server: header %v read %v idle %v", as.ReadHeaderTimeout, as.ReadTimeout, as.IdleTimeout)
 	}
 
 	st := setupOptions(cfg)
