@@ -39,6 +39,8 @@ type Proxy struct {
 	CORSAddSessionHeader  bool          `flag:"cors-add-session-header" default:"true" group:"proxy" help:"add asked-for session headers to the upstream's CORS preflight answer"`
 	ErrorBodyBytes        ByteSize      `flag:"error-body-bytes" default:"8KiB" group:"proxy" help:"how much of a 5xx response body is kept in its document"`
 	EventQueue            int           `flag:"event-queue" default:"16384" group:"proxy" help:"access events buffered in memory before they spill or are dropped"`
+
+	RedactQueryParams []string `flag:"redact-query-param" group:"proxy" help:"query parameter whose value documents show as REDACTED (whole name or one of its words, any case), besides the built-in ones: names containing token, password, passwd, secret, key, auth, session, code, credential, signature, jwt, bearer or assertion, and names with the word pwd, pass, sig or otp"`
 }
 
 // Session configures how the OpenReplay session of a request is found.

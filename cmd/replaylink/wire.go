@@ -31,6 +31,7 @@ func proxyOptions(c *config.Config, obs proxy.Observer, log zerolog.Logger) prox
 		FailCooldown:          c.FailCooldown,
 		CORSAddSessionHeader:  c.CORSAddSessionHeader,
 		ErrorBodyBytes:        errorBodyBytes(c.ErrorBodyBytes),
+		RedactQueryParams:     c.RedactQueryParams,
 		Sessions: proxy.SessionOptions{
 			Sources:     c.SessionSources,
 			Cookie:      c.SessionCookie,

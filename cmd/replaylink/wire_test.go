@@ -38,6 +38,7 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 		"--es-api-key", "id:key", "--es-ca-cert", "/ca.pem", "--es-insecure", "--es-setup=false", "--es-compression", "none", "--flush-bytes", "1MB",
 		"--flush-interval", "250ms", "--workers", "3", "--spool-dir", "/tmp/spool-x", "--spool-max-bytes", "10MiB",
 		"--spool-sync-interval", "50ms", "--memory-store", "7",
+		"--redact-query-param", "ssn", "--redact-query-param", "api_sig",
 		"--admin-header-timeout", "3s", "--admin-read-timeout", "11s", "--admin-idle-timeout", "13s",
 	}
 	cfg, _, err := config.Load(commands["serve"], args, func(string) string { return "" }, nil)
@@ -51,7 +52,8 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 		Listen: "127.0.0.1:18080", Upstreams: []string{"http://127.0.0.1:5000", "http://127.0.0.1:5001"}, UpstreamHost: "api.internal",
 		ConnectTimeout: 2 * time.Second, ResponseHeaderTimeout: 7 * time.Second, IdleTimeout: 33 * time.Second, ClientHeaderTimeout: 4 * time.Second,
 		MaxHeaderBytes: 32 << 10, MaxFails: 4, FailCooldown: 3 * time.Second, CORSAddSessionHeader: false, ErrorBodyBytes: 1 << 10,
-		Sessions: proxy.SessionOptions{Sources: []string{"token", "cookie"}, Cookie: "orsid", TokenSecret: "s3cret"},
+		RedactQueryParams: []string{"ssn", "api_sig"},
+		Sessions:          proxy.SessionOptions{Sources: []string{"token", "cookie"}, Cookie: "orsid", TokenSecret: "s3cret"},
 	}
 	po.Observer, po.Logger = nil, zerolog.Logger{}
 	wantProxy.Logger = zerolog.Logger{}
