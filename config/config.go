@@ -91,6 +91,9 @@ type Ship struct {
 	SpoolSyncInterval time.Duration `flag:"spool-sync-interval" default:"200ms" group:"ship" help:"how often the spool is fsynced (the most a power loss can lose)"`
 	Output            string        `flag:"output" group:"ship" help:"without --es-url: file for documents as JSON lines, or - for stdout (default - for serve)"`
 	MemoryStore       int           `flag:"memory-store" default:"50000" group:"ship" help:"recent documents kept in memory for lookups"`
+
+	OutputMaxBytes ByteSize `flag:"output-max-bytes" default:"100MiB" group:"ship" help:"rotate the --output file before it passes this size (FILE to FILE.1, FILE.1 to FILE.2, ...); 0 never rotates; stdout is never rotated"`
+	OutputKeep     int      `flag:"output-keep" default:"5" group:"ship" help:"rotated --output files kept (FILE.1 to FILE.N); a rotation deletes the oldest past N, counted in replaylink_output_removed_files_total"`
 }
 
 // Admin configures the admin listener: health, metrics, lookup, ingest.

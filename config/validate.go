@@ -87,6 +87,9 @@ func (c *Config) Validate() error {
 	if c.MarkInfoLimit < 0 {
 		bad("mark-info-limit", "must not be negative")
 	}
+	if c.OutputKeep < 1 || c.OutputKeep > 1000 {
+		bad("output-keep", "%d is out of range: keep 1 to 1000 rotated files (--output-max-bytes 0 turns rotation off)", c.OutputKeep)
+	}
 	if c.ErrorBodyBytes < 0 {
 		bad("error-body-bytes", "must not be negative")
 	}

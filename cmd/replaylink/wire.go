@@ -119,6 +119,16 @@ func shipOptions(c *config.Config, out io.Writer, log zerolog.Logger) ship.Optio
 	}
 }
 
+// outputFileOptions are those of the --output file at path (never stdout).
+func outputFileOptions(c *config.Config, path string, log zerolog.Logger) ship.OutputFileOptions {
+	return ship.OutputFileOptions{
+		Path:     path,
+		MaxBytes: int64(c.OutputMaxBytes),
+		Keep:     c.OutputKeep,
+		Logger:   log.With().Str("component", "ship").Logger(),
+	}
+}
+
 // adminServer is the admin listener's server. Its timeouts bound every
 // connection: a client that sends its headers or body slowly, or keeps a
 // connection open doing nothing, is cut off.

@@ -37,7 +37,7 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 		"--tail-from-beginning", "--es-url", "http://127.0.0.1:9200", "--index", "logs2", "--data-stream",
 		"--es-api-key", "id:key", "--es-ca-cert", "/ca.pem", "--es-insecure", "--es-setup=false", "--es-compression", "none", "--flush-bytes", "1MB",
 		"--flush-interval", "250ms", "--workers", "3", "--spool-dir", "/tmp/spool-x", "--spool-max-bytes", "10MiB",
-		"--spool-sync-interval", "50ms", "--memory-store", "7",
+		"--spool-sync-interval", "50ms", "--memory-store", "7", "--output-max-bytes", "3MiB", "--output-keep", "9",
 		"--redact-query-param", "ssn", "--redact-query-param", "api_sig",
 		"--admin-header-timeout", "3s", "--admin-read-timeout", "11s", "--admin-idle-timeout", "13s",
 	}
@@ -94,6 +94,11 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 	as := adminServer(cfg, h)
 	if as.ReadHeaderTimeout != 3*time.Second || as.ReadTimeout != 11*time.Second || as.IdleTimeout != 13*time.Second || as.Handler == nil {
 		t.Errorf("admin server: header %v read %v idle %v", as.ReadHeaderTimeout, as.ReadTimeout, as.IdleTimeout)
+	}
+
+	of := outputFileOptions(cfg, "/tmp/docs.ndjson", log)
+	if of.Path != "/tmp/docs.ndjson" || of.MaxBytes != 3<<20 || of.Keep != 9 {
+		t.Errorf("output file options = %+v", of)
 	}
 
 	st := setupOptions(cfg)
