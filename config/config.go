@@ -37,7 +37,7 @@ type Proxy struct {
 	FailCooldown          time.Duration `flag:"fail-cooldown" default:"10s" group:"proxy" help:"how long a failing upstream is skipped"`
 	GracePeriod           time.Duration `flag:"grace-period" default:"10s" group:"proxy" help:"on SIGTERM, time to drain requests and flush documents"`
 	CORSAddSessionHeader  bool          `flag:"cors-add-session-header" default:"true" group:"proxy" help:"add asked-for session headers to the upstream's CORS preflight answer"`
-	ErrorBodyBytes        ByteSize      `flag:"error-body-bytes" default:"8KiB" group:"proxy" help:"how much of a 5xx response body is kept in its document"`
+	ErrorBodyBytes        ByteSize      `flag:"error-body-bytes" default:"8KiB" group:"proxy" help:"how much of a 5xx response body is kept in its document, 0 to 16KiB"`
 	EventQueue            int           `flag:"event-queue" default:"16384" group:"proxy" help:"access events buffered in memory before they spill or are dropped"`
 
 	RedactQueryParams []string `flag:"redact-query-param" group:"proxy" help:"query parameter whose value documents show as REDACTED (whole name or one of its words, any case), besides the built-in ones: names containing token, password, passwd, secret, key, auth, session, code, credential, signature, jwt, bearer or assertion, and names with the word pwd, pass, sig or otp"`

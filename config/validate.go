@@ -90,8 +90,8 @@ func (c *Config) Validate() error {
 	if c.OutputKeep < 1 || c.OutputKeep > 1000 {
 		bad("output-keep", "%d is out of range: keep 1 to 1000 rotated files (--output-max-bytes 0 turns rotation off)", c.OutputKeep)
 	}
-	if c.ErrorBodyBytes < 0 {
-		bad("error-body-bytes", "must not be negative")
+	if c.ErrorBodyBytes < 0 || c.ErrorBodyBytes > 16<<10 {
+		bad("error-body-bytes", "%d is out of range: 0 (keep nothing) to 16KiB, the most an access document keeps of a body", c.ErrorBodyBytes)
 	}
 	if c.Index == "" || strings.ContainsAny(c.Index, ` "*\<|,>/?`) || c.Index != strings.ToLower(c.Index) {
 		bad("index", "%q is not a valid index name (lowercase, no spaces or \\/*?\"<>|,)", c.Index)
