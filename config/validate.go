@@ -87,6 +87,11 @@ func (c *Config) Validate() error {
 	if c.MarkInfoLimit < 0 {
 		bad("mark-info-limit", "must not be negative")
 	}
+	for _, n := range c.RedactQueryParams {
+		if n = strings.TrimSpace(n); n == "" || len(n) > 128 {
+			bad("redact-query-param", "%q is not a query parameter name: give 1 to 128 characters, e.g. --redact-query-param ssn", n)
+		}
+	}
 	if c.OutputKeep < 1 || c.OutputKeep > 1000 {
 		bad("output-keep", "%d is out of range: keep 1 to 1000 rotated files (--output-max-bytes 0 turns rotation off)", c.OutputKeep)
 	}
