@@ -28,8 +28,8 @@ const (
 )
 
 // IngestHandler accepts log lines pushed over HTTP (POST /ingest on the admin
-// listener), one per line of the body: NDJSON or plain text, optionally
-// gzip-compressed. Lines are not parsed here; empty lines are skipped. Each
+// listener), one per line of the body: NDJSON or plain text, sent as
+// application/x-ndjson (see ingestContentTypes), optionally gzip-compressed. Lines are not parsed here; empty lines are skipped. Each
 // line is handed to Sink as it is read, with Stream Ingest and Origin the
 // request's remote address.
 //
@@ -47,15 +47,25 @@ type IngestHandler struct {
 
 var _ http.Handler = (*IngestHandler)(nil)
 
-// ingestContentTypes are the media types accepted; "" too (no header).
+// ingestContentTypes are the media types accepted. Each makes a browser ask
+// first (a CORS preflight, which the admin listener never grants), so a web
+// page cannot push lines with them. text/plain, form types and a missing
+// Content-Type are what a page can send without asking (fetch with mode
+// no-cors), so they are refused with the fix, even though the body would be
+// read the same way: lines are lines, plain text included.
 var ingestContentTypes = map[string]bool{
 	"application/x-ndjson":    true,
 	"application/ndjson":      true,
 	"application/jsonl":       true,
 	"application/x-jsonlines": true,
 	"application/jsonlines":   true,
-	"text/plain":              true,
+	"application/json":        true,
 }
+
+// ingestContentTypeFix is the end of every Content-Type refusal.
+const ingestContentTypeFix = "send the lines (JSON or plain text, one per line) with Content-Type: application/x-ndjson " +
+	"(or application/json, application/jsonl); text/plain, form types and no Content-Type are refused because any web page " +
+	"can send them to this host. With curl: curl -H 'Content-Type: application/x-ndjson' --data-binary @app.log http://%s/ingest"
 
 type ingestAnswer struct {
 	Accepted  int    `json:"accepted"`
@@ -72,13 +82,14 @@ func (h *IngestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Error: fmt.Sprintf("method %s not allowed: send log lines with POST", r.Method)})
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || !ingestContentTypes[mt] {
-			h.refuse(w, http.StatusUnsupportedMediaType, reasonContentType, ingestAnswer{
-				Error: fmt.Sprintf("Content-Type %q not accepted: send one log line per line as application/x-ndjson or text/plain", ct)})
-			return
+	if ct := r.Header.Get("Content-Type"); !ingestContentType(ct) {
+		what := fmt.Sprintf("Content-Type %q is not accepted", clipHeader(ct))
+		if ct == "" {
+			what = "no Content-Type"
 		}
+		h.refuse(w, http.StatusUnsupportedMediaType, reasonContentType, ingestAnswer{
+			Error: what + ": " + fmt.Sprintf(ingestContentTypeFix, clipHeader(r.Host))})
+		return
 	}
 	limit := h.MaxBodyBytes
 	if limit <= 0 {
@@ -138,6 +149,19 @@ func (h *IngestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hand()
 	}
 	writeAnswer(w, http.StatusAccepted, ans)
+}
+
+func ingestContentType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && ingestContentTypes[mt]
+}
+
+// clipHeader bounds a request header quoted in an answer.
+func clipHeader(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "..."
+	}
+	return s
 }
 
 // errBodyTooLarge is the decompressed body passing the limit.

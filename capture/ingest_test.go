@@ -77,7 +77,7 @@ func TestIngestAcceptsLines(t *testing.T) {
 func TestIngestGzip(t *testing.T) {
 	sink := newRecordSink()
 	srv := newIngestServer(t, &IngestHandler{Sink: sink})
-	r := post(t, srv, http.MethodPost, "text/plain; charset=utf-8", "gzip", bytes.NewReader(gzipped("one\ntwo\nthree\n")))
+	r := post(t, srv, http.MethodPost, "application/x-ndjson; charset=utf-8", "gzip", bytes.NewReader(gzipped("one\ntwo\nthree\n")))
 	if r.status != http.StatusAccepted || r.ans.Accepted != 3 {
 		t.Fatalf("status %d answer %+v", r.status, r.ans)
 	}
@@ -90,7 +90,7 @@ func TestIngestTooLarge(t *testing.T) {
 	lines := strings.Repeat("0123456789abcdefghi\n", 10) // 200 bytes
 
 	// Announced too large: refused unread.
-	r := post(t, srv, http.MethodPost, "", "", strings.NewReader(lines))
+	r := post(t, srv, http.MethodPost, "application/x-ndjson", "", strings.NewReader(lines))
 	if r.status != http.StatusRequestEntityTooLarge || r.ans.Accepted != 0 || !strings.Contains(r.ans.Error, "smaller batches") {
 		t.Fatalf("with Content-Length: status %d answer %+v", r.status, r.ans)
 	}
@@ -100,7 +100,7 @@ func TestIngestTooLarge(t *testing.T) {
 
 	// Chunked: found out while reading; the lines before the limit are kept
 	// and the answer says so.
-	r = post(t, srv, http.MethodPost, "", "", noLength{strings.NewReader(lines)})
+	r = post(t, srv, http.MethodPost, "application/jsonl", "", noLength{strings.NewReader(lines)})
 	if r.status != http.StatusRequestEntityTooLarge || r.ans.Accepted != 5 {
 		t.Fatalf("chunked: status %d answer %+v", r.status, r.ans)
 	}
@@ -109,7 +109,7 @@ func TestIngestTooLarge(t *testing.T) {
 	}
 
 	// Small compressed, too large decompressed.
-	r = post(t, srv, http.MethodPost, "", "gzip", bytes.NewReader(gzipped(strings.Repeat("x", 1000))))
+	r = post(t, srv, http.MethodPost, "application/json", "gzip", bytes.NewReader(gzipped(strings.Repeat("x", 1000))))
 	if r.status != http.StatusRequestEntityTooLarge || !strings.Contains(r.ans.Error, "decompression") {
 		t.Fatalf("gzip bomb: status %d answer %+v", r.status, r.ans)
 	}
@@ -125,10 +125,16 @@ func TestIngestRefusals(t *testing.T) {
 		errorHas                            string
 	}{
 		{"get", http.MethodGet, "", "", nil, http.StatusMethodNotAllowed, "POST"},
-		{"form", http.MethodPost, "application/x-www-form-urlencoded", "", []byte("a=b"), http.StatusUnsupportedMediaType, "application/x-ndjson"},
-		{"brotli", http.MethodPost, "", "br", []byte("x\n"), http.StatusUnsupportedMediaType, "gzip"},
-		{"not gzip", http.MethodPost, "", "gzip", []byte("plain text\n"), http.StatusBadRequest, "not valid gzip"},
-		{"cut gzip", http.MethodPost, "", "gzip", gzipped("a\nb\nc\n")[:20], http.StatusBadRequest, "not valid gzip"},
+		// What a web page can send without a CORS preflight is refused,
+		// with the fix: curl --data-binary sends the form type.
+		{"form", http.MethodPost, "application/x-www-form-urlencoded", "", []byte("a=b"), http.StatusUnsupportedMediaType, "curl -H 'Content-Type: application/x-ndjson' --data-binary"},
+		{"text", http.MethodPost, "text/plain;charset=UTF-8", "", []byte("[openReplaySession.id=1] x\n"), http.StatusUnsupportedMediaType, "Content-Type: application/x-ndjson"},
+		{"multipart", http.MethodPost, "multipart/form-data; boundary=x", "", []byte("--x--\n"), http.StatusUnsupportedMediaType, "any web page"},
+		{"none", http.MethodPost, "", "", []byte("x\n"), http.StatusUnsupportedMediaType, "no Content-Type"},
+		{"malformed", http.MethodPost, "application/x-ndjson; =", "", []byte("x\n"), http.StatusUnsupportedMediaType, "application/x-ndjson"},
+		{"brotli", http.MethodPost, "application/x-ndjson", "br", []byte("x\n"), http.StatusUnsupportedMediaType, "gzip"},
+		{"not gzip", http.MethodPost, "application/x-ndjson", "gzip", []byte("plain text\n"), http.StatusBadRequest, "not valid gzip"},
+		{"cut gzip", http.MethodPost, "application/x-ndjson", "gzip", gzipped("a\nb\nc\n")[:20], http.StatusBadRequest, "not valid gzip"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

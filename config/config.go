@@ -37,8 +37,10 @@ type Proxy struct {
 	FailCooldown          time.Duration `flag:"fail-cooldown" default:"10s" group:"proxy" help:"how long a failing upstream is skipped"`
 	GracePeriod           time.Duration `flag:"grace-period" default:"10s" group:"proxy" help:"on SIGTERM, time to drain requests and flush documents"`
 	CORSAddSessionHeader  bool          `flag:"cors-add-session-header" default:"true" group:"proxy" help:"add asked-for session headers to the upstream's CORS preflight answer"`
-	ErrorBodyBytes        ByteSize      `flag:"error-body-bytes" default:"8KiB" group:"proxy" help:"how much of a 5xx response body is kept in its document"`
+	ErrorBodyBytes        ByteSize      `flag:"error-body-bytes" default:"8KiB" group:"proxy" help:"how much of a 5xx response body is kept in its document, 0 to 16KiB"`
 	EventQueue            int           `flag:"event-queue" default:"16384" group:"proxy" help:"access events buffered in memory before they spill or are dropped"`
+
+	RedactQueryParams []string `flag:"redact-query-param" group:"proxy" help:"query parameter whose value documents show as REDACTED (whole name or one of its words, any case), besides the built-in ones: names containing token, password, passwd, secret, key, auth, session, code, credential, signature, jwt, bearer or assertion, and names with the word pwd, pass, sig or otp"`
 }
 
 // Session configures how the OpenReplay session of a request is found.
@@ -89,6 +91,9 @@ type Ship struct {
 	SpoolSyncInterval time.Duration `flag:"spool-sync-interval" default:"200ms" group:"ship" help:"how often the spool is fsynced (the most a power loss can lose)"`
 	Output            string        `flag:"output" group:"ship" help:"without --es-url: file for documents as JSON lines, or - for stdout (default - for serve)"`
 	MemoryStore       int           `flag:"memory-store" default:"50000" group:"ship" help:"recent documents kept in memory for lookups"`
+
+	OutputMaxBytes ByteSize `flag:"output-max-bytes" default:"100MiB" group:"ship" help:"rotate the --output file before it passes this size (FILE to FILE.1, FILE.1 to FILE.2, ...); 0 never rotates; stdout is never rotated"`
+	OutputKeep     int      `flag:"output-keep" default:"5" group:"ship" help:"rotated --output files kept (FILE.1 to FILE.N); a rotation deletes the oldest past N, counted in replaylink_output_removed_files_total"`
 }
 
 // Admin configures the admin listener: health, metrics, lookup, ingest.
@@ -96,6 +101,10 @@ type Admin struct {
 	AdminListen      string `flag:"admin" default:"127.0.0.1:9090" group:"admin" help:"admin listener address (health, metrics, lookup, ingest)"`
 	AdminToken       string `flag:"admin-token" group:"admin" secret:"true" help:"bearer token required for lookup and ingest"`
 	AllowRemoteAdmin bool   `flag:"allow-remote-lookup" group:"admin" help:"serve lookup and ingest on a non-loopback admin address without --admin-token"`
+
+	AdminHeaderTimeout time.Duration `flag:"admin-header-timeout" default:"10s" group:"admin" help:"time an admin client has to send its request line and headers"`
+	AdminReadTimeout   time.Duration `flag:"admin-read-timeout" default:"60s" group:"admin" help:"time an admin client has to send a whole request, body included (POST /ingest)"`
+	AdminIdleTimeout   time.Duration `flag:"admin-idle-timeout" default:"60s" group:"admin" help:"how long an idle keep-alive connection to the admin listener is kept"`
 }
 
 // Setup configures replaylink setup.

@@ -114,6 +114,10 @@ func TestErrorsNameTheSettingAndTheFix(t *testing.T) {
 		{name: "es-compression", args: []string{"--es-compression", "zstd"}, want: []string{"--es-compression", `"zstd"`, "auto, gzip, none"}},
 		{name: "cookie source without name", args: []string{"--session-source", "cookie"}, want: []string{"--session-cookie"}},
 		{name: "zero workers", args: []string{"--workers", "0"}, want: []string{"--workers", "greater than zero"}},
+		{name: "error body over the document's cap", args: []string{"--error-body-bytes", "64KiB"}, want: []string{"--error-body-bytes", "16KiB"}},
+		{name: "empty redacted name", args: []string{"--redact-query-param", " "}, want: []string{"--redact-query-param", "1 to 128 characters"}},
+		{name: "zero output files kept", args: []string{"--output-keep", "0"}, want: []string{"--output-keep", "1 to 1000", "--output-max-bytes 0"}},
+		{name: "zero admin idle timeout", args: []string{"--admin-idle-timeout", "0s"}, want: []string{"--admin-idle-timeout", "greater than zero"}},
 		{name: "uppercase index", args: []string{"--index", "Logs"}, want: []string{"--index", "lowercase"}},
 		{name: "missing secret file", args: []string{"--es-api-key-file", "/nonexistent/key"}, want: []string{"--es-api-key-file", "/nonexistent/key"}},
 	}

@@ -81,11 +81,22 @@ func (c *Config) Validate() error {
 	positive("spool-max-bytes", int64(c.SpoolMaxBytes))
 	positive("spool-sync-interval", int64(c.SpoolSyncInterval))
 	positive("retention", int64(c.Retention))
+	positive("admin-header-timeout", int64(c.AdminHeaderTimeout))
+	positive("admin-read-timeout", int64(c.AdminReadTimeout))
+	positive("admin-idle-timeout", int64(c.AdminIdleTimeout))
 	if c.MarkInfoLimit < 0 {
 		bad("mark-info-limit", "must not be negative")
 	}
-	if c.ErrorBodyBytes < 0 {
-		bad("error-body-bytes", "must not be negative")
+	for _, n := range c.RedactQueryParams {
+		if n = strings.TrimSpace(n); n == "" || len(n) > 128 {
+			bad("redact-query-param", "%q is not a query parameter name: give 1 to 128 characters, e.g. --redact-query-param ssn", n)
+		}
+	}
+	if c.OutputKeep < 1 || c.OutputKeep > 1000 {
+		bad("output-keep", "%d is out of range: keep 1 to 1000 rotated files (--output-max-bytes 0 turns rotation off)", c.OutputKeep)
+	}
+	if c.ErrorBodyBytes < 0 || c.ErrorBodyBytes > 16<<10 {
+		bad("error-body-bytes", "%d is out of range: 0 (keep nothing) to 16KiB, the most an access document keeps of a body", c.ErrorBodyBytes)
 	}
 	if c.Index == "" || strings.ContainsAny(c.Index, ` "*\<|,>/?`) || c.Index != strings.ToLower(c.Index) {
 		bad("index", "%q is not a valid index name (lowercase, no spaces or \\/*?\"<>|,)", c.Index)

@@ -3,6 +3,7 @@ package enrich
 import (
 	"bytes"
 	"encoding/hex"
+	"math/bits"
 	"strconv"
 	"time"
 
@@ -10,6 +11,42 @@ import (
 )
 
 // Access documents: one per proxied request, made from its AccessEvent.
+//
+// The fields a client sizes (the request line and headers, up to
+// --max-header-bytes, 64 KiB) and the 5xx body excerpt are cut so that
+// their escaped form in the document is at most the caps below, each cut
+// field named in replaylink.truncated_fields: one request with a 30 KB path
+// and a 30 KB User-Agent made a 93 KB document (the path twice, escaped).
+// With them an access document stays under 32 KiB (docs/document-format.md;
+// TestAccessDocumentIsBounded), plus a folded-in backend record, which the
+// grouping bounds. The caps are far above real values, so that only hostile
+// or broken requests are cut; url.path's and user_agent.original's are the
+// index template's ignore_above.
+const (
+	maxMethodField    = 64
+	maxMessagePath    = 1 << 10 // of the path, in message; "…" marks the cut
+	maxPathField      = 4 << 10
+	maxQueryField     = 4 << 10
+	maxUserAgentField = 1 << 10
+	maxBodyField      = 16 << 10 // --error-body-bytes is at most this too
+)
+
+// capped cuts v so that its escaped form is at most max bytes, and marks
+// (and counts) the field when it did.
+func (d *document) capped(v []byte, max int, stripANSI bool, field truncatedFields) []byte {
+	v, cut := escapedPrefix(v, max, stripANSI)
+	if cut {
+		d.markCut(field)
+	}
+	return v
+}
+
+func (d *document) markCut(field truncatedFields) {
+	if d.cut&field == 0 {
+		truncatedFieldsTotal[bits.TrailingZeros8(uint8(field))].Inc()
+	}
+	d.cut |= field
+}
 
 // accessDoc fills a.doc with the access document of ev.
 func (a *assembler) accessDoc(ev *proxy.AccessEvent) {
@@ -22,7 +59,8 @@ func (a *assembler) accessDoc(ev *proxy.AccessEvent) {
 		d.session, d.source, d.attribution = ev.Session, ev.Source.String(), attributionExact
 		d.marked = a.marker.mark(ev.Session, d.level)
 	}
-	a.msg = appendAccessLine(a.msg[:0], ev)
+	d.method = d.capped(ev.Method, maxMethodField, false, truncMethod)
+	a.msg = appendAccessLine(a.msg[:0], d, ev)
 	switch {
 	case len(ev.ProxyError) > 0:
 		a.msg = append(append(a.msg, ' '), ev.ProxyError...)
@@ -33,11 +71,14 @@ func (a *assembler) accessDoc(ev *proxy.AccessEvent) {
 		}
 	}
 	d.message = a.msg
-	d.method, d.requestID, d.path, d.query = ev.Method, ev.RequestID, ev.Path, ev.Query
-	d.clientIP, d.userAgent, d.upstream = ev.ClientIP, ev.UserAgent, ev.Upstream
+	d.requestID = ev.RequestID // valid ones are short, others replaced (proxy)
+	d.path = d.capped(ev.Path, maxPathField, false, truncPath)
+	d.query = d.capped(ev.Query, maxQueryField, false, truncQuery)
+	d.userAgent = d.capped(ev.UserAgent, maxUserAgentField, false, truncUserAgent)
+	d.clientIP, d.upstream = ev.ClientIP, ev.Upstream
 	d.status, d.bytesIn, d.bytesOut = ev.Status, ev.BytesIn, ev.BytesOut
 	d.duration, d.hasDuration = ev.Duration, true
-	d.body = ev.ErrorBody
+	d.body = d.capped(ev.ErrorBody, maxBodyField, true, truncBody)
 	if ev.TraceID != ([16]byte{}) {
 		d.traceID = hex.AppendEncode(a.hexbuf[:0], ev.TraceID[:])
 		if ev.SpanID != ([8]byte{}) {
@@ -62,12 +103,18 @@ func accessLevel(ev *proxy.AccessEvent) level {
 	return levelInfo
 }
 
-// appendAccessLine appends "GET /api/cart -> 500 (12.4 ms)".
-func appendAccessLine(dst []byte, ev *proxy.AccessEvent) []byte {
-	if len(ev.Method) > 0 {
-		dst = append(append(dst, ev.Method...), ' ')
+// appendAccessLine appends "GET /api/cart -> 500 (12.4 ms)" with d's
+// (capped) method, and the path cut at maxMessagePath.
+func appendAccessLine(dst []byte, d *document, ev *proxy.AccessEvent) []byte {
+	if len(d.method) > 0 {
+		dst = append(append(dst, d.method...), ' ')
 	}
-	dst = append(dst, ev.Path...)
+	path, cut := escapedPrefix(ev.Path, maxMessagePath, true)
+	dst = append(dst, path...)
+	if cut {
+		d.markCut(truncMessage)
+		dst = append(dst, "…"...)
+	}
 	dst = append(dst, " -> "...)
 	dst = strconv.AppendInt(dst, int64(ev.Status), 10)
 	dst = append(dst, " ("...)

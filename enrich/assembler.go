@@ -281,7 +281,7 @@ func (a *assembler) fold(ev *proxy.AccessEvent, g *group, at *attribution) {
 	d.logger, d.logLevel = r.logger, r.levelText
 	d.truncated = g.truncated
 	if len(ev.ProxyError) == 0 {
-		a.msg = appendAccessLine(a.msg[:0], ev)
+		a.msg = appendAccessLine(a.msg[:0], d, ev)
 		a.msg = append(a.msg, ' ')
 		a.msg = appendSummary(a.msg, r.errType, r.errMsg, r.headline)
 		d.message = a.msg

@@ -38,10 +38,26 @@ type document struct {
 	original         []byte // a structured line as the backend wrote it
 	stream           string
 	filePath         string
-	truncated        bool
+	truncated        bool            // a backend line was cut at --max-line-bytes
+	cut              truncatedFields // client-sized fields cut at their caps (access.go)
 
 	service, host string
 }
+
+// truncatedFields names the fields of an access document that were cut to
+// their cap, one bit each, in the order of truncatedFieldNames.
+type truncatedFields uint8
+
+const (
+	truncMessage truncatedFields = 1 << iota
+	truncMethod
+	truncPath
+	truncQuery
+	truncUserAgent
+	truncBody
+)
+
+var truncatedFieldNames = [...]string{"message", "http.request.method", "url.path", "url.query", "user_agent.original", "http.response.body.content"}
 
 const (
 	datasetAccess  = "replaylink.access"
@@ -125,8 +141,23 @@ func appendDocument(dst []byte, d *document) []byte {
 		dst = append(dst, `,"upstream":`...)
 		dst = appendString(dst, d.upstream)
 	}
-	if d.truncated {
+	if d.truncated || d.cut != 0 {
 		dst = append(dst, `,"truncated":true`...)
+	}
+	if d.cut != 0 {
+		dst = append(dst, `,"truncated_fields":[`...)
+		n := 0
+		for i, name := range truncatedFieldNames {
+			if d.cut&(1<<i) == 0 {
+				continue
+			}
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendStr(dst, name)
+			n++
+		}
+		dst = append(dst, ']')
 	}
 	dst = append(dst, '}')
 

@@ -106,6 +106,49 @@ func appendEscaped(dst, s []byte, stripANSI bool) []byte {
 	return append(dst, s[start:]...)
 }
 
+// escapedPrefix returns the longest prefix of s whose escaped form (as
+// appendEscaped writes it) is at most max bytes, cut at a character or
+// escape-sequence boundary, and whether it is shorter than s. It mirrors
+// appendEscaped's cases; FuzzEscapedPrefix holds them together.
+func escapedPrefix(s []byte, max int, stripANSI bool) ([]byte, bool) {
+	if len(s) <= max/6 { // no byte escapes to more than 6
+		return s, false
+	}
+	n := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		next, size := i+1, 6
+		switch {
+		case plainASCII[c]:
+			size = 1
+		case c >= utf8.RuneSelf:
+			r, sz := utf8.DecodeRune(s[i:])
+			next = i + sz
+			switch {
+			case r == utf8.RuneError && sz == 1:
+			case r >= 0x80 && r <= 0x9f && stripANSI:
+				size = 0
+				if r == 0x9b {
+					next = skipCSI(s, next)
+				}
+			case r >= 0x80 && r <= 0x9f, r == '\u2028', r == '\u2029':
+			default:
+				size = sz
+			}
+		case c == 0x1b && stripANSI:
+			next, size = skipANSI(s, i), 0
+		case c == '"', c == '\\', c == '\n', c == '\r', c == '\t':
+			size = 2
+		}
+		if n+size > max {
+			return s[:i], true
+		}
+		n += size
+		i = next
+	}
+	return s, false
+}
+
 func appendUnicodeEscape(dst []byte, r rune) []byte {
 	return append(dst, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
 }

@@ -34,6 +34,14 @@ var (
 	// published before: a 5xx access document, or a backend error, that
 	// became the merged error document of its request.
 	replacements = metrics.GetOrCreateCounter(`replaylink_enrich_replacements_total`)
+	// truncatedFieldsTotal counts access document fields cut at their cap,
+	// by field (truncatedFieldNames).
+	truncatedFieldsTotal = func() (cs [len(truncatedFieldNames)]*metrics.Counter) {
+		for i, name := range truncatedFieldNames {
+			cs[i] = metrics.GetOrCreateCounter(`replaylink_enrich_truncated_fields_total{field="` + name + `"}`)
+		}
+		return cs
+	}()
 )
 
 // attributedBy is the counter of records attributed by source ("": none).

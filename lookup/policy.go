@@ -14,7 +14,7 @@ import (
 // Policy decides who may use lookup and ingest on the admin listener; health
 // and metrics are never behind it (Kubernetes probes and scrapers carry no
 // token). Build it with NewPolicy; wrap the lookup and ingest handlers in
-// Protect.
+// Protect, and the whole listener in SameOriginWrites.
 type Policy struct {
 	mode   accessMode
 	listen string
@@ -34,6 +34,7 @@ var (
 	rejectedToken = metrics.NewCounter(`replaylink_admin_rejected_total{reason="token"}`)
 	rejectedOff   = metrics.NewCounter(`replaylink_admin_rejected_total{reason="off"}`)
 	rejectedHost  = metrics.NewCounter(`replaylink_admin_rejected_total{reason="host"}`)
+	rejectedCross = metrics.NewCounter(`replaylink_admin_rejected_total{reason="cross_origin"}`)
 )
 
 // NewPolicy builds the policy for an admin listener on listen (host:port)
@@ -91,6 +92,31 @@ func (p *Policy) Protect(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// SameOriginWrites guards every route of the admin listener: a request that
+// can change state (any method but GET, HEAD and OPTIONS) sent by a web page
+// of another origin is refused with 403. Any page can send a "simple" POST
+// to 127.0.0.1:9090 (fetch with mode no-cors), and the browser sends it
+// with Origin and, today, Sec-Fetch-Site: a Sec-Fetch-Site other than
+// same-origin (cross-site, and same-site too: a page on another port of
+// localhost is same-site) or an Origin whose host:port is not the Host the
+// request was sent to is a page of another origin. Clients that are not
+// browsers (curl, log agents) send neither header and pass; so do the
+// admin listener's own pages. Reads need no guard: the same-origin policy
+// keeps their answers from a foreign page, and loopback listeners refuse a
+// foreign Host (DNS rebinding) in Protect.
+func SameOriginWrites(next http.Handler) http.Handler {
+	// http.CrossOriginProtection implements exactly these rules.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rejectedCross.Inc()
+		http.Error(w, fmt.Sprintf("%s %s refused: it was sent by a web page of another origin (Origin %q, Sec-Fetch-Site %q), "+
+			"and a page must not push log lines into sessions or change anything here; "+
+			"send it from a program (curl, a log agent), which sends neither header",
+			r.Method, clip(r.URL.Path, 80), clip(r.Header.Get("Origin"), 80), clip(r.Header.Get("Sec-Fetch-Site"), 20)), http.StatusForbidden)
+	}))
+	return cop.Handler(next)
 }
 
 func (p *Policy) tokenOK(header string) bool {

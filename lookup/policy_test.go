@@ -116,3 +116,51 @@ func TestAdminBaseURL(t *testing.T) {
 		}
 	}
 }
+
+// A web page of another origin cannot change state on the admin listener:
+// what a browser sends with fetch(..., {method: "POST", mode: "no-cors"})
+// is refused, programs (no Origin, no Sec-Fetch-Site) and the listener's
+// own pages pass, and reads are not concerned.
+func TestSameOriginWrites(t *testing.T) {
+	h := SameOriginWrites(okHandler)
+	for _, c := range []struct {
+		name, method, origin, fetchSite string
+		want                            int
+	}{
+		{"cross-site page", "POST", "https://evil.example", "cross-site", 403},
+		{"cross-site page, old browser", "POST", "https://evil.example", "", 403},
+		{"page on another localhost port", "POST", "http://127.0.0.1:3000", "same-site", 403},
+		{"page on another localhost port, old browser", "POST", "http://127.0.0.1:3000", "", 403},
+		{"sandboxed page", "POST", "null", "", 403},
+		{"cross-site PUT", "PUT", "https://evil.example", "cross-site", 403},
+		{"cross-site DELETE", "DELETE", "", "cross-site", 403},
+		{"own page", "POST", "http://127.0.0.1:9090", "same-origin", 200},
+		{"own page, old browser", "POST", "http://127.0.0.1:9090", "", 200},
+		{"typed by the user", "POST", "", "none", 200},
+		{"curl", "POST", "", "", 200},
+		{"cross-site read", "GET", "https://evil.example", "cross-site", 200},
+	} {
+		req := httptest.NewRequest(c.method, "/ingest", strings.NewReader("x\n"))
+		req.Host = "127.0.0.1:9090"
+		if c.origin != "" {
+			req.Header.Set("Origin", c.origin)
+		}
+		if c.fetchSite != "" {
+			req.Header.Set("Sec-Fetch-Site", c.fetchSite)
+		}
+		before := rejectedCross.Get()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != c.want {
+			t.Errorf("%s: %d, want %d (%s)", c.name, rec.Code, c.want, rec.Body.String())
+			continue
+		}
+		counted := rejectedCross.Get() - before
+		if c.want == 403 && (counted != 1 || !strings.Contains(rec.Body.String(), "another origin") || strings.Contains(rec.Body.String(), "secret logs")) {
+			t.Errorf("%s: refused without the reason or the count (%d): %q", c.name, counted, rec.Body.String())
+		}
+		if c.want == 200 && counted != 0 {
+			t.Errorf("%s: passed but counted as refused", c.name)
+		}
+	}
+}

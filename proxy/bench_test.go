@@ -83,9 +83,10 @@ func BenchmarkRequestIdentity(b *testing.B) {
 func BenchmarkRedactQuery(b *testing.B) {
 	q := []byte("page=2&sort=desc&access_token=abc123&filter=open&session_id=42")
 	var out []byte
+	r, _ := newQueryRedactor(nil)
 	b.ReportAllocs()
 	for b.Loop() {
-		out = appendRedactedQuery(out[:0], q)
+		out = r.appendRedacted(out[:0], q)
 	}
 }
 

@@ -111,7 +111,7 @@ func (x *exchange) begin() {
 	ev.Seq, ev.Start = p.seq.Add(1), x.t0
 	ev.Method = append(ev.Method[:0], x.method...)
 	ev.Path = append(ev.Path[:0], path...)
-	ev.Query = appendRedactedQuery(ev.Query[:0], query)
+	ev.Query = p.redact.appendRedacted(ev.Query[:0], query)
 	ev.UserAgent = append(ev.UserAgent[:0], x.info.userAgent...)
 	ev.ClientIP = appendAddrIP(ev.ClientIP[:0], ctx.RemoteAddr())
 	ev.RequestID = appendRequestID(ev.RequestID[:0], x.info.requestID)

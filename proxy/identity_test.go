@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"strings"
 	"testing"
+
+	"github.com/replaylink/replaylink/config"
 )
 
 func TestRequestIDValidation(t *testing.T) {
@@ -94,6 +96,10 @@ func TestTraceparent(t *testing.T) {
 }
 
 func TestRedactQuery(t *testing.T) {
+	r, err := newQueryRedactor([]string{"SSN", "api_sig", " Phone "})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for in, want := range map[string]string{
 		"":                              "",
 		"a=1&b=2":                       "a=1&b=2",
@@ -108,9 +114,63 @@ func TestRedactQuery(t *testing.T) {
 		"a=1&&b":                        "a=1&&b",
 		"x=token":                       "x=token",
 		strings.Repeat("k", 200) + "=v": strings.Repeat("k", 200) + "=REDACTED",
+
+		// Substring words.
+		"passwd=x&user_passwd=y": "passwd=REDACTED&user_passwd=REDACTED",
+		"X-Amz-Signature=ab12&X-Amz-Credential=AKIA%2F2024&X-Amz-Date=1": "X-Amz-Signature=REDACTED&X-Amz-Credential=REDACTED&X-Amz-Date=1",
+		"Signature=s&credentials=c":                                      "Signature=REDACTED&credentials=REDACTED",
+		"jwt=e.y.J&id_jwt=x":                                             "jwt=REDACTED&id_jwt=REDACTED",
+		"bearer=b&client_assertion=eyJ&client_assertion_type=urn":        "bearer=REDACTED&client_assertion=REDACTED&client_assertion_type=REDACTED",
+		// Short names, as a whole key or one of its words (camelCase too), any case.
+		"pwd=1&PWD=2&pass=3&Pass=4&sig=5&SIG=6&otp=7&OTP=8":   "pwd=REDACTED&PWD=REDACTED&pass=REDACTED&Pass=REDACTED&sig=REDACTED&SIG=REDACTED&otp=REDACTED&OTP=REDACTED",
+		"user_pass=1&userPass=2&sms-otp=3&smsOTP=4&api.sig=5": "user_pass=REDACTED&userPass=REDACTED&sms-otp=REDACTED&smsOTP=REDACTED&api.sig=REDACTED",
+		"p%77d=1&%50ass=2": "p%77d=REDACTED&%50ass=REDACTED",
+		// ... but not inside a harmless word.
+		"design=a&compass=b&hotpot=c&passenger=d&signup=e&bypass=f": "design=a&compass=b&hotpot=c&passenger=d&signup=e&bypass=f",
+		// ';' separates pairs as '&' does, and is kept.
+		"a=1;token=2;b=3":  "a=1;token=REDACTED;b=3",
+		"pwd=1;q=2&sig=3;": "pwd=REDACTED;q=2&sig=REDACTED;",
+		// Names added with --redact-query-param: whole key or a word, any case.
+		"ssn=1&user_SSN=2&ssns=3":      "ssn=REDACTED&user_SSN=REDACTED&ssns=3",
+		"api_sig=1&API_SIG=2&apisig=3": "api_sig=REDACTED&API_SIG=REDACTED&apisig=3",
+		"phone=1&homePhone=2&phones=3": "phone=REDACTED&homePhone=REDACTED&phones=3",
 	} {
-		if got := string(appendRedactedQuery(nil, []byte(in))); got != want {
-			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		if got := string(r.appendRedacted(nil, []byte(in))); got != want {
+			t.Errorf("redact(%q)\n got %q\nwant %q", in, got, want)
+		}
+	}
+	// Without added names, they are kept.
+	plain, _ := newQueryRedactor(nil)
+	if got := string(plain.appendRedacted(nil, []byte("ssn=1&pwd=2"))); got != "ssn=1&pwd=REDACTED" {
+		t.Errorf("without added names: %q", got)
+	}
+	for _, bad := range []string{"", "  ", strings.Repeat("x", 200)} {
+		if _, err := newQueryRedactor([]string{bad}); err == nil {
+			t.Errorf("name %q accepted", bad)
+		}
+	}
+}
+
+// --help lists the built-in names, exactly as the redactor has them.
+func TestRedactHelpListsTheBuiltInNames(t *testing.T) {
+	var usage strings.Builder
+	_, _, err := config.Load(config.Command{Name: "serve", Groups: []string{"proxy"}}, []string{"--help"}, func(string) string { return "" }, &usage)
+	if err != config.ErrHelp {
+		t.Fatalf("--help: %v", err)
+	}
+	help := usage.String()
+	i := strings.Index(help, "--redact-query-param")
+	if i < 0 {
+		t.Fatalf("--help has no --redact-query-param:\n%s", help)
+	}
+	line := help[i:]
+	line = line[:strings.Index(line, "[$")]
+	list := func(words []string) string {
+		return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+	}
+	for _, want := range []string{"names containing " + list(sensitiveQueryWords[:]), "names with the word " + list(sensitiveQueryNames[:])} {
+		if !strings.Contains(line, want) {
+			t.Errorf("--redact-query-param's help does not say %q:\n%s", want, line)
 		}
 	}
 }

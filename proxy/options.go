@@ -48,6 +48,9 @@ type Options struct {
 	// ErrorBodyBytes is how much of a 5xx response body is kept in the
 	// access event: 0 means DefaultErrorBodyBytes, negative keeps nothing.
 	ErrorBodyBytes int
+	// RedactQueryParams are query parameter names whose values the access
+	// event never keeps, besides the built-in ones (see redact.go).
+	RedactQueryParams []string
 
 	Sessions SessionOptions
 
@@ -159,6 +162,9 @@ func (o *Options) Validate() error {
 	}
 	if _, err := newSessionExtractor(o.Sessions); err != nil {
 		errs = append(errs, err)
+	}
+	if _, err := newQueryRedactor(o.RedactQueryParams); err != nil {
+		bad("RedactQueryParams: %v", err)
 	}
 	return errors.Join(errs...)
 }

@@ -32,6 +32,7 @@ type Proxy struct {
 	log          zerolog.Logger
 	observer     Observer
 	sessions     *sessionExtractor
+	redact       *queryRedactor
 	upstreamHost []byte
 	bal          balancer
 	dialer       dialer
@@ -53,11 +54,16 @@ func New(opts Options) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	redact, err := newQueryRedactor(opts.RedactQueryParams)
+	if err != nil {
+		return nil, err
+	}
 	p := &Proxy{
 		opts:         opts,
 		log:          opts.Logger,
 		observer:     opts.Observer,
 		sessions:     sessions,
+		redact:       redact,
 		upstreamHost: []byte(opts.UpstreamHost),
 	}
 	if p.observer == nil {

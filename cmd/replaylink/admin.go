@@ -4,11 +4,14 @@ import (
 	"net/http"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/replaylink/replaylink/lookup"
 )
 
 // adminRoutes are the handlers of the admin listener, which is never the
 // proxy's port: health and metrics always, lookup and ingest behind the
-// access policy (token, loopback).
+// access policy (token, loopback), and no request that changes state from a
+// web page of another origin on any route (lookup.SameOriginWrites).
 type adminRoutes struct {
 	ready   func() bool
 	lookup  http.Handler // /sessions/, /requests/; nil when off
@@ -44,5 +47,5 @@ func (a adminRoutes) handler() http.Handler {
 	if a.ingest != nil {
 		mux.Handle("/ingest", protect(a.ingest))
 	}
-	return mux
+	return lookup.SameOriginWrites(mux)
 }

@@ -92,7 +92,7 @@ func serve(c *config.Config, child []string, stdout, stderr io.Writer) int {
 // start brings replaylink up. On error, stop releases what was started.
 func (s *server) start(child []string, stdout, stderr io.Writer) error {
 	c, log := s.c, s.base
-	out, closeOut, err := openOutput(c, child != nil, stdout)
+	out, closeOut, err := openOutput(c, child != nil, stdout, log)
 	if err != nil {
 		return fmt.Errorf("--output: %w", err)
 	}
@@ -115,7 +115,7 @@ func (s *server) start(child []string, stdout, stderr io.Writer) error {
 	if s.adminLn, err = net.Listen("tcp", c.AdminListen); err != nil {
 		return fmt.Errorf("admin listener --admin %s: %w", c.AdminListen, err)
 	}
-	s.admin = &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
+	s.admin = adminServer(c, admin)
 	go s.admin.Serve(s.adminLn)
 
 	if s.proxyLn, err = net.Listen("tcp", c.Listen); err != nil {
@@ -254,8 +254,9 @@ func (s *server) stop(childExited bool) (code int, waited bool) {
 
 // openOutput picks where the embedded default writes documents: --output,
 // else stdout for serve and a file in the spool dir for run (whose stdout
-// carries the backend's own output). With --es-url there is no output.
-func openOutput(c *config.Config, isRun bool, stdout io.Writer) (io.Writer, func(), error) {
+// carries the backend's own output). With --es-url there is no output. A
+// file is rotated by size (--output-max-bytes, --output-keep); stdout never.
+func openOutput(c *config.Config, isRun bool, stdout io.Writer, log zerolog.Logger) (io.Writer, func(), error) {
 	noop := func() {}
 	if len(c.ESURLs) > 0 && c.Output == "" {
 		return nil, noop, nil
@@ -270,10 +271,7 @@ func openOutput(c *config.Config, isRun bool, stdout io.Writer) (io.Writer, func
 	if path == "-" {
 		return stdout, noop, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, noop, err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+	f, err := ship.OpenOutputFile(outputFileOptions(c, path, log))
 	if err != nil {
 		return nil, noop, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net/http"
 
 	"github.com/rs/zerolog"
 
@@ -30,6 +31,7 @@ func proxyOptions(c *config.Config, obs proxy.Observer, log zerolog.Logger) prox
 		FailCooldown:          c.FailCooldown,
 		CORSAddSessionHeader:  c.CORSAddSessionHeader,
 		ErrorBodyBytes:        errorBodyBytes(c.ErrorBodyBytes),
+		RedactQueryParams:     c.RedactQueryParams,
 		Sessions: proxy.SessionOptions{
 			Sources:     c.SessionSources,
 			Cookie:      c.SessionCookie,
@@ -115,5 +117,27 @@ func shipOptions(c *config.Config, out io.Writer, log zerolog.Logger) ship.Optio
 		Output:          out,
 		MemoryDocs:      c.MemoryStore,
 		Logger:          log.With().Str("component", "ship").Logger(),
+	}
+}
+
+// outputFileOptions are those of the --output file at path (never stdout).
+func outputFileOptions(c *config.Config, path string, log zerolog.Logger) ship.OutputFileOptions {
+	return ship.OutputFileOptions{
+		Path:     path,
+		MaxBytes: int64(c.OutputMaxBytes),
+		Keep:     c.OutputKeep,
+		Logger:   log.With().Str("component", "ship").Logger(),
+	}
+}
+
+// adminServer is the admin listener's server. Its timeouts bound every
+// connection: a client that sends its headers or body slowly, or keeps a
+// connection open doing nothing, is cut off.
+func adminServer(c *config.Config, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: c.AdminHeaderTimeout,
+		ReadTimeout:       c.AdminReadTimeout,
+		IdleTimeout:       c.AdminIdleTimeout,
 	}
 }

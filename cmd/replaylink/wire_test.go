@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net/http"
 	"reflect"
 	"testing"
 	"time"
@@ -36,7 +37,9 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 		"--tail-from-beginning", "--es-url", "http://127.0.0.1:9200", "--index", "logs2", "--data-stream",
 		"--es-api-key", "id:key", "--es-ca-cert", "/ca.pem", "--es-insecure", "--es-setup=false", "--es-compression", "none", "--flush-bytes", "1MB",
 		"--flush-interval", "250ms", "--workers", "3", "--spool-dir", "/tmp/spool-x", "--spool-max-bytes", "10MiB",
-		"--spool-sync-interval", "50ms", "--memory-store", "7",
+		"--spool-sync-interval", "50ms", "--memory-store", "7", "--output-max-bytes", "3MiB", "--output-keep", "9",
+		"--redact-query-param", "ssn", "--redact-query-param", "api_sig",
+		"--admin-header-timeout", "3s", "--admin-read-timeout", "11s", "--admin-idle-timeout", "13s",
 	}
 	cfg, _, err := config.Load(commands["serve"], args, func(string) string { return "" }, nil)
 	if err != nil {
@@ -49,7 +52,8 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 		Listen: "127.0.0.1:18080", Upstreams: []string{"http://127.0.0.1:5000", "http://127.0.0.1:5001"}, UpstreamHost: "api.internal",
 		ConnectTimeout: 2 * time.Second, ResponseHeaderTimeout: 7 * time.Second, IdleTimeout: 33 * time.Second, ClientHeaderTimeout: 4 * time.Second,
 		MaxHeaderBytes: 32 << 10, MaxFails: 4, FailCooldown: 3 * time.Second, CORSAddSessionHeader: false, ErrorBodyBytes: 1 << 10,
-		Sessions: proxy.SessionOptions{Sources: []string{"token", "cookie"}, Cookie: "orsid", TokenSecret: "s3cret"},
+		RedactQueryParams: []string{"ssn", "api_sig"},
+		Sessions:          proxy.SessionOptions{Sources: []string{"token", "cookie"}, Cookie: "orsid", TokenSecret: "s3cret"},
 	}
 	po.Observer, po.Logger = nil, zerolog.Logger{}
 	wantProxy.Logger = zerolog.Logger{}
@@ -84,6 +88,17 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 		so.FlushInterval != 250*time.Millisecond || so.Workers != 3 || so.Index != "logs2" || !so.DataStream || so.InstallTemplate ||
 		so.MemoryDocs != 7 || so.Output != &out || so.Compression != ship.CompressionNone {
 		t.Errorf("ship options = %+v", so)
+	}
+
+	h := http.NotFoundHandler()
+	as := adminServer(cfg, h)
+	if as.ReadHeaderTimeout != 3*time.Second || as.ReadTimeout != 11*time.Second || as.IdleTimeout != 13*time.Second || as.Handler == nil {
+		t.Errorf("admin server: header %v read %v idle %v", as.ReadHeaderTimeout, as.ReadTimeout, as.IdleTimeout)
+	}
+
+	of := outputFileOptions(cfg, "/tmp/docs.ndjson", log)
+	if of.Path != "/tmp/docs.ndjson" || of.MaxBytes != 3<<20 || of.Keep != 9 {
+		t.Errorf("output file options = %+v", of)
 	}
 
 	st := setupOptions(cfg)
