@@ -58,6 +58,10 @@ type Capture struct {
 	MaxLineBytes  ByteSize `flag:"max-line-bytes" default:"64KiB" group:"capture" help:"longer lines are cut and marked truncated"`
 	TailFromStart bool     `flag:"tail-from-beginning" group:"capture" help:"read files found at start-up from their beginning instead of their end"`
 	Restart       string   `flag:"restart" default:"never" group:"capture" help:"with run: restart the backend when it exits: never (replaylink exits with its code), on-failure, always"`
+	// Hooks and HooksDir: the runtime hooks (package capture/hooks) that
+	// make a Python or Node backend's lines exact.
+	Hooks    string `flag:"hooks" default:"auto" group:"capture" help:"with run: load replaylink's runtime hooks into a Python or Node backend (PYTHONPATH, NODE_OPTIONS), so each line it prints is tied to its request: auto or off"`
+	HooksDir string `flag:"hooks-dir" group:"capture" help:"where the runtime hooks are installed (default with run: SPOOL_DIR/hooks); with serve, a directory shared with the app container of a sidecar, whose marks are then read in --tail files"`
 }
 
 // Enrich configures the documents (package enrich).

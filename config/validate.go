@@ -29,6 +29,7 @@ func (c *Config) Validate() error {
 	oneOf("log-format", c.LogFormat, "text", "json")
 	oneOf("mark", c.Mark, "auto", "all", "problems")
 	oneOf("restart", c.Restart, "never", "on-failure", "always")
+	oneOf("hooks", c.Hooks, "auto", "off")
 	oneOf("es-compression", c.ESCompression, "auto", "gzip", "none")
 
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {

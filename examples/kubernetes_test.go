@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"path"
 	"path/filepath"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/replaylink/replaylink/config"
 )
 
@@ -269,6 +271,9 @@ func TestKubernetesManifests(t *testing.T) {
 			// The spool lives on a volume larger than its cap.
 			checkSpool(t, pod, rl, cfg)
 
+			// The app loads the runtime hooks replaylink installs.
+			checkHooks(t, pod, rl, app, cfg, variant.native)
+
 			if time.Duration(pod.TerminationGracePeriodSeconds)*time.Second <= cfg.GracePeriod {
 				t.Errorf("terminationGracePeriodSeconds %d is not above replaylink's --grace-period %s", pod.TerminationGracePeriodSeconds, cfg.GracePeriod)
 			}
@@ -462,6 +467,58 @@ func checkTail(t *testing.T, pod podSpec, rl, app container, tails []string) {
 			t.Errorf("--tail %s does not match the app's %s", glob, logFile)
 		}
 	}
+}
+
+// checkHooks: replaylink installs the runtime hooks on a volume the app
+// mounts at the same path, and the app's environment loads them from
+// there: the paths it names are the files hooks.Install writes, and the
+// nonce file is the one replaylink reads. Without native sidecars, an
+// init container installs them before the app starts.
+func checkHooks(t *testing.T, pod podSpec, rl, app container, cfg *config.Config, native bool) {
+	t.Helper()
+	dir := path.Clean(cfg.HooksDir)
+	if cfg.HooksDir == "" {
+		t.Fatal("REPLAYLINK_HOOKS_DIR is not set: the app's lines are tied to requests by time only")
+	}
+	rlVol, _ := mountOf(rl, dir)
+	appVol, appAt := mountOf(app, dir)
+	if rlVol == "" || rlVol != appVol || appAt != dir {
+		t.Errorf("replaylink installs the hooks in %s on volume %q; the app mounts %q at %q", dir, rlVol, appVol, appAt)
+	}
+	appEnv := map[string]string{}
+	for _, e := range app.Env {
+		appEnv[e.Name] = e.Value
+	}
+	installed := t.TempDir()
+	if err := hooks.Install(installed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hooks.LoadOrCreateNonce(installed); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range hooks.FileEnv(dir) {
+		name, want, _ := strings.Cut(kv, "=")
+		if got := appEnv[name]; got != want {
+			t.Errorf("the app's %s is %q, want %q", name, got, want)
+		}
+		// What it names exists once the hooks are installed there.
+		p := strings.TrimPrefix(want, "--require=")
+		if _, err := os.Stat(filepath.Join(installed, strings.TrimPrefix(p, dir))); err != nil {
+			t.Errorf("the app's %s names %s, which installing the hooks does not make: %v", name, p, err)
+		}
+	}
+	if native {
+		return
+	}
+	for _, c := range pod.InitContainers {
+		if len(c.Args) == 3 && c.Args[0] == "hooks" && c.Args[1] == "install" && path.Clean(c.Args[2]) == dir {
+			if v, _ := mountOf(c, dir); v != rlVol {
+				t.Errorf("init container %s installs into %s on volume %q, not %q", c.Name, dir, v, rlVol)
+			}
+			return
+		}
+	}
+	t.Error("no init container runs 'replaylink hooks install' before the app (the pre-1.29 variant has no sidecar ordering)")
 }
 
 func checkSpool(t *testing.T, pod podSpec, rl container, cfg *config.Config) {

@@ -2,6 +2,8 @@ package hooks
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -122,5 +124,62 @@ func BenchmarkStrip(b *testing.B) {
 	for b.Loop() {
 		copy(buf, line)
 		Strip(buf, testNonce)
+	}
+}
+
+func TestEnv(t *testing.T) {
+	n := testNonce
+	got := Env([]string{"HOME=/root", "PYTHONPATH=/app/lib", "NODE_OPTIONS=--max-old-space-size=512", "REPLAYLINK_HOOK_NONCE=forged"}, "/srv/hooks", n)
+	want := []string{"HOME=/root", "PYTHONPATH=/srv/hooks/python:/app/lib",
+		"NODE_OPTIONS=--max-old-space-size=512 --require=/srv/hooks/node/replaylink-hook.js", "REPLAYLINK_HOOK_NONCE=" + n.String()}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Env:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	got = Env([]string{"PATH=/bin"}, "/my hooks", n)
+	if got[1] != "PYTHONPATH=/my hooks/python" || got[2] != `NODE_OPTIONS=--require="/my hooks/node/replaylink-hook.js"` {
+		t.Errorf("Env without the variables: %q", got)
+	}
+}
+
+func TestPythonIsolated(t *testing.T) {
+	for cmd, want := range map[string]bool{
+		"python3 app.py":            false,
+		"python3 -I app.py":         true,
+		"python -S -m flask run":    true,
+		"python3.12 -BE app.py":     true,
+		"python3 -W ignore -I x.py": true,
+		"python3 -m isort":          false,
+		"python3 -c import sys":     false,
+		"gunicorn -w 2 app:app":     false,
+		"node -I x.js":              false,
+		"python3 --version":         false,
+	} {
+		if got := PythonIsolated(strings.Fields(cmd)); got != want {
+			t.Errorf("PythonIsolated(%q) = %v", cmd, got)
+		}
+	}
+}
+
+func TestInstallAndNonceFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := Install(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"python/sitecustomize.py", "python/_replaylink_hook.py", "node/replaylink-hook.js"} {
+		want, _ := files.ReadFile(f)
+		if got, err := os.ReadFile(filepath.Join(dir, f)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s not installed: %v", f, err)
+		}
+	}
+	a, err := LoadOrCreateNonce(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := LoadOrCreateNonce(dir); err != nil || a != b {
+		t.Errorf("the nonce changed: %s then %s (%v)", a, b, err)
+	}
+	os.WriteFile(filepath.Join(dir, NonceFile), []byte("not a nonce"), 0o644)
+	if _, err := LoadOrCreateNonce(dir); err == nil || !strings.Contains(err.Error(), "delete it") {
+		t.Errorf("a bad nonce file: %v", err)
 	}
 }

@@ -37,6 +37,7 @@ Usage:
   replaylink setup [flags]                 set up Elasticsearch (template, retention, API keys) for OpenReplay
   replaylink check [flags]                 check the whole path to Elasticsearch and OpenReplay's query
   replaylink lookup [flags] SESSION_ID     print a session's backend logs
+  replaylink hooks install DIR             put the runtime hooks in DIR for an app container (sidecars)
   replaylink version                       print the version
 
 'replaylink COMMAND --help' lists a command's flags. Every flag can also be set
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
+	case "hooks":
+		return hooksCommand(rest, stdout, stderr)
 	}
 	cmd, ok := commands[name]
 	if !ok {

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/replaylink/replaylink/capture"
+	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/replaylink/replaylink/config"
 	"github.com/replaylink/replaylink/enrich"
 	"github.com/replaylink/replaylink/lookup"
@@ -50,6 +51,10 @@ type server struct {
 
 	proc      *capture.Process
 	childCode chan int // the backend's exit code, once it exited for good
+	// hooksDir and hookNonce: the runtime hooks, when the backend's lines
+	// come from them (see hookSetup); a zero nonce: no hooks.
+	hooksDir  string
+	hookNonce hooks.Nonce
 }
 
 // serve runs replaylink until a signal, or until the child (replaylink run)
@@ -100,7 +105,10 @@ func (s *server) start(child []string, stdout, stderr io.Writer) error {
 	if s.shipper, err = ship.New(shipOptions(c, out, log)); err != nil {
 		return err
 	}
-	if s.pipe, err = enrich.New(enrichOptions(c, child != nil, s.shipper, log)); err != nil {
+	if s.hooksDir, s.hookNonce, err = hookSetup(c, child != nil); err != nil {
+		return err
+	}
+	if s.pipe, err = enrich.New(enrichOptions(c, child != nil, !s.hookNonce.IsZero(), s.shipper, log)); err != nil {
 		return err
 	}
 	s.pipe.Start()
@@ -130,7 +138,7 @@ func (s *server) start(child []string, stdout, stderr io.Writer) error {
 	if len(c.Tail) == 0 {
 		close(s.tailDone)
 	} else {
-		tailer, err := capture.NewTailer(tailerOptions(c, s.pipe, log))
+		tailer, err := capture.NewTailer(tailerOptions(c, s.pipe, s.hookNonce, log))
 		if err != nil {
 			close(s.tailDone)
 			return fmt.Errorf("--tail: %w", err)
@@ -174,9 +182,16 @@ func (s *server) adminHandler() (http.Handler, error) {
 // executable), through childCode like any exit.
 func (s *server) startChild(child []string, stdout, stderr io.Writer) {
 	restart, _ := capture.ParseRestartPolicy(s.c.Restart) // validated with the config
+	env := childEnv(os.Environ())
+	if !s.hookNonce.IsZero() {
+		env = hooks.Env(env, s.hooksDir, s.hookNonce)
+		if hooks.PythonIsolated(child) {
+			s.log.Warn().Msg("the backend's Python runs with -I, -S or -E, which skip the runtime hook: its lines are attributed by request id, trace id or time only")
+		}
+	}
 	s.proc = &capture.Process{
-		Command: child, Env: childEnv(os.Environ()), Stdin: os.Stdin, Stdout: stdout, Stderr: stderr,
-		Sink: s.pipe, MaxLineBytes: int(s.c.MaxLineBytes), Restart: restart,
+		Command: child, Env: env, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr,
+		Sink: s.pipe, MaxLineBytes: int(s.c.MaxLineBytes), Restart: restart, HookNonce: s.hookNonce,
 		Logger: s.base.With().Str("component", "run").Logger(),
 	}
 	if err := s.proc.Start(); err != nil {

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 
 	"github.com/rs/zerolog"
 
 	"github.com/replaylink/replaylink/capture"
+	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/replaylink/replaylink/config"
 	"github.com/replaylink/replaylink/enrich"
 	"github.com/replaylink/replaylink/proxy"
@@ -53,14 +56,16 @@ func errorBodyBytes(b config.ByteSize) int {
 }
 
 // enrichOptions maps the config to the pipeline's options; isRun says that
-// replaylink starts the backend (run) and captures its output.
-func enrichOptions(c *config.Config, isRun bool, pub enrich.Publisher, log zerolog.Logger) enrich.Options {
+// replaylink starts the backend (run) and captures its output, hooked that
+// its lines may carry the runtime hooks' marks.
+func enrichOptions(c *config.Config, isRun, hooked bool, pub enrich.Publisher, log zerolog.Logger) enrich.Options {
 	return enrich.Options{
 		ServiceName:      c.ServiceName,
 		Mark:             c.Mark,
 		MarkInfoLimit:    c.MarkInfoLimit,
 		AttributionGrace: c.AttributionGrace,
 		IgnoreMarkers:    !proxy.SessionOptions{Sources: c.SessionSources}.TrustsHeader(),
+		Hooks:            hooked,
 		PushedLinesOnly:  !isRun && len(c.Tail) == 0, // lines only from POST /ingest, if ever
 		QueueSize:        c.EventQueue,
 		Publisher:        pub,
@@ -68,13 +73,14 @@ func enrichOptions(c *config.Config, isRun bool, pub enrich.Publisher, log zerol
 	}
 }
 
-func tailerOptions(c *config.Config, sink capture.Sink, log zerolog.Logger) capture.TailerOptions {
+func tailerOptions(c *config.Config, sink capture.Sink, nonce hooks.Nonce, log zerolog.Logger) capture.TailerOptions {
 	return capture.TailerOptions{
 		Paths:         c.Tail,
 		StateDir:      c.SpoolDir,
 		Sink:          sink,
 		MaxLineBytes:  int(c.MaxLineBytes),
 		FromBeginning: c.TailFromStart,
+		HookNonce:     nonce,
 		Logger:        log.With().Str("component", "tail").Logger(),
 	}
 }
@@ -140,4 +146,31 @@ func adminServer(c *config.Config, h http.Handler) *http.Server {
 		ReadTimeout:       c.AdminReadTimeout,
 		IdleTimeout:       c.AdminIdleTimeout,
 	}
+}
+
+// hookSetup decides whether the backend's lines come from the runtime hooks
+// and installs them: with run and --hooks auto, into --hooks-dir (default
+// SPOOL_DIR/hooks) with a nonce of this run's; with serve and --hooks-dir,
+// into that directory, shared with a sidecar's app container, with the
+// nonce kept there. A zero nonce means no hooks.
+func hookSetup(c *config.Config, isRun bool) (dir string, nonce hooks.Nonce, err error) {
+	switch {
+	case isRun && c.Hooks == "auto":
+		dir = c.HooksDir
+		if dir == "" {
+			dir = filepath.Join(c.SpoolDir, "hooks")
+		}
+		nonce = hooks.NewNonce()
+	case !isRun && c.HooksDir != "":
+		dir = c.HooksDir
+		if nonce, err = hooks.LoadOrCreateNonce(dir); err != nil {
+			return "", hooks.Nonce{}, fmt.Errorf("--hooks-dir: %w", err)
+		}
+	default:
+		return "", hooks.Nonce{}, nil
+	}
+	if err := hooks.Install(dir); err != nil {
+		return "", hooks.Nonce{}, fmt.Errorf("--hooks-dir: %w", err)
+	}
+	return dir, nonce, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/replaylink/replaylink/config"
 	"github.com/replaylink/replaylink/proxy"
 	"github.com/replaylink/replaylink/ship"
@@ -64,7 +65,7 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 		t.Errorf("mapped proxy options do not validate: %v", err)
 	}
 
-	eo := enrichOptions(cfg, false, nopPublisher{}, log)
+	eo := enrichOptions(cfg, false, false, nopPublisher{}, log)
 	if eo.ServiceName != "cart" || eo.Mark != "problems" || eo.MarkInfoLimit != 50 || eo.AttributionGrace != 5*time.Millisecond ||
 		eo.PushedLinesOnly || eo.QueueSize != 99 || eo.Publisher == nil {
 		t.Errorf("enrich options = %+v", eo)
@@ -73,7 +74,7 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 		t.Errorf("mapped enrich options do not validate: %v", err)
 	}
 
-	to := tailerOptions(cfg, nil, log)
+	to := tailerOptions(cfg, nil, hooks.Nonce{}, log)
 	if !reflect.DeepEqual(to.Paths, []string{"/var/log/app/*.log"}) || to.StateDir != "/tmp/spool-x" || to.MaxLineBytes != 1<<10 || !to.FromBeginning {
 		t.Errorf("tailer options = %+v", to)
 	}
@@ -124,7 +125,7 @@ func TestPushedLinesOnly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := enrichOptions(cfg, tc.cmd == "run", nopPublisher{}, zerolog.Nop()).PushedLinesOnly; got != tc.want {
+		if got := enrichOptions(cfg, tc.cmd == "run", false, nopPublisher{}, zerolog.Nop()).PushedLinesOnly; got != tc.want {
 			t.Errorf("%s %q: PushedLinesOnly %v, want %v", tc.cmd, tc.args, got, tc.want)
 		}
 	}
