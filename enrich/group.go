@@ -54,6 +54,7 @@ const (
 	traceGoStack                    // a goroutine dump
 	traceNodeCrash                  // Node's report of an uncaught exception
 	tracePyWarning                  // Python's warnings: "file:line: Category: msg", then the source line
+	traceRails                      // Rails' "Completed 500", blank lines, the exception, a blank, the backtrace
 )
 
 // isTrace reports whether a group of this kind is a stack trace.
@@ -220,6 +221,8 @@ func (g *group) start(key groupKey, l *capture.Line, text []byte) {
 	case hasPrefix(text, "Exception in thread "):
 		g.kind, g.stackAt = traceFrames, 0
 		g.setException(0, len(text))
+	case railsErrorStart(text):
+		g.kind = traceRails
 	default:
 		if _, _, ok := goPanic(text); ok { // net/http: "http: panic serving addr: x"
 			g.kind = traceGoPanic
@@ -255,6 +258,18 @@ func (g *group) append(l *capture.Line, text []byte, kind traceKind) {
 		}
 	case prev == traceGoPanic && kind == traceGoStack && g.stackAt < 0:
 		g.stackAt = at
+	case kind == traceRails:
+		// The exception line starts the stack, as in a Java trace: the
+		// lines before it (the "Completed 500" line) are the headline.
+		rest := railsMessage(text)
+		if _, _, ok := railsException(rest); ok && g.excAt < 0 {
+			g.setException(at+len(text)-len(rest), len(g.text))
+			if g.stackAt < 0 {
+				g.stackAt = at
+			}
+		} else if g.stackAt < 0 && isRubyFrame(rest) {
+			g.stackAt = at
+		}
 	case prev == traceNodeCrash && g.excAt < 0:
 		if _, _, ok := splitException(text, true); ok {
 			g.setException(at, len(g.text))
@@ -321,6 +336,14 @@ func (g *group) next(text []byte) (traceKind, bool) {
 	case tracePyWarning:
 		if indented && g.lines == 1 {
 			return tracePyWarning, true
+		}
+	case traceRails:
+		rest := railsMessage(text)
+		_, _, exc := railsException(rest)
+		switch {
+		case isBlank(rest) || isIndented(rest) || isRubyFrame(rest),
+			exc && g.excAt < 0:
+			return traceRails, true
 		}
 	case traceNodeCrash:
 		if blank || indented || hasPrefix(text, "Node.js v") || hasPrefix(text, "Thrown at:") ||
@@ -405,4 +428,71 @@ func firstWord(b []byte) []byte {
 		return b[:i]
 	}
 	return b
+}
+
+// Rails logs a failing request's exception as one message of several lines
+// (ActionDispatch::DebugExceptions), after the "Completed 500" line of the
+// request and with blank lines in between; in production each line after
+// the first carries the request's tags:
+//
+//	I, [2024-05-01T10:00:00.1 #1]  INFO -- : [8f5e] Completed 500 Internal Server Error in 3ms
+//	F, [2024-05-01T10:00:00.1 #1] FATAL -- : [8f5e]
+//	[8f5e] NoMethodError (undefined method `total' for nil):
+//	[8f5e]
+//	[8f5e] app/controllers/carts_controller.rb:5:in `show'
+
+// railsErrorStart says whether text opens such a record: a "Completed 5xx"
+// line, or a FATAL or ERROR line with an empty message.
+func railsErrorStart(text []byte) bool {
+	rest := railsMessage(text)
+	if hasPrefix(rest, "Completed 5") {
+		return true
+	}
+	return len(rest) < len(text) && isBlank(rest) && (bytes.Contains(text, []byte("FATAL -- ")) || bytes.Contains(text, []byte("ERROR -- ")))
+}
+
+// railsMessage returns text without Ruby's Logger prefix ("F, [time #pid]
+// FATAL -- : ") and the tags after it ("[request id] ").
+func railsMessage(text []byte) []byte {
+	if len(text) > 3 && text[1] == ',' && text[2] == ' ' && text[3] == '[' {
+		if i := bytes.Index(text, []byte(" -- ")); i > 0 {
+			if j := bytes.Index(text[i:], []byte(": ")); j >= 0 {
+				text = text[i+j+2:]
+			} else if bytes.HasSuffix(text, []byte(":")) {
+				return nil
+			}
+		}
+	}
+	for k := 0; k < 4 && len(text) > 0 && text[0] == '['; k++ {
+		j := bytes.IndexByte(text, ']')
+		if j < 0 {
+			break
+		}
+		text = bytes.TrimPrefix(text[j+1:], []byte(" "))
+	}
+	return text
+}
+
+// railsException reads Rails' exception line: "NoMethodError (undefined
+// method `total' for nil):", "ActiveRecord::RecordNotFound (Couldn't find
+// Cart):".
+func railsException(b []byte) (typ, msg []byte, ok bool) {
+	b = bytes.TrimSpace(b)
+	i := bytes.Index(b, []byte(" ("))
+	if i <= 0 || !bytes.HasSuffix(b, []byte("):")) {
+		return nil, nil, false
+	}
+	for _, part := range bytes.Split(b[:i], []byte("::")) {
+		if !isClassName(part) || bytes.IndexByte(part, '.') >= 0 {
+			return nil, nil, false
+		}
+	}
+	return b[:i], b[i+2 : len(b)-2], true
+}
+
+// isRubyFrame: "app/controllers/carts_controller.rb:5:in `show'".
+func isRubyFrame(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	i := bytes.Index(b, []byte(".rb:"))
+	return i > 0 && bytes.Contains(b[i:], []byte(":in "))
 }

@@ -30,6 +30,8 @@ func describe(r *record, g *group, p *parsed) {
 	if exc := g.exception(); exc != nil {
 		if t, m, ok := goPanic(exc); ok {
 			r.errType, r.errMsg = t, m
+		} else if t, m, ok := railsException(exc); ok {
+			r.errType, r.errMsg = t, m
 		} else if t, m, ok := splitException(exc, false); ok {
 			r.errType, r.errMsg = t, m
 		} else {
@@ -42,6 +44,9 @@ func describe(r *record, g *group, p *parsed) {
 				r.errMsg = m
 			}
 		}
+	}
+	if g.kind == traceRails && g.excAt >= 0 {
+		r.level = levelError // "Completed 500" is logged at INFO, its exception with it
 	}
 	if r.level == levelUnknown {
 		switch {
