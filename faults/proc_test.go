@@ -40,6 +40,7 @@ type procOptions struct {
 	args    []string // flags
 	env     []string // extra KEY=VALUE; REPLAYLINK_* from the test's own environment are never passed
 	child   []string // with run: the backend command
+	dir     string   // working directory (the backend's too); "": the test's
 	// noWait returns as soon as the process runs, without waiting for the
 	// "replaylink started" line (for commands that exit or fail to start).
 	noWait bool
@@ -72,6 +73,7 @@ func startReplaylink(t testing.TB, o procOptions) *instance {
 	in.stderr.file = mustCreate(t, filepath.Join(dir, "stderr"))
 	cmd := exec.Command(replaylinkBin, args...)
 	cmd.Env = cleanEnv(o.env)
+	cmd.Dir = o.dir
 	cmd.Stdout, cmd.Stderr = in.stdout, in.stderr
 	// Own process group: a SIGKILLed `replaylink run` leaves its backend
 	// behind, and the cleanup kills the whole group by its id.

@@ -3,6 +3,7 @@
 #  - Maven resolves the search node (testenv/es/pom.xml) on first `node.sh up`.
 #  - Debian's chromium for the session-page and end-to-end browser tests.
 #  - the end-to-end test's own needs (e2e/deps.sh): Flask, the npm tracker bundle.
+#  - the servers the runtime hooks are tested with (testenv/hooks-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,3 +19,4 @@ fi
 if [[ -f e2e/deps.sh ]]; then
   bash e2e/deps.sh
 fi
+bash testenv/hooks-deps.sh

@@ -30,6 +30,10 @@ echo "search node at $REPLAYLINK_TEST_ES_URL"
 export REPLAYLINK_ARTIFACTS=${REPLAYLINK_ARTIFACTS:-$PWD/artifacts}
 mkdir -p "$REPLAYLINK_ARTIFACTS"
 
+echo "== runtime hooks: Python (pytest) and Node (node --test) against real servers"
+python3 -m pytest -q -p no:cacheprovider capture/hooks/pytest
+node --test capture/hooks/nodetest/
+
 echo "== unit and integration tests (-race)"
 go test -race -count=1 -timeout 12m -skip '^TestOutage' ./...
 
