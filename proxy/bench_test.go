@@ -129,3 +129,48 @@ func BenchmarkProxyRequest(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReuseChecks measures what the proxy does per request so that a
+// pooled connection never carries bytes meant for someone else (reuse.go):
+// the peek at an idle socket (one recvfrom syscall) and the scan of the
+// response head for its framing fields.
+func BenchmarkReuseChecks(b *testing.B) {
+	b.Run("peek", func(b *testing.B) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			c, err := ln.Accept()
+			if err == nil {
+				defer c.Close()
+				var one [1]byte
+				_, _ = c.Read(one[:]) // until the benchmark closes
+			}
+		}()
+		var d dialer
+		c, err := d.dial(ln.Addr().String(), 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		b.ReportAllocs()
+		for b.Loop() {
+			if r := idleRefusal(c); r != reuseOK {
+				b.Fatalf("an idle connection was refused: %s", reuseRefusalNames[r])
+			}
+		}
+	})
+	b.Run("scan-head", func(b *testing.B) {
+		head := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1024\r\n" +
+			"Date: Mon, 01 Jan 2024 00:00:00 GMT\r\nCache-Control: no-store\r\nVary: Origin\r\n\r\n")
+		b.ReportAllocs()
+		b.SetBytes(int64(len(head)))
+		for b.Loop() {
+			if headEnd(head, 0) != len(head) || scanFraming(head) != framingContentLength|framingNonZeroLength {
+				b.Fatal("wrong framing")
+			}
+		}
+	})
+}

@@ -50,6 +50,7 @@ type exchange struct {
 	br            *bufio.Reader
 	resp          fasthttp.Response
 	upWriteFailed bool
+	upRefusal     reuseRefusal // what the response's head says against reusing cc
 
 	// The response to the client.
 	status     int
@@ -72,7 +73,7 @@ func (p *Proxy) acquireExchange(ctx *fasthttp.RequestCtx) *exchange {
 	x.respBody.reset(x)
 	x.method, x.uri = nil, nil
 	x.idempotent, x.isHead, x.upgrade, x.preflight = false, false, false, false
-	x.up, x.cc, x.rawConn, x.br, x.upWriteFailed = nil, nil, nil, nil, false
+	x.up, x.cc, x.rawConn, x.br, x.upWriteFailed, x.upRefusal = nil, nil, nil, nil, false, reuseOK
 	x.status, x.capture, x.coding, x.bytesOut, x.tunnelIn = 0, false, codingIdentity, 0, 0
 	x.clientGone, x.finished = false, false
 	return x

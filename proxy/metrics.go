@@ -34,6 +34,13 @@ var (
 		return c
 	}()
 
+	reuseRefused = func() (c [numReuseRefusals]*metrics.Counter) {
+		for r := refuseClosed; r < numReuseRefusals; r++ {
+			c[r] = metrics.NewCounter(`replaylink_upstream_reuse_refused_total{reason="` + reuseRefusalNames[r] + `"}`)
+		}
+		return c
+	}()
+
 	rejectedRequests = func() (c [numRejectReasons]*metrics.Counter) {
 		for r := rejectFraming; r < numRejectReasons; r++ {
 			c[r] = metrics.NewCounter(`replaylink_rejected_requests_total{reason="` + rejectReasonNames[r] + `"}`)
