@@ -9,6 +9,9 @@
 //	GET  /log?kind=K prints hostile lines of kind K (see hostileLines), then 200
 //	ANY  anything    200 "ok <X-Request-ID>\n"
 //
+// With -misbehave it is a backend that breaks HTTP framing on purpose
+// instead (see misbehave.go).
+//
 // It prints "backend started pid=N listen=ADDR" when it listens.
 package main
 
@@ -26,8 +29,13 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
 	delay := flag.Duration("delay", 0, "wait this long before listening")
+	misbehave := flag.Bool("misbehave", false, "send bytes after responses (see misbehave.go)")
 	flag.Parse()
 	time.Sleep(*delay)
+	if *misbehave {
+		serveMisbehaving(*listen)
+		return
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/body", func(w http.ResponseWriter, r *http.Request) {
