@@ -288,6 +288,7 @@ func (x *exchange) respondClientBodyError() {
 	err := x.body.err
 	switch {
 	case isTimeout(err):
+		rejectedRequests[rejectBodyTimeout].Inc()
 		x.respondLocal(fasthttp.StatusRequestTimeout, "client body read timeout",
 			"408 Request Timeout: the request body did not arrive in time\n", true)
 	case isConnectionLoss(err):
@@ -301,9 +302,22 @@ func (x *exchange) respondClientBodyError() {
 	}
 }
 
-// extendClientRead gives the client IdleTimeout for the next read of its body.
+// extendClientRead gives the client IdleTimeout for the next read of its
+// body, but no more than what is left of its body deadline: the request's
+// start plus ClientBodyTimeout, plus a second per ClientBodyMinRate bytes
+// received. Without the body deadline a client sending a byte per
+// IdleTimeout would hold its upstream connection forever.
 func (x *exchange) extendClientRead() {
-	_ = x.ctx.SetReadDeadline(time.Now().Add(x.p.opts.IdleTimeout))
+	o := &x.p.opts
+	deadline := x.t0.Add(o.ClientBodyTimeout)
+	if rate := o.ClientBodyMinRate; rate > 0 {
+		n := x.body.n
+		deadline = deadline.Add(time.Duration(n/rate)*time.Second + time.Duration(n%rate)*time.Second/time.Duration(rate))
+	}
+	if idle := time.Now().Add(o.IdleTimeout); idle.Before(deadline) {
+		deadline = idle
+	}
+	_ = x.ctx.SetReadDeadline(deadline)
 }
 
 // extendClientWrite gives the client IdleTimeout to take the next write.

@@ -4,6 +4,7 @@
 // hostile log lines on replaylink run's pipes.
 //
 //	GET  /body?n=N   N bytes of 'x' (slow-client tests)
+//	POST /upload     reads the whole body, then 200 "got N"
 //	ANY  /crash      exits with code 3 without answering (crash tests)
 //	ANY  /fail       500 with a body holding a <script> tag
 //	GET  /log?kind=K prints hostile lines of kind K (see hostileLines), then 200
@@ -19,6 +20,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -49,6 +51,13 @@ func main() {
 			}
 			n -= k
 		}
+	})
+	mux.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			return
+		}
+		fmt.Fprintf(w, "got %d", n)
 	})
 	mux.HandleFunc("/crash", func(http.ResponseWriter, *http.Request) {
 		fmt.Println("backend crashing on purpose")
