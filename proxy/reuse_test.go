@@ -2,10 +2,13 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,13 +40,19 @@ type misbehavingBackend struct {
 	conns  atomic.Int64
 }
 
-func startMisbehavingBackend(t *testing.T) *misbehavingBackend {
+// startMisbehavingBackend starts the backend, speaking TLS with tlsConfig
+// when it is not nil.
+func startMisbehavingBackend(t *testing.T, tlsConfig *tls.Config) *misbehavingBackend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	mb := &misbehavingBackend{url: "http://" + ln.Addr().String(), delay: 10 * time.Millisecond}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+		mb.url = "https://" + ln.Addr().String()
+	}
 	var wg sync.WaitGroup
 	var open sync.Map
 	go func() {
@@ -95,6 +104,7 @@ func (mb *misbehavingBackend) serve(c net.Conn) {
 			now, later = echoResponse(200, id, "own"), stray
 		case "/extra-same":
 			now = echoResponse(200, id, "own") + stray
+
 		case "/head":
 			now = fmt.Sprintf("HTTP/1.1 200 OK\r\nX-Echo-Id: %s\r\nContent-Length: %d\r\n\r\n", id, len(stray))
 			later = stray
@@ -160,8 +170,34 @@ func newClient() *http.Client {
 // stray bytes were written, by another client's request; that client must
 // get its own answer.
 func TestBackendCannotDesyncPooledConnections(t *testing.T) {
-	mb := startMisbehavingBackend(t)
+	mb := startMisbehavingBackend(t, nil)
 	tp := startProxy(t, []string{mb.url}, noObserver)
+	checkNoDesync(t, tp, mb)
+}
+
+// TestBackendCannotDesyncPooledTLSConnections: the same over TLS, where
+// stray bytes may also wait inside crypto/tls.
+func TestBackendCannotDesyncPooledTLSConnections(t *testing.T) {
+	// httptest's certificate is valid for 127.0.0.1.
+	certs := httptest.NewUnstartedServer(nil)
+	certs.StartTLS()
+	serverConfig := certs.TLS.Clone()
+	roots := x509.NewCertPool()
+	roots.AddCert(certs.Certificate())
+	certs.Close()
+
+	mb := startMisbehavingBackend(t, serverConfig)
+	tp := startProxy(t, []string{mb.url}, noObserver)
+	tp.bal.ups[0].tls.RootCAs = roots // before the first connection
+	checkNoDesync(t, tp, mb)
+	if mb.conns.Load() == 0 {
+		t.Fatal("the backend got no connection")
+	}
+}
+
+// checkNoDesync sends each misbehaving request a few times, each followed,
+// once the backend wrote its stray bytes, by another client's request.
+func checkNoDesync(t *testing.T, tp *testProxy, mb *misbehavingBackend) {
 	victim, attacker := newClient(), newClient()
 	const tries = 6
 	for _, tc := range []struct {
@@ -285,7 +321,7 @@ func TestHeadEnd(t *testing.T) {
 // closed however the bytes arrive, so every client gets exactly its own
 // answers.
 func TestConcurrentClientsGetOnlyTheirOwnAnswers(t *testing.T) {
-	mb := startMisbehavingBackend(t)
+	mb := startMisbehavingBackend(t, nil)
 	mb.delay = time.Millisecond
 	tp := startProxy(t, []string{mb.url}, noObserver)
 	const clients, perClient = 8, 40
@@ -340,4 +376,71 @@ func waitUntil(d time.Duration, cond func() bool) (time.Duration, bool) {
 		time.Sleep(time.Millisecond)
 	}
 	return time.Since(start), true
+}
+
+// TestTLSRefusalSeesBytesInsideCryptoTLS: bytes crypto/tls has decrypted
+// but not handed out are invisible to a socket peek; tlsRefusal finds them
+// without waiting. (What waits in the socket, a close included, is the
+// peek's, see TestBackendCannotDesyncPooledTLSConnections.)
+func TestTLSRefusalSeesBytesInsideCryptoTLS(t *testing.T) {
+	certs := httptest.NewUnstartedServer(nil)
+	certs.StartTLS()
+	serverConfig := certs.TLS.Clone()
+	roots := x509.NewCertPool()
+	roots.AddCert(certs.Certificate())
+	certs.Close()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	serverSide := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			err = c.(*tls.Conn).Handshake()
+		}
+		if err != nil {
+			close(serverSide)
+			return
+		}
+		serverSide <- c
+	}()
+	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}}
+	conn, err := dialer.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := conn.(*tls.Conn)
+	defer client.Close()
+	_ = client.SetDeadline(time.Now().Add(5 * time.Second))
+	server, ok := <-serverSide
+	if !ok {
+		t.Fatal("the server side of the TLS connection failed")
+	}
+	defer server.Close()
+
+	if _, err := server.Write([]byte("end of a response")); err != nil { // one record
+		t.Fatal(err)
+	}
+	buf := make([]byte, len("end of a response")-3)
+	if _, err := io.ReadFull(client, buf); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if r := tlsRefusal(client); r != refuseStrayBytes {
+		t.Errorf("3 bytes left inside crypto/tls: %q, want stray_bytes", reuseRefusalNames[r])
+	}
+	// The check took one of them; read the other two.
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(client, buf[:2]); err != nil || string(buf[:2]) != "se" {
+		t.Fatalf("the rest: %q, %v", buf[:2], err)
+	}
+	if r := tlsRefusal(client); r != reuseOK {
+		t.Errorf("nothing left: %q, want a reusable connection", reuseRefusalNames[r])
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("the checks took %v: they must not wait", d)
+	}
 }
