@@ -33,6 +33,10 @@ type Proxy struct {
 	IdleTimeout           time.Duration `flag:"idle-timeout" default:"90s" group:"proxy" help:"how long idle keep-alive connections are kept, both sides"`
 	ClientHeaderTimeout   time.Duration `flag:"client-header-timeout" default:"30s" group:"proxy" help:"time a client has to send its request line and headers (then 408; slowloris protection)"`
 	MaxHeaderBytes        ByteSize      `flag:"max-header-bytes" default:"64KiB" group:"proxy" help:"largest request line plus headers accepted (then 431)"`
+	ClientBodyTimeout     time.Duration `flag:"client-body-timeout" default:"60s" group:"proxy" help:"time a client has to send its request body, plus a second per --client-body-min-rate bytes received (then 408)"`
+	ClientBodyMinRate     ByteSize      `flag:"client-body-min-rate" default:"16KiB" group:"proxy" help:"bytes of request body that buy one more second beyond --client-body-timeout; 0: the timeout alone bounds a body"`
+	MaxConnsPerClient     int           `flag:"max-conns-per-client" default:"1024" group:"proxy" help:"open connections one client IP address may have; more are answered 429 and closed"`
+	MaxConnsPerUpstream   int           `flag:"max-conns-per-upstream" default:"4096" group:"proxy" help:"connections opened to one backend; a request waits up to --connect-timeout for a free one (then 503)"`
 	MaxFails              int           `flag:"max-fails" default:"3" group:"proxy" help:"failures in a row after which an upstream is skipped for --fail-cooldown"`
 	FailCooldown          time.Duration `flag:"fail-cooldown" default:"10s" group:"proxy" help:"how long a failing upstream is skipped"`
 	GracePeriod           time.Duration `flag:"grace-period" default:"10s" group:"proxy" help:"on SIGTERM, time to drain requests and flush documents"`

@@ -48,6 +48,10 @@ func TestDefaults(t *testing.T) {
 	if cfg.ESCompression != "auto" {
 		t.Errorf("es-compression default = %q", cfg.ESCompression)
 	}
+	if cfg.ClientBodyTimeout != time.Minute || cfg.ClientBodyMinRate != 16<<10 || cfg.MaxConnsPerClient != 1024 || cfg.MaxConnsPerUpstream != 4096 {
+		t.Errorf("client-body-timeout/min-rate, max-conns-per-client/upstream defaults = %s %d %d %d",
+			cfg.ClientBodyTimeout, cfg.ClientBodyMinRate, cfg.MaxConnsPerClient, cfg.MaxConnsPerUpstream)
+	}
 }
 
 // Flags win over the environment, the environment over the file, the file over defaults.
@@ -118,6 +122,10 @@ func TestErrorsNameTheSettingAndTheFix(t *testing.T) {
 		{name: "empty redacted name", args: []string{"--redact-query-param", " "}, want: []string{"--redact-query-param", "1 to 128 characters"}},
 		{name: "zero output files kept", args: []string{"--output-keep", "0"}, want: []string{"--output-keep", "1 to 1000", "--output-max-bytes 0"}},
 		{name: "zero admin idle timeout", args: []string{"--admin-idle-timeout", "0s"}, want: []string{"--admin-idle-timeout", "greater than zero"}},
+		{name: "zero max-conns-per-client", args: []string{"--max-conns-per-client", "0"}, want: []string{"--max-conns-per-client", "greater than zero"}},
+		{name: "zero max-conns-per-upstream", args: []string{"--max-conns-per-upstream", "0"}, want: []string{"--max-conns-per-upstream", "greater than zero"}},
+		{name: "zero client-body-timeout", args: []string{"--client-body-timeout", "0s"}, want: []string{"--client-body-timeout", "greater than zero"}},
+		{name: "negative client-body-min-rate", args: []string{"--client-body-min-rate", "-1"}, want: []string{"--client-body-min-rate"}},
 		{name: "uppercase index", args: []string{"--index", "Logs"}, want: []string{"--index", "lowercase"}},
 		{name: "missing secret file", args: []string{"--es-api-key-file", "/nonexistent/key"}, want: []string{"--es-api-key-file", "/nonexistent/key"}},
 	}

@@ -73,6 +73,12 @@ func (c *Config) Validate() error {
 	positive("idle-timeout", int64(c.IdleTimeout))
 	positive("client-header-timeout", int64(c.ClientHeaderTimeout))
 	positive("max-header-bytes", int64(c.MaxHeaderBytes))
+	positive("client-body-timeout", int64(c.ClientBodyTimeout))
+	positive("max-conns-per-client", int64(c.MaxConnsPerClient))
+	positive("max-conns-per-upstream", int64(c.MaxConnsPerUpstream))
+	if c.ClientBodyMinRate < 0 {
+		bad("client-body-min-rate", "must not be negative (0: no extension beyond --client-body-timeout)")
+	}
 	positive("max-fails", int64(c.MaxFails))
 	positive("event-queue", int64(c.EventQueue))
 	positive("max-line-bytes", int64(c.MaxLineBytes))

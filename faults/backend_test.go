@@ -17,12 +17,13 @@ type backend struct {
 }
 
 // startBackend runs testbackend on a free 127.0.0.1 port. With delay it
-// listens only after that long (and startBackend does not wait for it).
-func startBackend(t testing.TB, delay time.Duration) *backend {
+// listens only after that long (and startBackend does not wait for it);
+// flags are more of testbackend's flags.
+func startBackend(t testing.TB, delay time.Duration, flags ...string) *backend {
 	t.Helper()
 	addr := freePort(t)
 	b := &backend{Addr: addr, URL: "http://" + addr, done: make(chan struct{})}
-	b.cmd = exec.Command(backendBin, "-listen", addr, "-delay", delay.String())
+	b.cmd = exec.Command(backendBin, append([]string{"-listen", addr, "-delay", delay.String()}, flags...)...)
 	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,7 +43,9 @@ func TestTenThousandConcurrentConnections(t *testing.T) {
 	r := newReport(t)
 	b := startBackend(t, 0)
 	x := newIndex(t, esURL)
-	rl := startReplaylink(t, procOptions{command: "serve", args: serveArgs(b, esURL, x, t.TempDir())})
+	// All the connections come from 127.0.0.1, as through a load balancer.
+	rl := startReplaylink(t, procOptions{command: "serve", args: serveArgs(b, esURL, x, t.TempDir(),
+		"--max-conns-per-client", strconv.Itoa(conns+1000))})
 	l := newLoad(t, "r", rl.Listen)
 
 	// Open every connection first.
@@ -128,9 +131,12 @@ func TestSlowClientsDoNotStarveOthers(t *testing.T) {
 	r := newReport(t)
 	b := startBackend(t, 0)
 	x := newIndex(t, esURL)
-	rl := startReplaylink(t, procOptions{command: "serve", args: serveArgs(b, esURL, x, t.TempDir())})
-
 	n := sizeInt("SLOW_CLIENTS", 200, 2000)
+	// The slow clients and the load share 127.0.0.1; this test is about
+	// slow reading, not about the per-client limit.
+	rl := startReplaylink(t, procOptions{command: "serve", args: serveArgs(b, esURL, x, t.TempDir(),
+		"--max-conns-per-client", strconv.Itoa(n+1000))})
+
 	slow := make([]*net.TCPConn, 0, n)
 	for i := range n {
 		c, err := net.DialTimeout("tcp", rl.Listen, 5*time.Second)

@@ -2,6 +2,9 @@ package proxy
 
 import (
 	"net"
+	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,4 +132,190 @@ func BenchmarkProxyRequest(b *testing.B) {
 			b.Fatalf("%v %d", err, resp.StatusCode())
 		}
 	}
+}
+
+// BenchmarkReuseChecks measures what the proxy does per request so that a
+// pooled connection never carries bytes meant for someone else (reuse.go):
+// the peek at an idle socket (one recvfrom syscall) and the scan of the
+// response head for its framing fields.
+func BenchmarkReuseChecks(b *testing.B) {
+	b.Run("peek", func(b *testing.B) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			c, err := ln.Accept()
+			if err == nil {
+				defer c.Close()
+				var one [1]byte
+				_, _ = c.Read(one[:]) // until the benchmark closes
+			}
+		}()
+		var d dialer
+		c, err := d.dial(ln.Addr().String(), 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		b.ReportAllocs()
+		for b.Loop() {
+			if r := idleRefusal(c); r != reuseOK {
+				b.Fatalf("an idle connection was refused: %s", reuseRefusalNames[r])
+			}
+		}
+	})
+	b.Run("scan-head", func(b *testing.B) {
+		head := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1024\r\n" +
+			"Date: Mon, 01 Jan 2024 00:00:00 GMT\r\nCache-Control: no-store\r\nVary: Origin\r\n\r\n")
+		b.ReportAllocs()
+		b.SetBytes(int64(len(head)))
+		for b.Loop() {
+			if headEnd(head, 0) != len(head) || scanFraming(head) != framingContentLength|framingNonZeroLength {
+				b.Fatal("wrong framing")
+			}
+		}
+	})
+}
+
+// BenchmarkStalledUploadMemory measures what a stalled upload costs: each
+// connection announces a 10 MB body, sends 70 KiB and stops, the way one
+// client filled the upstream connection cap in the security issue. An op
+// opens stalledPerOp such uploads through the proxy to a backend that takes
+// what arrives, waits until all of it reached the backend (the proxy is
+// then blocked reading the client), measures the live heap and goroutine
+// stacks, and closes them. live-B/conn is what one stalled upload holds
+// (the benchmark's own two sockets per upload, under 1 KiB, included);
+// B/op and allocs/op are for the whole op.
+func BenchmarkStalledUploadMemory(b *testing.B) {
+	const stalledPerOp = 32
+	const sent = 70 << 10
+	be := startTakingBackend(b)
+	p, err := New(Options{Upstreams: []string{"http://" + be.addr}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go p.Serve(ln)                //nolint:errcheck
+	defer p.Shutdown(b.Context()) //nolint:errcheck
+	upload := []byte("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000\r\n\r\n" + strings.Repeat("x", sent))
+
+	var perConn float64
+	b.ReportAllocs()
+	for b.Loop() {
+		before := liveBytes()
+		received := be.received.Load()
+		conns := make([]net.Conn, 0, stalledPerOp)
+		for range stalledPerOp {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			conns = append(conns, c)
+			if _, err := c.Write(upload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		// Each upload reaches the backend but for what the proxy's upstream
+		// writer holds until more comes (at most its 16 KiB); then nothing
+		// moves any more.
+		want := received + stalledPerOp*int64(len(upload)-16<<10)
+		if !waitFor(10*time.Second, func() bool { return be.received.Load() >= want && p.inflight.Load() == stalledPerOp }) {
+			b.Fatalf("the backend got %d of at least %d bytes", be.received.Load()-received, want-received)
+		}
+		for last := int64(-1); last != be.received.Load(); time.Sleep(20 * time.Millisecond) {
+			last = be.received.Load()
+		}
+		perConn += float64(liveBytes()-before) / stalledPerOp
+		for _, c := range conns {
+			c.Close()
+		}
+		if !waitFor(10*time.Second, func() bool { return p.inflight.Load() == 0 }) {
+			b.Fatal("the proxy did not finish the closed uploads")
+		}
+	}
+	b.ReportMetric(perConn/float64(b.N), "live-B/conn")
+}
+
+// liveBytes is the live heap plus goroutine stacks after a collection.
+func liveBytes() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc + m.StackInuse)
+}
+
+func waitFor(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+// takingBackend accepts connections and reads whatever arrives on them
+// with one goroutine for all, so that it costs next to nothing per
+// connection; it never answers.
+type takingBackend struct {
+	addr     string
+	received atomic.Int64
+}
+
+func startTakingBackend(b *testing.B) *takingBackend {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tb := &takingBackend{addr: ln.Addr().String()}
+	accepted := make(chan net.Conn, 1024)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	go func() {
+		var conns []net.Conn
+		buf := make([]byte, 64<<10)
+		for {
+			select {
+			case c, ok := <-accepted:
+				if !ok {
+					for _, c := range conns {
+						c.Close()
+					}
+					return
+				}
+				conns = append(conns, c)
+			default:
+			}
+			if len(conns) == 0 {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			open := conns[:0]
+			for _, c := range conns {
+				_ = c.SetReadDeadline(time.Now().Add(100 * time.Microsecond))
+				n, err := c.Read(buf)
+				tb.received.Add(int64(n))
+				if err != nil && !isTimeout(err) {
+					c.Close()
+					continue
+				}
+				open = append(open, c)
+			}
+			conns = open
+		}
+	}()
+	b.Cleanup(func() { ln.Close() })
+	return tb
 }

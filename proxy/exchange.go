@@ -50,6 +50,7 @@ type exchange struct {
 	br            *bufio.Reader
 	resp          fasthttp.Response
 	upWriteFailed bool
+	upRefusal     reuseRefusal // what the response's head says against reusing cc
 
 	// The response to the client.
 	status     int
@@ -72,7 +73,7 @@ func (p *Proxy) acquireExchange(ctx *fasthttp.RequestCtx) *exchange {
 	x.respBody.reset(x)
 	x.method, x.uri = nil, nil
 	x.idempotent, x.isHead, x.upgrade, x.preflight = false, false, false, false
-	x.up, x.cc, x.rawConn, x.br, x.upWriteFailed = nil, nil, nil, nil, false
+	x.up, x.cc, x.rawConn, x.br, x.upWriteFailed, x.upRefusal = nil, nil, nil, nil, false, reuseOK
 	x.status, x.capture, x.coding, x.bytesOut, x.tunnelIn = 0, false, codingIdentity, 0, 0
 	x.clientGone, x.finished = false, false
 	return x
@@ -308,6 +309,7 @@ func (x *exchange) respondClientBodyError() {
 	err := x.body.err
 	switch {
 	case isTimeout(err):
+		rejectedRequests[rejectBodyTimeout].Inc()
 		x.respondLocal(fasthttp.StatusRequestTimeout, "client body read timeout",
 			"408 Request Timeout: the request body did not arrive in time\n", true)
 	case isConnectionLoss(err):
@@ -321,9 +323,22 @@ func (x *exchange) respondClientBodyError() {
 	}
 }
 
-// extendClientRead gives the client IdleTimeout for the next read of its body.
+// extendClientRead gives the client IdleTimeout for the next read of its
+// body, but no more than what is left of its body deadline: the request's
+// start plus ClientBodyTimeout, plus a second per ClientBodyMinRate bytes
+// received. Without the body deadline a client sending a byte per
+// IdleTimeout would hold its upstream connection forever.
 func (x *exchange) extendClientRead() {
-	_ = x.ctx.SetReadDeadline(time.Now().Add(x.p.opts.IdleTimeout))
+	o := &x.p.opts
+	deadline := x.t0.Add(o.ClientBodyTimeout)
+	if rate := o.ClientBodyMinRate; rate > 0 {
+		n := x.body.n
+		deadline = deadline.Add(time.Duration(n/rate)*time.Second + time.Duration(n%rate)*time.Second/time.Duration(rate))
+	}
+	if idle := time.Now().Add(o.IdleTimeout); idle.Before(deadline) {
+		deadline = idle
+	}
+	_ = x.ctx.SetReadDeadline(deadline)
 }
 
 // extendClientWrite gives the client IdleTimeout to take the next write.

@@ -34,6 +34,20 @@ var (
 		return c
 	}()
 
+	rejectedConns = func() (c [numConnRejectReasons]*metrics.Counter) {
+		for r := range numConnRejectReasons {
+			c[r] = metrics.NewCounter(`replaylink_rejected_connections_total{reason="` + connRejectReasonNames[r] + `"}`)
+		}
+		return c
+	}()
+
+	reuseRefused = func() (c [numReuseRefusals]*metrics.Counter) {
+		for r := refuseClosed; r < numReuseRefusals; r++ {
+			c[r] = metrics.NewCounter(`replaylink_upstream_reuse_refused_total{reason="` + reuseRefusalNames[r] + `"}`)
+		}
+		return c
+	}()
+
 	rejectedRequests = func() (c [numRejectReasons]*metrics.Counter) {
 		for r := rejectFraming; r < numRejectReasons; r++ {
 			c[r] = metrics.NewCounter(`replaylink_rejected_requests_total{reason="` + rejectReasonNames[r] + `"}`)
@@ -50,10 +64,21 @@ const (
 	rejectHeaderTooLarge                     // request line plus headers over MaxHeaderBytes
 	rejectMalformed                          // fasthttp could not parse the request
 	rejectTimeout                            // the client was too slow sending its request
+	rejectBodyTimeout                        // the body did not arrive within ClientBodyTimeout
 	numRejectReasons
 )
 
-var rejectReasonNames = [numRejectReasons]string{"framing", "header_too_large", "malformed", "timeout"}
+var rejectReasonNames = [numRejectReasons]string{"framing", "header_too_large", "malformed", "timeout", "body_timeout"}
+
+// connRejectReason says why the proxy refused a client connection.
+type connRejectReason uint8
+
+const (
+	rejectPerClientLimit connRejectReason = iota // the address had MaxConnsPerClient open
+	numConnRejectReasons
+)
+
+var connRejectReasonNames = [numConnRejectReasons]string{"per_client_limit"}
 
 func countRequest(status int) {
 	class := status / 100

@@ -34,6 +34,19 @@ type Options struct {
 	// MaxHeaderBytes limits request line plus headers (then 431) and the
 	// upstream's response headers (then 502).
 	MaxHeaderBytes int
+	// ClientBodyTimeout is how long a client may take to send its request
+	// body, counted from the end of its headers, plus a second for every
+	// ClientBodyMinRate bytes it sent (then 408). A slow upload holds an
+	// upstream connection, so without a bound a few clients trickling bytes
+	// could hold them all. Default 60s.
+	ClientBodyTimeout time.Duration
+	// ClientBodyMinRate, in bytes per second, extends ClientBodyTimeout for
+	// bodies that keep arriving, so a large upload at a fair rate is never
+	// cut: 0 means DefaultClientBodyMinRate, negative no extension.
+	ClientBodyMinRate int64
+	// MaxConnsPerClient limits the open connections of one client IP
+	// address; more are answered 429 and closed. Default 1024.
+	MaxConnsPerClient int
 	// MaxConnsPerUpstream limits connections to one upstream; requests wait
 	// up to ConnectTimeout for a free one (then 503). Default 4096.
 	MaxConnsPerUpstream int
@@ -82,6 +95,9 @@ const (
 	DefaultIdleTimeout           = 90 * time.Second
 	DefaultClientHeaderTimeout   = 30 * time.Second
 	DefaultMaxHeaderBytes        = 64 << 10
+	DefaultClientBodyTimeout     = 60 * time.Second
+	DefaultClientBodyMinRate     = 16 << 10
+	DefaultMaxConnsPerClient     = 1024
 	DefaultMaxConnsPerUpstream   = 4096
 	DefaultMaxFails              = 3
 	DefaultFailCooldown          = 10 * time.Second
@@ -101,9 +117,16 @@ func (o *Options) applyDefaults() {
 	setDuration(&o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
 	setDuration(&o.IdleTimeout, DefaultIdleTimeout)
 	setDuration(&o.ClientHeaderTimeout, DefaultClientHeaderTimeout)
+	setDuration(&o.ClientBodyTimeout, DefaultClientBodyTimeout)
 	setDuration(&o.FailCooldown, DefaultFailCooldown)
 	if o.MaxHeaderBytes == 0 {
 		o.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if o.ClientBodyMinRate == 0 {
+		o.ClientBodyMinRate = DefaultClientBodyMinRate
+	}
+	if o.MaxConnsPerClient == 0 {
+		o.MaxConnsPerClient = DefaultMaxConnsPerClient
 	}
 	if o.MaxConnsPerUpstream == 0 {
 		o.MaxConnsPerUpstream = DefaultMaxConnsPerUpstream
@@ -154,6 +177,8 @@ func (o *Options) Validate() error {
 	notNegative("ResponseHeaderTimeout", int64(o.ResponseHeaderTimeout))
 	notNegative("IdleTimeout", int64(o.IdleTimeout))
 	notNegative("ClientHeaderTimeout", int64(o.ClientHeaderTimeout))
+	notNegative("ClientBodyTimeout", int64(o.ClientBodyTimeout))
+	notNegative("MaxConnsPerClient", int64(o.MaxConnsPerClient))
 	notNegative("FailCooldown", int64(o.FailCooldown))
 	notNegative("MaxFails", int64(o.MaxFails))
 	notNegative("MaxConnsPerUpstream", int64(o.MaxConnsPerUpstream))

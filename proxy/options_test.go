@@ -11,7 +11,9 @@ func TestOptionsValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.ConnectTimeout != DefaultConnectTimeout || o.MaxHeaderBytes != DefaultMaxHeaderBytes || o.MaxFails != DefaultMaxFails ||
-		strings.Join(o.Sessions.Sources, ",") != "header,token,baggage" || o.ErrorBodyBytes != DefaultErrorBodyBytes || o.CORSAddSessionHeader {
+		strings.Join(o.Sessions.Sources, ",") != "header,token,baggage" || o.ErrorBodyBytes != DefaultErrorBodyBytes || o.CORSAddSessionHeader ||
+		o.ClientBodyTimeout != DefaultClientBodyTimeout || o.ClientBodyMinRate != DefaultClientBodyMinRate ||
+		o.MaxConnsPerClient != DefaultMaxConnsPerClient || o.MaxConnsPerUpstream != DefaultMaxConnsPerUpstream {
 		t.Errorf("defaults not applied as documented: %+v", o)
 	}
 	if addr, tls, _ := parseUpstreamURL("https://api.internal"); addr != "api.internal:443" || !tls {
@@ -29,6 +31,8 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{Upstreams: []string{"http://x"}, Listen: "8080"}, "Listen"},
 		{Options{Upstreams: []string{"http://x"}, IdleTimeout: -1}, "IdleTimeout must not be negative"},
 		{Options{Upstreams: []string{"http://x"}, MaxHeaderBytes: 10}, "MaxHeaderBytes 10 is out of range"},
+		{Options{Upstreams: []string{"http://x"}, ClientBodyTimeout: -1}, "ClientBodyTimeout must not be negative"},
+		{Options{Upstreams: []string{"http://x"}, MaxConnsPerClient: -1}, "MaxConnsPerClient must not be negative"},
 		{Options{Upstreams: []string{"http://x"}, UpstreamHost: "a b"}, "UpstreamHost"},
 		{Options{Upstreams: []string{"http://x"}, Sessions: SessionOptions{Sources: []string{"cookie"}}}, "needs a cookie name"},
 	} {
@@ -38,6 +42,9 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	if err := (&Options{Upstreams: []string{"http://x"}, ErrorBodyBytes: -1}).Validate(); err != nil {
 		t.Errorf("negative ErrorBodyBytes (keep nothing) refused: %v", err)
+	}
+	if err := (&Options{Upstreams: []string{"http://x"}, ClientBodyMinRate: -1}).Validate(); err != nil {
+		t.Errorf("negative ClientBodyMinRate (no extension) refused: %v", err)
 	}
 	if _, err := New(Options{}); err == nil {
 		t.Error("New accepted options without upstream")

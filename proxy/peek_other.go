@@ -2,6 +2,6 @@
 
 package proxy
 
-// peekAlive cannot peek on this platform; bodyless requests still retry
-// once on a fresh connection when a pooled one turns out closed.
-func peekAlive(fd uintptr, buf []byte) bool { return true }
+// peekIdle cannot look at a socket on this platform. Reusing a connection
+// unchecked could hand one client's bytes to another, so none is reused.
+func peekIdle(fd uintptr, buf []byte) reuseRefusal { return refuseUnchecked }

@@ -2,14 +2,18 @@
 
 package proxy
 
-import (
-	"errors"
-	"syscall"
-)
+import "syscall"
 
-// peekAlive looks for a pending close on an idle socket without consuming
-// or waiting: EOF, an error or unexpected bytes mean it must not be reused.
-func peekAlive(fd uintptr, buf []byte) bool {
-	_, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK)
+// peekIdle looks at an idle socket without consuming or waiting: a byte
+// waiting means the upstream sent something after its last response, EOF
+// or an error that it closed or reset the connection.
+func peekIdle(fd uintptr, buf []byte) reuseRefusal {
+	n, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	switch {
+	case n > 0:
+		return refuseStrayBytes
+	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+		return reuseOK
+	}
+	return refuseClosed
 }

@@ -8,9 +8,10 @@
 // Files by concern: proxy.go (server, lifecycle, handler), exchange.go (one
 // request), headers.go (header scanning and hop-by-hop rules), session.go and
 // token.go (session sources), identity.go (request id, traceparent),
-// transport.go (upstream connections), upstream.go (health, selection),
-// stream.go (bodies), upgrade.go (WebSocket), cors.go, redact.go, errors.go,
-// metrics.go.
+// transport.go (upstream connections), reuse.go (when one may carry the
+// next request), upstream.go (health, selection), clientlimit.go
+// (connections per client address), stream.go (bodies), upgrade.go
+// (WebSocket), cors.go, redact.go, errors.go, metrics.go.
 package proxy
 
 import (
@@ -131,7 +132,7 @@ func (p *Proxy) Serve(ln net.Listener) error {
 		return errors.New("proxy: Serve called after Shutdown")
 	}
 	p.log.Info().Str("listen", ln.Addr().String()).Int("upstreams", len(p.bal.ups)).Msg("proxy listening")
-	return p.srv.Serve(ln)
+	return p.srv.Serve(newClientLimitListener(ln, p.opts.MaxConnsPerClient, &p.log))
 }
 
 // ListenAndServe listens on Options.Listen and serves until Shutdown.

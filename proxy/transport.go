@@ -33,11 +33,6 @@ func putConn[C any](put func(*fasthttp.HostClient, C), hc *fasthttp.HostClient, 
 	put(hc, cc.(C))
 }
 
-// staleAfter is how long a pooled connection may idle before it is checked
-// for a close the upstream sent meanwhile (many servers drop idle
-// keep-alive connections after 2 to 5 seconds).
-const staleAfter = 500 * time.Millisecond
-
 // roundTrip sends x's request to an upstream and reads the response headers.
 // It returns nil, errClientBody, or an *UpstreamError. A refused connection
 // moves an idempotent request to the next upstream.
@@ -71,11 +66,11 @@ func (p *Proxy) roundTrip(x *exchange) error {
 	}
 }
 
-// tryUpstream runs one request on u. A pooled connection the upstream has
-// closed meanwhile is replaced, like net/http does: when writing to it fails
-// before any body byte went out, or, for idempotent requests, when it is
-// closed without a response. After maxStaleConns of them a fresh connection
-// is dialed.
+// tryUpstream runs one request on u. A pooled connection is checked before
+// it is used (see reuse.go), and one the upstream has closed meanwhile is
+// replaced, like net/http does: when writing to it fails before any body
+// byte went out, or, for idempotent requests, when it is closed without a
+// response. After maxStaleConns of them a fresh connection is dialed.
 func (x *exchange) tryUpstream(u *upstream) (ErrorKind, error) {
 	const maxStaleConns = 3
 	for attempt := 0; ; attempt++ {
@@ -83,9 +78,12 @@ func (x *exchange) tryUpstream(u *upstream) (ErrorKind, error) {
 		if err != nil {
 			return kind, err
 		}
-		if reused && time.Since(x.cc.(pooledConn).LastUseTime()) > staleAfter && !connAlive(conn) {
-			x.dropConn(u)
-			continue
+		if reused {
+			if r := idleRefusal(conn); r != reuseOK {
+				reuseRefused[r].Inc()
+				x.dropConn(u)
+				continue
+			}
 		}
 		werr := x.writeRequest(u, conn)
 		if werr == errClientBody {
@@ -198,9 +196,18 @@ func (x *exchange) readResponse(u *upstream, conn net.Conn) (ErrorKind, error) {
 	resp := &x.resp
 	resp.Reset()
 	resp.Header.DisableNormalizing()
+	// fasthttp would fill in a Content-Type the upstream did not send.
+	resp.Header.SetNoDefaultContentType(true)
 	resp.StreamBody = true
-	resp.SkipBody = x.isHead
-	err := resp.ReadLimitBody(x.br, 0)
+	framing, err := readHead(x.br, resp)
+	if err == nil {
+		status := resp.StatusCode()
+		bodiless := x.isHead || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified
+		x.upRefusal = refusalAfter(framing, &resp.Header, bodiless)
+		if !bodiless {
+			err = resp.ReadBody(x.br, 0)
+		}
+	}
 	if err == nil {
 		err = conn.SetReadDeadline(time.Time{})
 	}
@@ -215,7 +222,8 @@ func (x *exchange) readResponse(u *upstream, conn net.Conn) (ErrorKind, error) {
 }
 
 // releaseUpstream returns the connection to the pool when the response was
-// read completely and the upstream keeps it open, and closes it otherwise.
+// read completely, the upstream keeps it open and nothing makes its end
+// doubtful (see reuse.go); it closes it otherwise.
 func (x *exchange) releaseUpstream(clientOK bool) {
 	if x.up == nil {
 		return
@@ -224,6 +232,16 @@ func (x *exchange) releaseUpstream(clientOK bool) {
 	reusable := x.cc != nil && clientOK && !x.upWriteFailed && x.respBody.readErr == nil &&
 		(x.respBody.src == nil || x.respBody.eof) && !x.resp.ConnectionClose()
 	_ = x.resp.CloseBodyStream()
+	if reusable {
+		r := x.upRefusal
+		if r == reuseOK && x.br.Buffered() > 0 {
+			r = refuseStrayBytes
+		}
+		if r != reuseOK {
+			reuseRefused[r].Inc()
+			reusable = false
+		}
+	}
 	if reusable {
 		u.hc.ReleaseReader(x.br)
 		x.br = nil
@@ -247,15 +265,31 @@ func (d *dialer) dial(addr string, _ time.Duration) (net.Conn, error) {
 		return nil, err
 	}
 	tc := &trackedConn{Conn: c, set: &d.conns}
+	if sc, ok := c.(syscall.Conn); ok {
+		tc.raw, _ = sc.SyscallConn()
+	}
+	tc.peekFD = tc.peek
 	d.conns.add(tc)
 	return tc, nil
 }
 
-// trackedConn leaves its set when closed.
+// trackedConn leaves its set when closed, and can peek at its socket while
+// it idles in the pool. The peek's function value and result live here, set
+// up once per connection, so the peek before every reuse allocates nothing;
+// a pooled connection is used by one goroutine at a time.
 type trackedConn struct {
 	net.Conn
-	set  *connSet
-	once sync.Once
+	set    *connSet
+	once   sync.Once
+	raw    syscall.RawConn
+	peekFD func(fd uintptr) bool
+	peeked reuseRefusal
+	buf    [1]byte
+}
+
+func (c *trackedConn) peek(fd uintptr) bool {
+	c.peeked = peekIdle(fd, c.buf[:])
+	return true
 }
 
 func (c *trackedConn) Close() error {
@@ -295,29 +329,4 @@ func (s *connSet) closeAll() {
 	for _, c := range conns {
 		_ = c.Close()
 	}
-}
-
-// connAlive peeks at an idle pooled connection without blocking: a closed
-// or reset connection, or one with unexpected bytes waiting, is not reused.
-func connAlive(c net.Conn) bool {
-	if tc, ok := c.(*trackedConn); ok {
-		c = tc.Conn
-	}
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return true // TLS and others: rely on the retry of bodyless requests
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	alive := true
-	var buf [1]byte
-	if err := rc.Read(func(fd uintptr) bool {
-		alive = peekAlive(fd, buf[:])
-		return true
-	}); err != nil {
-		return false
-	}
-	return alive
 }

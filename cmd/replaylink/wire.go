@@ -30,6 +30,10 @@ func proxyOptions(c *config.Config, obs proxy.Observer, log zerolog.Logger) prox
 		IdleTimeout:           c.IdleTimeout,
 		ClientHeaderTimeout:   c.ClientHeaderTimeout,
 		MaxHeaderBytes:        int(c.MaxHeaderBytes),
+		ClientBodyTimeout:     c.ClientBodyTimeout,
+		ClientBodyMinRate:     clientBodyMinRate(c.ClientBodyMinRate),
+		MaxConnsPerClient:     c.MaxConnsPerClient,
+		MaxConnsPerUpstream:   c.MaxConnsPerUpstream,
 		MaxFails:              c.MaxFails,
 		FailCooldown:          c.FailCooldown,
 		CORSAddSessionHeader:  c.CORSAddSessionHeader,
@@ -53,6 +57,15 @@ func errorBodyBytes(b config.ByteSize) int {
 		return -1
 	}
 	return int(b)
+}
+
+// clientBodyMinRate maps the flag (0: the timeout alone) to proxy's option
+// (0 means the default, negative none).
+func clientBodyMinRate(b config.ByteSize) int64 {
+	if b == 0 {
+		return -1
+	}
+	return int64(b)
 }
 
 // enrichOptions maps the config to the pipeline's options; isRun says that

@@ -31,7 +31,8 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 	args := []string{
 		"--listen", "127.0.0.1:18080", "--upstream", "http://127.0.0.1:5000", "--upstream", "http://127.0.0.1:5001",
 		"--upstream-host", "api.internal", "--connect-timeout", "2s", "--response-header-timeout", "7s", "--idle-timeout", "33s", "--client-header-timeout", "4s",
-		"--max-header-bytes", "32KiB", "--max-fails", "4", "--fail-cooldown", "3s", "--cors-add-session-header=false",
+		"--max-header-bytes", "32KiB", "--client-body-timeout", "9s", "--client-body-min-rate", "2KiB",
+		"--max-conns-per-client", "12", "--max-conns-per-upstream", "34", "--max-fails", "4", "--fail-cooldown", "3s", "--cors-add-session-header=false",
 		"--error-body-bytes", "1KiB", "--session-source", "token", "--session-source", "cookie", "--session-cookie", "orsid",
 		"--openreplay-token-secret", "s3cret", "--service-name", "cart", "--mark", "problems", "--mark-info-limit", "50",
 		"--attribution-grace", "5ms", "--event-queue", "99", "--tail", "/var/log/app/*.log", "--max-line-bytes", "1KiB",
@@ -52,7 +53,8 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 	wantProxy := proxy.Options{
 		Listen: "127.0.0.1:18080", Upstreams: []string{"http://127.0.0.1:5000", "http://127.0.0.1:5001"}, UpstreamHost: "api.internal",
 		ConnectTimeout: 2 * time.Second, ResponseHeaderTimeout: 7 * time.Second, IdleTimeout: 33 * time.Second, ClientHeaderTimeout: 4 * time.Second,
-		MaxHeaderBytes: 32 << 10, MaxFails: 4, FailCooldown: 3 * time.Second, CORSAddSessionHeader: false, ErrorBodyBytes: 1 << 10,
+		MaxHeaderBytes: 32 << 10, ClientBodyTimeout: 9 * time.Second, ClientBodyMinRate: 2 << 10,
+		MaxConnsPerClient: 12, MaxConnsPerUpstream: 34, MaxFails: 4, FailCooldown: 3 * time.Second, CORSAddSessionHeader: false, ErrorBodyBytes: 1 << 10,
 		RedactQueryParams: []string{"ssn", "api_sig"},
 		Sessions:          proxy.SessionOptions{Sources: []string{"token", "cookie"}, Cookie: "orsid", TokenSecret: "s3cret"},
 	}
@@ -138,6 +140,17 @@ func TestErrorBodyBytesZeroKeepsNothing(t *testing.T) {
 	}
 	if got := errorBodyBytes(8192); got != 8192 {
 		t.Errorf("errorBodyBytes(8192) = %d", got)
+	}
+}
+
+// --client-body-min-rate 0 means no extension (proxy's 0 would mean its
+// default).
+func TestClientBodyMinRateZeroMeansNone(t *testing.T) {
+	if got := clientBodyMinRate(0); got >= 0 {
+		t.Errorf("clientBodyMinRate(0) = %d, want negative", got)
+	}
+	if got := clientBodyMinRate(16 << 10); got != 16<<10 {
+		t.Errorf("clientBodyMinRate(16KiB) = %d", got)
 	}
 }
 

@@ -4,6 +4,7 @@
 // hostile log lines on replaylink run's pipes.
 //
 //	GET  /body?n=N   N bytes of 'x' (slow-client tests)
+//	POST /upload     reads the whole body, then 200 "got N"
 //	ANY  /crash      exits with code 3 without answering (crash tests)
 //	ANY  /fail       500 with a body holding a <script> tag
 //	GET  /log?kind=K prints hostile lines of kind K (see hostileLines), then 200
@@ -13,6 +14,9 @@
 //	GET  /guide      logs its openReplaySession.id header as OpenReplay's guide does, then 200 after ms (default 50)
 //	ANY  anything    200 "ok <X-Request-ID>\n"
 //
+// With -misbehave it is a backend that breaks HTTP framing on purpose
+// instead (see misbehave.go).
+//
 // It prints "backend started pid=N listen=ADDR" when it listens.
 package main
 
@@ -20,6 +24,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -30,8 +35,13 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
 	delay := flag.Duration("delay", 0, "wait this long before listening")
+	misbehave := flag.Bool("misbehave", false, "send bytes after responses (see misbehave.go)")
 	flag.Parse()
 	time.Sleep(*delay)
+	if *misbehave {
+		serveMisbehaving(*listen)
+		return
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/body", func(w http.ResponseWriter, r *http.Request) {
@@ -45,6 +55,13 @@ func main() {
 			}
 			n -= k
 		}
+	})
+	mux.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			return
+		}
+		fmt.Fprintf(w, "got %d", n)
 	})
 	mux.HandleFunc("/crash", func(http.ResponseWriter, *http.Request) {
 		fmt.Println("backend crashing on purpose")
