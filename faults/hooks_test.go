@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -112,6 +114,14 @@ func runHookedServer(t *testing.T, srv hookedServer, hooks string) hookResult {
 	if _, ok := waitFor(30*time.Second, func() bool { return readyz(in) == http.StatusOK }); !ok {
 		t.Fatalf("%s did not become ready", srv.name)
 	}
+	return collectHooked(t, in, srv.post, out)
+}
+
+// collectHooked sends hookSessions sessions' requests at once through in,
+// then reads the documents in out once it stops growing and scores every
+// backend document that names one request's tag.
+func collectHooked(t *testing.T, in *instance, post bool, out string) hookResult {
+	t.Helper()
 	var wg sync.WaitGroup
 	for i := range hookSessions {
 		wg.Add(1)
@@ -122,7 +132,7 @@ func runHookedServer(t *testing.T, srv hookedServer, hooks string) hookResult {
 			switch {
 			case i%8 == 3:
 				target = "/fail?tag=" + tag
-			case srv.post && i%8 == 5:
+			case post && i%8 == 5:
 				method, body = http.MethodPost, `{"n":1}`
 			}
 			req, _ := http.NewRequest(method, "http://"+in.Listen+target, strings.NewReader(body))
@@ -185,6 +195,64 @@ func runHookedServer(t *testing.T, srv hookedServer, hooks string) hookResult {
 		t.Fatalf("no tagged backend document in %d documents", len(docs))
 	}
 	return res
+}
+
+// TestHooksInASidecar: the Kubernetes example's wiring for real. replaylink
+// serve --hooks-dir installs the hooks in a directory it shares with the
+// app, which it does not start: gunicorn (2 workers) with only
+// PYTHONPATH, NODE_OPTIONS and REPLAYLINK_HOOK_NONCE_FILE set (what
+// hooks install prints), writing everything, Flask's tracebacks included,
+// to the --error-logfile replaylink tails. Every tagged line is exact.
+func TestHooksInASidecar(t *testing.T) {
+	t.Parallel()
+	needHookServers(t)
+	for _, logging := range []string{"basicConfig", "framework"} {
+		t.Run("logging="+logging, func(t *testing.T) { runSidecar(t, logging) })
+	}
+}
+
+// runSidecar runs one sidecar case: logging is the test app's
+// TESTAPP_LOGGING (see capture/hooks/testdata/python).
+func runSidecar(t *testing.T, logging string) {
+	dir := t.TempDir()
+	hooksDir, logFile, out := filepath.Join(dir, "hooks"), filepath.Join(dir, "app.log"), filepath.Join(dir, "docs.ndjson")
+	port := freePort(t)
+	_, p, _ := strings.Cut(port, ":")
+	in := startReplaylink(t, procOptions{command: "serve", args: []string{
+		"--upstream", "http://" + port, "--spool-dir", filepath.Join(dir, "spool"), "--output", out, "--flush-interval", "100ms",
+		"--hooks-dir", hooksDir, "--tail", logFile, "--tail-from-beginning",
+	}})
+	install := exec.Command(replaylinkBin, "hooks", "install", hooksDir)
+	envOut, err := install.Output()
+	if err != nil {
+		t.Fatalf("replaylink hooks install: %v", err)
+	}
+	app := exec.Command("gunicorn", "-w", "2", "-b", "127.0.0.1:"+p, "--error-logfile", logFile, "--capture-output", "flask_app:app")
+	app.Dir, _ = filepath.Abs(filepath.Join("..", "capture", "hooks", "testdata", "python"))
+	app.Env = append(cleanEnv(nil), "PYTHONUNBUFFERED=1", "TESTAPP_LOGGING="+logging)
+	for _, line := range strings.Split(string(envOut), "\n") {
+		if kv := strings.TrimSpace(line); strings.Contains(kv, "=") && !strings.Contains(kv, " ") {
+			app.Env = append(app.Env, kv) // the variables hooks install prints
+		}
+	}
+	app.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-app.Process.Pid, syscall.SIGKILL); app.Wait() })
+	if _, ok := waitFor(30*time.Second, func() bool { return readyz(in) == http.StatusOK }); !ok {
+		t.Fatal("the app did not come up behind replaylink")
+	}
+	res := collectHooked(t, in, false, out)
+	newReport(t).add("sidecar_gunicorn_"+logging, fmt.Sprintf("%d/%d right, %d wrong", res.right, res.lines, res.wrong))
+	if res.wrong > 0 || res.right != res.lines || len(res.perTag) != hookSessions || res.lines < hookSessions+hookSessions/8 {
+		t.Errorf("%d of %d tagged lines in their session, %d wrong, %d of %d requests seen:\n%s",
+			res.right, res.lines, res.wrong, len(res.perTag), hookSessions, strings.Join(res.examples, "\n"))
+	}
+	b, _ := os.ReadFile(logFile)
+	if !bytes.Contains(b, []byte("\x1b_rl1;")) {
+		t.Error("the app's log file has no marks: the hook did not load")
+	}
 }
 
 // TestHooksPassOutputThroughUnchanged: what the backend prints reaches

@@ -48,6 +48,9 @@ current = contextvars.ContextVar("replaylink_request", default=None)
 
 _installed = False
 _nonce = None
+# _files_read: the nonce came from REPLAYLINK_HOOK_NONCE_FILE, that is, a
+# sidecar reads this backend's log files (see _patch_logging_files).
+_files_read = False
 
 
 def _is_lower_hex(s, n):
@@ -719,9 +722,33 @@ def _patch_starlette(mod):
     _patch_method(mod.Starlette, "__call__", _asgi_fallback)
 
 
+def _patch_logging_files(mod):
+    """A sidecar reads the backend's output from files (the nonce came in a
+    file, shared with it): then what logging writes to files is marked like
+    stdout and stderr. That covers logging.FileHandler and its subclasses,
+    and gunicorn's --error-logfile, whose wsgi.errors (where Flask logs its
+    "Exception on ..." and traceback) writes to that handler's stream.
+    Under replaylink run only stdout and stderr are read, and files the
+    backend writes are left as they are."""
+    if not _files_read or not hasattr(mod, "FileHandler"):
+        return
+
+    def make_wrapper(original):
+        def _open(self, *args, **kwargs):
+            stream = original(self, *args, **kwargs)
+            if stream is None or type(stream) is MarkingStream or "b" in getattr(self, "mode", ""):
+                return stream
+            return MarkingStream(stream, _nonce)
+
+        return _open
+
+    _patch_method(mod.FileHandler, "_open", make_wrapper)
+
+
 # Module name -> patch, run right after the module is imported (or at
 # install time if it already is).
 _PATCHES = {
+    "logging": _patch_logging_files,
     "threading": _patch_threading,
     "concurrent.futures.thread": _patch_futures_thread,
     "concurrent.futures.process": _patch_futures_process,
@@ -842,6 +869,8 @@ def install():
         return  # no nonce: nothing at all
     _installed = True
     _nonce = nonce
+    global _files_read
+    _files_read = not os.environ.get(NONCE_ENV) and bool(os.environ.get(NONCE_FILE_ENV))
     try:
         _wrap_streams(nonce)
     except Exception:

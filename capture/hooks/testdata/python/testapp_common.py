@@ -15,6 +15,12 @@ log = logging.getLogger("app")
 
 def setup_logging():
     # INFO and up, to stderr, one line per record (a traceback adds lines).
+    # TESTAPP_LOGGING=framework leaves logging as the framework sets it up
+    # (Flask then logs its tracebacks to wsgi.errors, which is gunicorn's
+    # error log file when it has one).
+    if os.environ.get("TESTAPP_LOGGING") == "framework":
+        log.setLevel(logging.WARNING)
+        return
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
