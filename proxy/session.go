@@ -199,11 +199,7 @@ func appendBaggageWithout(dst, header []byte, key string) ([]byte, bool) {
 	kept := false
 	for len(header) > 0 {
 		var member []byte
-		if i := bytes.IndexByte(header, ','); i >= 0 {
-			member, header = header[:i], header[i+1:]
-		} else {
-			member, header = header, nil
-		}
+		member, header, _ = bytes.Cut(header, []byte{','})
 		name := member
 		if i := bytes.IndexAny(name, "=;"); i >= 0 {
 			name = name[:i]
@@ -226,11 +222,7 @@ func appendBaggageWithout(dst, header []byte, key string) ([]byte, bool) {
 func baggageValue(header []byte, key string) ([]byte, bool) {
 	for len(header) > 0 {
 		var member []byte
-		if i := bytes.IndexByte(header, ','); i >= 0 {
-			member, header = header[:i], header[i+1:]
-		} else {
-			member, header = header, nil
-		}
+		member, header, _ = bytes.Cut(header, []byte{','})
 		if i := bytes.IndexByte(member, ';'); i >= 0 {
 			member = member[:i]
 		}
