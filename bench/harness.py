@@ -54,7 +54,9 @@ PATH = "/api/orders?page=2"
 LOAD_CPU, SUT_CPU = "0", "1"
 ES_URL = os.environ.get("BENCH_ES_URL", "")
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
-SCENARIOS = ["throughput", "latency", "shipping", "memory", "outage", "gobench"]
+SCENARIOS = ["throughput", "latency", "shipping", "memory", "outage", "hooks", "gobench"]
+HOOK_SECONDS = env_num("BENCH_HOOK_SECONDS", 8, 2)
+HOOK_LINES = env_num("BENCH_HOOK_LINES", 200000, 20000)
 
 started = []  # every process this driver started, stopped on exit
 
@@ -150,15 +152,17 @@ def rss_mib(pid):
 
 
 class Proc:
-    def __init__(self, name, cmd, cpu=None, env=None, port=None):
+    def __init__(self, name, cmd, cpu=None, env=None, port=None, cwd=None, quiet=False):
         self.name, self.port = name, port
         self.logfile = os.path.join(WORK, "logs", name + ".log")
         os.makedirs(os.path.dirname(self.logfile), exist_ok=True)
         full = (["taskset", "-c", cpu] if cpu is not None else []) + cmd
         e = dict(os.environ)
         e.update(env or {})
-        self.out = open(self.logfile, "ab")
-        self.p = subprocess.Popen(full, stdout=self.out, stderr=subprocess.STDOUT, env=e,
+        # quiet: the output goes to /dev/null (a backend's log lines, which
+        # would otherwise cost the file's writes in what is measured).
+        self.out = open(os.devnull if quiet else self.logfile, "ab")
+        self.p = subprocess.Popen(full, stdout=self.out, stderr=subprocess.STDOUT, env=e, cwd=cwd,
                                   start_new_session=True, stdin=subprocess.DEVNULL)
         started.append(self)
         if port:
@@ -796,6 +800,50 @@ def scenario_gobench(res):
                       "command": "go test -run '^$' -bench . -benchmem -count 1 ./..." + (" -benchtime 100ms" if QUICK else "")}
 
 
+def scenario_hooks(res):
+    """The runtime hooks' cost inside the backend (capture/hooks): the CPU a
+    marked line costs, from the hooks' own benchmark scripts, and the
+    backend's requests/s with and without its hook. The backend runs alone
+    on SUT_CPU, its output to /dev/null, so that only the hook differs;
+    every request carries a traceparent, so every line it prints is marked.
+    /work?tag=bench&ms=0 prints two lines and the server's access line."""
+    log("== 6. runtime hooks")
+    testdata = os.path.join(ROOT, "capture", "hooks", "testdata")
+    out = {"seconds": HOOK_SECONDS, "lines": HOOK_LINES}
+    py = subprocess.run([sys.executable, os.path.join(testdata, "python", "bench_hook.py"), "--json", "-n", str(HOOK_LINES)],
+                        capture_output=True, text=True, check=True)
+    out["python_per_line"] = json.loads(py.stdout)
+    out["node_per_line"] = subprocess.run(["node", os.path.join(testdata, "node", "bench-hook.js"), str(HOOK_LINES)],
+                                          capture_output=True, text=True, check=True).stdout
+    hook_env = {"PYTHONPATH": os.path.join(ROOT, "capture", "hooks", "python"),
+                "NODE_OPTIONS": "--require=" + os.path.join(ROOT, "capture", "hooks", "node", "replaylink-hook.js"),
+                "REPLAYLINK_HOOK_NONCE": "0123456789abcdef"}
+    servers = {
+        "python gunicorn gthread": (["gunicorn", "-w", "1", "-k", "gthread", "--threads", "8", "-b", "127.0.0.1:{port}",
+                                     "--access-logfile", "-", "flask_app:app"], "python"),
+        "node express": (["node", "express-app.js", "{port}"], "node"),
+    }
+    runs = {}
+    for name, (cmd, sub) in servers.items():
+        runs[name] = {}
+        for hooked in (False, True):
+            rps = []
+            for _ in range(ROUNDS):
+                port = free_port()
+                p = Proc(f"hooks-{sub}-{hooked}", [c.replace("{port}", str(port)) for c in cmd], cpu=SUT_CPU,
+                         env=dict(hook_env if hooked else {}, PYTHONUNBUFFERED="1"), port=port,
+                         cwd=os.path.join(testdata, sub), quiet=True)
+                r = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c16", f"-d{HOOK_SECONDS}s",
+                                    "-H", "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01",
+                                    f"http://127.0.0.1:{port}/work?tag=bench&ms=0"],
+                                   capture_output=True, text=True, check=True).stdout
+                rps.append(float(re.search(r"Requests/sec:\s+([0-9.]+)", r).group(1)))
+                p.stop()
+            runs[name]["hook" if hooked else "no hook"] = rps
+    out["requests_per_second"] = runs
+    res["hooks"] = out
+
+
 # ---------------------------------------------------------------- machine
 
 def cmd_out(cmd):
@@ -875,6 +923,8 @@ def main():
             if "outage" in want:
                 scenario_outage(res, backend)
             backend.stop()
+        if "hooks" in want:
+            scenario_hooks(res)
         if "gobench" in want:
             scenario_gobench(res)
     finally:

@@ -335,6 +335,31 @@ def memory(res, page, goals, chart):
 BENCH_RE = re.compile(r"^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+([0-9.]+) ns/op(.*)$")
 
 
+def hooks(res, page, goals):
+    h = res.get("hooks")
+    if not h:
+        return
+    page.add("## The runtime hooks' cost in the backend", "",
+             "What replaylink's Python and Node hooks (capture/hooks) cost inside the backend they mark. "
+             "Per line: the hooks' own benchmark scripts (`capture/hooks/testdata/python/bench_hook.py`, "
+             f"`capture/hooks/testdata/node/bench-hook.js`, {h['lines']} lines per case). Per request: the backend "
+             f"alone on CPU 1 with its output to /dev/null, wrk on CPU 0 for {h['seconds']} s, 16 connections, every "
+             "request with a traceparent (so every line is marked); `/work?tag=bench&ms=0` prints two lines and the "
+             "server's access line. Goal: at most 5% fewer requests/s with the hook.", "")
+    py = h["python_per_line"]
+    rows = [[name, fmt(v["print"], 3), fmt(v["logging"], 3)] for name, v in py["us_per_line"].items()]
+    page.table(["Python, µs per line", "print", "logging"], rows)
+    page.add("", "Node, µs per line:", "", "```", h["node_per_line"].strip(), "```", "")
+    rows = []
+    for name, r in h["requests_per_second"].items():
+        off, on = statistics.median(r["no hook"]), statistics.median(r["hook"])
+        ratio = on / off if off else 0
+        ok = ratio >= 0.95
+        goals.append((f"hook: {name} requests/s with the hook ≥ 0.95× without", f"{ratio:.2f}×", ok))
+        rows.append([name, fmt(off), fmt(on), f"{ratio:.2f}×", verdict(ok)])
+    page.table(["backend", "requests/s without the hook", "with the hook", "ratio", "goal ≥ 0.95×"], rows)
+
+
 def gobench(res, page, goals):
     gb = res.get("gobench")
     if not gb:
@@ -446,6 +471,7 @@ def main():
     latency(res, body, goals, chart)
     shipping(res, body, goals, chart)
     memory(res, body, goals, chart)
+    hooks(res, body, goals)
     gobench(res, body, goals)
     have_png = write_chart(chart, m)
 
