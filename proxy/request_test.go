@@ -372,8 +372,8 @@ func TestUntrustedSessionSourcesAreRemoved(t *testing.T) {
 			[]string{"X-OpenReplay-Session-Token: " + token, "X-OpenReplay-Session-Id: 8400000000000001"}, []string{"openReplaySession.id"}},
 		{"header in another case", tokenOnly, "OPENREPLAYSESSION.ID: 999", nil, []string{"OPENREPLAYSESSION.ID", "X-OpenReplay-Session-Id"}},
 		{"baggage member, token only", tokenOnly, "baggage: userId=7, openReplaySession.id=999;p=1, tenant=a",
-			[]string{"baggage: userId=7,tenant=a"}, []string{"999"}},
-		{"baggage with only the session", tokenOnly, "baggage: OpenReplaySession.Id=999", nil, []string{"baggage", "999"}},
+			[]string{"baggage: userId=7,tenant=a"}, []string{"openReplaySession.id=999"}},
+		{"baggage with only the session", tokenOnly, "baggage: OpenReplaySession.Id=999", nil, []string{"baggage", "Id=999"}},
 		{"header, trusted", trusting, "openReplaySession.id: 1001", []string{"openReplaySession.id: 1001"}, nil},
 		{"baggage, trusted", trusting, "baggage: userId=7, openReplaySession.id=1003", []string{"baggage: userId=7, openReplaySession.id=1003"}, nil},
 	} {
