@@ -162,13 +162,15 @@ func adminServer(c *config.Config, h http.Handler) *http.Server {
 }
 
 // hookSetup decides whether the backend's lines come from the runtime hooks
-// and installs them: with run and --hooks auto, into --hooks-dir (default
-// SPOOL_DIR/hooks) with a nonce of this run's; with serve and --hooks-dir,
-// into that directory, shared with a sidecar's app container, with the
-// nonce kept there. A zero nonce means no hooks.
+// and installs them, unless --hooks is off: with run, into --hooks-dir
+// (default SPOOL_DIR/hooks) with a nonce of this run's; with serve and
+// --hooks-dir, into that directory, shared with a sidecar's app container,
+// with the nonce kept there. A zero nonce means no hooks.
 func hookSetup(c *config.Config, isRun bool) (dir string, nonce hooks.Nonce, err error) {
 	switch {
-	case isRun && c.Hooks == "auto":
+	case c.Hooks == "off":
+		return "", hooks.Nonce{}, nil
+	case isRun:
 		dir = c.HooksDir
 		if dir == "" {
 			dir = filepath.Join(c.SpoolDir, "hooks")

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -162,5 +164,44 @@ func TestChildEnvUnbuffersPython(t *testing.T) {
 	mine := []string{"PYTHONUNBUFFERED=", "PATH=/bin"}
 	if got := childEnv(mine); !reflect.DeepEqual(got, mine) {
 		t.Errorf("childEnv overrode the user's setting: %q", got)
+	}
+}
+
+// TestHookSetup: where the runtime hooks go, with which nonce, per command
+// and --hooks.
+func TestHookSetup(t *testing.T) {
+	spool, shared := t.TempDir(), t.TempDir()
+	for _, tc := range []struct {
+		name          string
+		isRun         bool
+		hooks, dir    string
+		wantDir       string
+		wantKeptNonce bool // the nonce is the one in dir's nonce file
+	}{
+		{"run, auto", true, "auto", "", filepath.Join(spool, "hooks"), false},
+		{"run, auto, a directory", true, "auto", shared, shared, false},
+		{"run, off", true, "off", "", "", false},
+		{"serve, no directory", false, "auto", "", "", false},
+		{"serve, a shared directory", false, "auto", shared, shared, true},
+		{"serve, a shared directory, off", false, "off", shared, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &config.Config{}
+			c.SpoolDir, c.Hooks, c.HooksDir = spool, tc.hooks, tc.dir
+			dir, nonce, err := hookSetup(c, tc.isRun)
+			if err != nil || dir != tc.wantDir || nonce.IsZero() != (tc.wantDir == "") {
+				t.Fatalf("hookSetup = %q %s %v, want %q", dir, nonce, err, tc.wantDir)
+			}
+			if dir == "" {
+				return
+			}
+			if _, err := os.Stat(filepath.Join(dir, "python", "sitecustomize.py")); err != nil {
+				t.Errorf("hooks not installed in %s: %v", dir, err)
+			}
+			kept, err := hooks.LoadOrCreateNonce(dir)
+			if tc.wantKeptNonce && (err != nil || kept != nonce) {
+				t.Errorf("nonce %s, the shared directory keeps %s (%v)", nonce, kept, err)
+			}
+		})
 	}
 }
