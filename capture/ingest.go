@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/rs/zerolog"
 )
 
@@ -42,7 +43,10 @@ type IngestHandler struct {
 	Sink         Sink  // required
 	MaxLineBytes int   // DefaultMaxLineBytes when 0
 	MaxBodyBytes int64 // limit on the body, and on it decompressed; DefaultMaxIngestBodyBytes when 0
-	Logger       zerolog.Logger
+	// HookNonce: the lines may come from files a runtime hook marked (an
+	// agent pushing a sidecar's log file); zero: none (see package hooks).
+	HookNonce hooks.Nonce
+	Logger    zerolog.Logger
 }
 
 var _ http.Handler = (*IngestHandler)(nil)
@@ -126,8 +130,7 @@ func (h *IngestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if len(l.Text) == 0 && !l.Truncated {
 			return
 		}
-		countLine(&l)
-		h.Sink.Line(&l)
+		deliver(h.Sink, &l, h.HookNonce)
 		ans.Accepted++
 		if l.Truncated {
 			ans.Truncated++

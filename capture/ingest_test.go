@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/replaylink/replaylink/capture/hooks"
 )
 
 type ingestResult struct {
@@ -71,6 +73,25 @@ func TestIngestAcceptsLines(t *testing.T) {
 		if l.Stream != Ingest || !strings.HasPrefix(l.Origin, "127.0.0.1:") || l.Truncated != (l.Text == strings.Repeat("z", 16)) {
 			t.Errorf("line %+v: want stream ingest, origin the client address, truncated only the long one", l)
 		}
+	}
+}
+
+// TestIngestTakesHookMarksOff: an agent pushing a sidecar's log file pushes
+// the runtime hooks' marks too; they are taken off into Line.Hook, and a
+// mark with another nonce stays text.
+func TestIngestTakesHookMarksOff(t *testing.T) {
+	sink := newRecordSink()
+	nonce := hooks.NewNonce()
+	srv := newIngestServer(t, &IngestHandler{Sink: sink, HookNonce: nonce})
+	m := hooks.Mark{Span: [8]byte{1, 2, 3, 4, 5, 6, 7, 8}}
+	forged := string(hooks.AppendMarker(nil, hooks.NewNonce(), m))
+	body := string(hooks.AppendMarker(nil, nonce, m)) + "ERROR marked\n" + forged + "INFO forged\n"
+	if r := post(t, srv, http.MethodPost, "application/x-ndjson", "", strings.NewReader(body)); r.status != http.StatusAccepted {
+		t.Fatalf("status %d", r.status)
+	}
+	got := sink.all()
+	if len(got) != 2 || got[0].Text != "ERROR marked" || got[0].Hook != m || got[1].Text != forged+"INFO forged" || !got[1].Hook.IsZero() {
+		t.Errorf("lines %+v", got)
 	}
 }
 

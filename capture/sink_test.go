@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/replaylink/replaylink/capture/hooks"
 )
 
 // rec is a copy of a Line as a Sink saw it.
@@ -15,6 +17,7 @@ type rec struct {
 	Text      string
 	Truncated bool
 	Time      time.Time
+	Hook      hooks.Mark
 }
 
 // recordSink keeps every line it is handed.
@@ -28,7 +31,7 @@ func newRecordSink() *recordSink { return &recordSink{added: make(chan struct{},
 
 func (s *recordSink) Line(l *Line) {
 	s.mu.Lock()
-	s.lines = append(s.lines, rec{l.Stream, l.Origin, string(l.Text), l.Truncated, l.Time})
+	s.lines = append(s.lines, rec{l.Stream, l.Origin, string(l.Text), l.Truncated, l.Time, l.Hook})
 	s.mu.Unlock()
 	select {
 	case s.added <- struct{}{}:

@@ -172,7 +172,8 @@ func (s *server) adminHandler() (http.Handler, error) {
 		ready:   s.px.Ready,
 		protect: policy.Protect,
 		lookup:  lookup.NewHandler(lo),
-		ingest:  &capture.IngestHandler{Sink: s.pipe, MaxLineBytes: int(c.MaxLineBytes), Logger: log.With().Str("component", "ingest").Logger()},
+		ingest: &capture.IngestHandler{Sink: s.pipe, MaxLineBytes: int(c.MaxLineBytes), HookNonce: s.hookNonce,
+			Logger: log.With().Str("component", "ingest").Logger()},
 	}
 	return routes.handler(), nil
 }
