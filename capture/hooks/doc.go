@@ -12,24 +12,26 @@
 // line written to stdout or stderr while there is one: a marker goes at the
 // start of the line, written in the same write as the line's first bytes.
 //
-//		ESC "_" "rl1;" NONCE ";" KIND SPAN ESC "\"       42 bytes
+//	ESC "_" "rl1;" NONCE ";" KIND SPAN ESC "\"       (42 bytes)
 //
-//	  - ESC _ ... ESC \ is an application program command, which terminals do
-//	    not display, so a marker that escaped stripping stays invisible.
-//	  - NONCE is 16 lower-case hex digits, random per run (per install, for a
-//	    sidecar), given to the hook in REPLAYLINK_HOOK_NONCE (or the file
-//	    named by REPLAYLINK_HOOK_NONCE_FILE). A hook without a valid nonce does
-//	    nothing. Text the backend prints on a user's behalf cannot carry the
-//	    nonce, so it cannot forge a marker.
-//	  - KIND is 'r' for output of the thread or task serving the request, 'd'
-//	    (derived) for a thread started, or executor work submitted, while
-//	    serving it: derived output counts only while the request is in flight
-//	    (plus the attribution grace), so a thread pool made by one request and
-//	    reused later never pins later output to it.
-//	  - SPAN is the request's key, 16 lower-case hex digits: the parent id in
-//	    the traceparent header the proxy sends upstream, which is the span id
-//	    replaylink made for that request (a fresh random one per request,
-//	    never the client's, never shown to clients).
+// Its parts:
+//
+//   - ESC _ ... ESC \ is an application program command, which terminals do
+//     not display, so a marker that escaped stripping stays invisible.
+//   - NONCE is 16 lower-case hex digits, random per run (per install, for a
+//     sidecar), given to the hook in REPLAYLINK_HOOK_NONCE (or the file
+//     named by REPLAYLINK_HOOK_NONCE_FILE). A hook without a valid nonce does
+//     nothing. Text the backend prints on a user's behalf cannot carry the
+//     nonce, so it cannot forge a marker.
+//   - KIND is 'r' for output of the thread or task serving the request, 'd'
+//     (derived) for a thread started, or executor work submitted, while
+//     serving it: derived output counts only while the request is in flight
+//     (plus the attribution grace), so a thread pool made by one request and
+//     reused later never pins later output to it.
+//   - SPAN is the request's key, 16 lower-case hex digits: the parent id in
+//     the traceparent header the proxy sends upstream, which is the span id
+//     replaylink made for that request (a fresh random one per request,
+//     never the client's, never shown to clients).
 //
 // A line begins after a '\n' written to the same stream (or at the stream's
 // first byte); a write that continues a line adds no marker. Requests the
