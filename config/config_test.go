@@ -94,6 +94,17 @@ func TestRepeatedFlagsAndRest(t *testing.T) {
 	if got := strings.Join(left, " "); got != "python3 app.py --debug" {
 		t.Errorf("rest = %q", got)
 	}
+	// The comma form, as in the environment and as --help shows defaults.
+	cfg, _, err = Load(run, []string{"--session-source", "token, header", "--upstream", "http://a:1,http://b:2", "--upstream", "http://c:3"}, envOf(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.SessionSources, " "); got != "token header" {
+		t.Errorf("session sources = %q", got)
+	}
+	if got := strings.Join(cfg.Upstreams, " "); got != "http://a:1 http://b:2 http://c:3" {
+		t.Errorf("upstreams = %q", got)
+	}
 }
 
 func TestErrorsNameTheSettingAndTheFix(t *testing.T) {

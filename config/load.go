@@ -168,8 +168,17 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 			fv.Set(reflect.MakeSlice(fv.Type(), 0, len(vals)))
 		}
 		for _, raw := range vals {
-			if err := set(fv, raw, true); err != nil {
-				return nil, nil, fmt.Errorf("flag --%s: %s", f.flag, explain(f, raw, err))
+			items := []string{raw}
+			if fv.Kind() == reflect.Slice {
+				// A repeatable flag also takes a comma-separated list, as
+				// its environment variable does and as --help shows its
+				// default (--session-source token,header).
+				items = strings.Split(raw, ",")
+			}
+			for _, item := range items {
+				if err := set(fv, strings.TrimSpace(item), true); err != nil {
+					return nil, nil, fmt.Errorf("flag --%s: %s", f.flag, explain(f, item, err))
+				}
 			}
 		}
 	}
@@ -280,7 +289,7 @@ func expected(f field) string {
 	case f.typ.Kind() == reflect.Int || f.typ.Kind() == reflect.Int64:
 		return "expected a whole number"
 	case f.typ.Kind() == reflect.Slice:
-		return "expected one value per flag (repeat the flag), a YAML list, or a comma-separated list in the environment"
+		return "expected one value per flag (repeat the flag, or separate values with commas), a YAML list, or a comma-separated list in the environment"
 	}
 	return "expected text"
 }
