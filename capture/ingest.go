@@ -73,7 +73,7 @@ const ingestContentTypeFix = "send the lines (JSON or plain text, one per line) 
 
 type ingestAnswer struct {
 	Accepted  int    `json:"accepted"`
-	Truncated int    `json:"truncated,omitempty"`
+	Truncated int    `json:"truncated"` // always there, 0 too: the README shows it
 	Error     string `json:"error,omitempty"`
 }
 

@@ -187,7 +187,7 @@ func printTable(w io.Writer, a answer) {
 	if a.Truncated {
 		more = fmt.Sprintf(" (the earliest %d; more matched: raise --limit, up to %d)", a.Count, MaxLimit)
 	}
-	fmt.Fprintf(w, "%d documents for session %s%s\n", a.Count, a.Session, more)
+	fmt.Fprintf(w, "%s for session %s%s\n", plural(a.Count, "document"), a.Session, more)
 }
 
 func terminalSafe(s string, maxRunes int) string {
