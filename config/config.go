@@ -108,6 +108,7 @@ type Ship struct {
 type Admin struct {
 	AdminListen      string `flag:"admin" default:"127.0.0.1:9090" group:"admin" help:"admin listener address (health, metrics, lookup, ingest)"`
 	AdminToken       string `flag:"admin-token" group:"admin" secret:"true" help:"bearer token required for lookup and ingest"`
+	AdminTokenFile   string `flag:"admin-token-file" group:"admin" help:"file holding the admin token"`
 	AllowRemoteAdmin bool   `flag:"allow-remote-lookup" group:"admin" help:"serve lookup and ingest on a non-loopback admin address without --admin-token"`
 
 	AdminHeaderTimeout time.Duration `flag:"admin-header-timeout" default:"10s" group:"admin" help:"time an admin client has to send its request line and headers"`

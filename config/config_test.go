@@ -190,6 +190,12 @@ func TestSecretFiles(t *testing.T) {
 	if cfg.ESAPIKey != "id:apikey" {
 		t.Fatalf("api key = %q", cfg.ESAPIKey)
 	}
+	token := filepath.Join(dir, "admin-token")
+	os.WriteFile(token, []byte("s3cr3t-admin\n"), 0o600)
+	cfg, _, err = Load(serve, nil, envOf(map[string]string{"REPLAYLINK_ADMIN_TOKEN_FILE": token}), nil)
+	if err != nil || cfg.AdminToken != "s3cr3t-admin" {
+		t.Fatalf("admin token from a file: %q, %v", cfg.AdminToken, err)
+	}
 }
 
 func TestHelpListsFlagsWithTheirEnvironment(t *testing.T) {

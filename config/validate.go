@@ -125,6 +125,7 @@ func (c *Config) Validate() error {
 	readSecret("es-api-key-file", c.ESAPIKeyFile, &c.ESAPIKey)
 	readSecret("es-password-file", c.ESPasswordFile, &c.ESPassword)
 	readSecret("openreplay-token-secret-file", c.TokenSecretFile, &c.TokenSecret)
+	readSecret("admin-token-file", c.AdminTokenFile, &c.AdminToken)
 	return errors.Join(errs...)
 }
 
