@@ -108,7 +108,11 @@ func (s *server) start(child []string, stdout, stderr io.Writer) error {
 	if s.hooksDir, s.hookNonce, err = hookSetup(c, child != nil); err != nil {
 		return err
 	}
-	if s.pipe, err = enrich.New(enrichOptions(c, child != nil, !s.hookNonce.IsZero(), s.shipper, log)); err != nil {
+	eo := enrichOptions(c, child != nil, !s.hookNonce.IsZero(), s.shipper, log)
+	if eo.ServiceName == "" {
+		eo.ServiceName = defaultServiceName(c.Upstreams, child)
+	}
+	if s.pipe, err = enrich.New(eo); err != nil {
 		return err
 	}
 	s.pipe.Start()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 
 	"github.com/rs/zerolog"
@@ -188,4 +189,19 @@ func hookSetup(c *config.Config, isRun bool) (dir string, nonce hooks.Nonce, err
 		return "", hooks.Nonce{}, fmt.Errorf("--hooks-dir: %w", err)
 	}
 	return dir, nonce, nil
+}
+
+// defaultServiceName is service.name when --service-name is not given, as
+// its help says: the backend's command (run), else the first upstream's
+// host (serve), so that every document has one.
+func defaultServiceName(upstreams []string, child []string) string {
+	if len(child) > 0 {
+		return filepath.Base(child[0])
+	}
+	if len(upstreams) > 0 {
+		if u, err := url.Parse(upstreams[0]); err == nil && u.Hostname() != "" {
+			return u.Hostname()
+		}
+	}
+	return ""
 }

@@ -205,3 +205,18 @@ func TestHookSetup(t *testing.T) {
 		})
 	}
 }
+
+func TestDefaultServiceName(t *testing.T) {
+	for _, tc := range []struct {
+		upstreams, child []string
+		want             string
+	}{
+		{[]string{"http://127.0.0.1:5000"}, []string{"/usr/bin/gunicorn", "app:app"}, "gunicorn"},
+		{[]string{"http://cart-api.shop.svc:8080"}, nil, "cart-api.shop.svc"},
+		{nil, nil, ""},
+	} {
+		if got := defaultServiceName(tc.upstreams, tc.child); got != tc.want {
+			t.Errorf("defaultServiceName(%v, %v) = %q, want %q", tc.upstreams, tc.child, got, tc.want)
+		}
+	}
+}
