@@ -21,7 +21,7 @@ run: build
 	@echo "Try, in another terminal:"
 	@echo "  curl -H 'openReplaySession.id: 7204916803563247' http://$(LISTEN)/api/cart       # fails with 500"
 	@echo "  curl -H 'openReplaySession.id: 7204916803563247' http://$(LISTEN)/api/hello"
-	@echo "  open http://$(ADMIN)/sessions/7204916803563247      (or: $(BIN)/replaylink lookup 7204916803563247)"
+	@echo "  xdg-open http://$(ADMIN)/sessions/7204916803563247   (macOS: open; or: $(BIN)/replaylink lookup 7204916803563247)"
 	@echo "Documents are printed below as JSON lines. Ctrl-C stops."
 	$(BIN)/replaylink run --listen $(LISTEN) --admin $(ADMIN) --upstream http://127.0.0.1:$(DEMO_PORT) \
 		--spool-dir $(BIN)/spool --service-name demo --output - -- $(BIN)/demo-backend -listen 127.0.0.1:$(DEMO_PORT)

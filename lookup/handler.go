@@ -171,7 +171,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, kind string, alw
 	}
 	res := h.find(r.Context(), field, id, q)
 	if !alwaysJSON && !wantsJSON(r) {
-		writePage(w, h.log, buildPage(kind, id, res))
+		p := buildPage(kind, id, res)
+		p.Sources = "replaylink's memory"
+		if h.archive != nil {
+			p.Sources = "Elasticsearch and from replaylink's memory, merged by _id"
+		}
+		writePage(w, h.log, p)
 		return
 	}
 	a := res.answer()

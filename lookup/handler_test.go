@@ -209,6 +209,9 @@ func TestSessionPageEscapesAndShowsErrors(t *testing.T) {
 	if strings.Contains(body, "<script") || strings.Contains(body, "<img") {
 		t.Fatal("a log line's markup reached the page unescaped")
 	}
+	if !strings.Contains(body, "documents from replaylink&#39;s memory</footer>") || strings.Contains(body, "Elasticsearch") {
+		t.Error("without --es-url the footer must not name Elasticsearch as a source")
+	}
 	for _, want := range []string{
 		"&lt;script&gt;document.title=", // the line shows as text
 		"Traceback (most recent call last):",

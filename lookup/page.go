@@ -38,6 +38,7 @@ type page struct {
 	Warnings  []string
 	Truncated bool
 	Entries   []*entry
+	Sources   string // where the documents came from, for the footer
 }
 
 type summary struct {
