@@ -281,3 +281,15 @@ func TestFlagsAfterPositionalArguments(t *testing.T) {
 		t.Errorf("run: the backend's flags were taken as replaylink's: left=%q err=%v", left, err)
 	}
 }
+
+func TestUnknownEnvironment(t *testing.T) {
+	got := UnknownEnvironment([]string{"PATH=/bin", "REPLAYLINK_ES_URL=http://x", "REPLAYLINK_ES_ULR=http://x",
+		"REPLAYLINK_CONFIG=/c.yaml", "REPLAYLINK_HOOK_NONCE=0123456789abcdef", "REPLAYLINK_WHATEVER=1"})
+	want := []string{
+		"environment variable REPLAYLINK_ES_ULR is not a replaylink setting and is ignored (did you mean REPLAYLINK_ES_URL?)",
+		"environment variable REPLAYLINK_WHATEVER is not a replaylink setting and is ignored",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

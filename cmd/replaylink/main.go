@@ -78,6 +78,9 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		fmt.Fprintf(stderr, "replaylink %s: %v\n", name, err)
 		return 2
 	}
+	for _, w := range config.UnknownEnvironment(os.Environ()) {
+		fmt.Fprintf(stderr, "replaylink %s: warning: %s\n", name, w)
+	}
 	switch name {
 	case "serve":
 		if len(left) > 0 {
