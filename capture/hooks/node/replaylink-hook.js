@@ -91,7 +91,7 @@
     const als = new AsyncLocalStorage();
     const PREFIX = '\x1b_rl1;' + nonce + ';'; // 25 bytes, then KIND SPAN ESC \
     const PREFIX_BUF = Buffer.from(PREFIX, 'latin1');
-    const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
+    const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
     const MARKER_LEN = 42;
     const ZERO16 = '0000000000000000';
     const ZERO32 = ZERO16 + ZERO16;
@@ -129,10 +129,10 @@
     function storeFor(headers) {
       if (headers === null || typeof headers !== 'object') return undefined;
       const tp = headers.traceparent;
-      if (typeof tp !== 'string' || tp.length !== 55) return undefined;
-      const m = TRACEPARENT.exec(tp);
-      if (m === null || m[1] === ZERO32 || m[2] === ZERO16) return undefined;
-      const span = m[2];
+      if (typeof tp !== 'string' || tp.length !== 55 || !TRACEPARENT.test(tp)) return undefined;
+      // test(), then slices: no match array to allocate for every request
+      if (tp.startsWith(ZERO32, 3) || tp.startsWith(ZERO16, 36)) return undefined;
+      const span = tp.slice(36, 52);
       const cur = als.getStore();
       if (cur !== undefined && cur.span === span && cur.kind === 'r') return cur;
       return new Store(span, 'r');
@@ -146,6 +146,11 @@
     function markStr(s, start, st) {
       const n = s.length;
       const m = st.m;
+      // The usual chunk, one whole line (console.log), takes one concatenation.
+      const first = s.indexOf('\n');
+      if (first === -1 || first === n - 1) {
+        return start && !s.startsWith(PREFIX) ? m + s : s;
+      }
       let out = '';
       let from = 0;
       let pos = 0; // next line start to consider
@@ -527,7 +532,10 @@
       if (st === undefined) return cb;
       return function (err, n, buf) {
         if (err || n < len) return cb(err, n, buf);
-        return als.exit(cb, err, n, buf);
+        // run(undefined), not exit(): on Node < 22 (no AsyncContextFrame)
+        // exit() disables the storage, which turns the async hooks (and
+        // V8's promise hooks) off and on again around every such callback.
+        return als.run(undefined, cb, err, n, buf);
       };
     }
 
@@ -652,7 +660,7 @@
     } catch (_) { /* ignore */ }
 
     function patchEmit(proto) {
-      if (proto === null || typeof proto !== 'object' || notEmitters.has(proto) || hasOwn(proto, kPatched)) return;
+      if (proto === null || typeof proto !== 'object' || hasOwn(proto, kPatched) || notEmitters.has(proto)) return;
       const own = hasOwn(proto, 'emit') ? proto.emit : undefined;
       const parent = Object.getPrototypeOf(proto);
       const emit = function emit() {

@@ -33,6 +33,7 @@ it runs on Python 3.8 to 3.14, so no newer syntax.
 import builtins
 import contextvars
 import os
+import re
 import sys
 import _thread
 
@@ -79,6 +80,12 @@ def read_nonce(environ=None):
     return value if _is_lower_hex(value, 16) else None
 
 
+_ZERO16 = "0" * 16
+_ZERO32 = "0" * 32
+# The form tracers send: version 00, exactly 55 characters.
+_TRACEPARENT_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+
+
 def span_of(traceparent):
     """The parent id of a W3C traceparent value, or None if it is not valid.
 
@@ -86,6 +93,16 @@ def span_of(traceparent):
     accepts count: version 00 has exactly four fields; a later version may
     have more; ids of all zeros are invalid.
     """
+    # Fast path, for every request: the form tracers send (one regular
+    # expression costs less than the general path's splitting and checking
+    # field by field). Anything else takes the general path, which decides.
+    if type(traceparent) is str and len(traceparent) == 55:
+        m = _TRACEPARENT_00.fullmatch(traceparent)
+        if m is not None:
+            trace_id, span = m.groups()
+            if span == _ZERO16 or trace_id == _ZERO32:
+                return None
+            return span
     if traceparent is None:
         return None
     if isinstance(traceparent, (bytes, bytearray)):
@@ -101,9 +118,9 @@ def span_of(traceparent):
     version, trace_id, parent_id, flags = parts[0], parts[1], parts[2], parts[3]
     if not _is_lower_hex(version, 2) or version == "ff" or (version == "00" and len(parts) != 4):
         return None
-    if not _is_lower_hex(trace_id, 32) or trace_id == "0" * 32:
+    if not _is_lower_hex(trace_id, 32) or trace_id == _ZERO32:
         return None
-    if not _is_lower_hex(parent_id, 16) or parent_id == "0" * 16:
+    if not _is_lower_hex(parent_id, 16) or parent_id == _ZERO16:
         return None
     if not _is_lower_hex(flags, 2):
         return None
@@ -118,16 +135,19 @@ def _request(traceparent):
 def _header_in_pairs(pairs, name):
     """The first value of header name (lower case) in (name, value) pairs,
     whatever the case and type (str or bytes) of the names."""
-    bname = name.encode("ascii")
+    n = len(name)
     for pair in pairs:
         try:
-            key, value = pair[0], pair[1]
+            key = pair[0]
+            if len(key) != n:
+                continue  # the cheap test first: most headers end here
+            value = pair[1]
         except (TypeError, IndexError, KeyError):
             continue
         if isinstance(key, str):
             if key.lower() == name:
                 return value
-        elif isinstance(key, (bytes, bytearray)) and key.lower() == bname:
+        elif isinstance(key, (bytes, bytearray)) and key.lower() == name.encode("ascii"):
             return value
     return None
 
@@ -166,56 +186,77 @@ class MarkingStream(object):
     write is under way in the same thread.
     """
 
-    __slots__ = ("_rl_stream", "_rl_lock", "_rl_at_start", "_rl_prefix")
+    # write and flush are the instance's own functions (closures made by
+    # _rl_make_write), not methods: a class with __getattr__ makes every
+    # attribute of its instances slow to look up, and write() would
+    # otherwise look up several of them on each call, on top of binding
+    # itself as a method.
+    __slots__ = ("_rl_stream", "_rl_lock", "_rl_state", "_rl_prefix", "write", "flush")
 
     def __init__(self, stream, nonce):
         object.__setattr__(self, "_rl_stream", stream)
-        object.__setattr__(self, "_rl_lock", _thread.RLock())
-        # A list, so that write() updates it without going through
-        # __setattr__ (which passes attributes on to the stream).
-        object.__setattr__(self, "_rl_at_start", [True])
+        # [at line start, last request, its marker, the lock]. The marker of
+        # the last request is kept: the lines of one request mostly come one
+        # after another. The lock is _rl_lock, where write() finds it.
+        lock = _thread.RLock()
+        object.__setattr__(self, "_rl_lock", lock)
+        object.__setattr__(self, "_rl_state", [True, None, None, lock])
         object.__setattr__(self, "_rl_prefix", _MARKER_START + nonce + ";")
 
-    def write(self, s, _get=current.get, _str=str, _len=len):
+        def flush():
+            return stream.flush()
+
+        object.__setattr__(self, "flush", flush)
+        object.__setattr__(self, "write", self._rl_make_write())
+
+    def _rl_make_write(self, _get=current.get, _str=str, _len=len):
         stream = self._rl_stream
-        if type(s) is not _str and not isinstance(s, _str) or not s:
-            # Not text (the stream raises as it would have), or nothing:
-            # no line starts.
-            return stream.write(s)
-        request = _get()
-        at_start = self._rl_at_start
-        lock = self._rl_lock
-        lock.acquire()  # cheaper than "with" on the hot path
-        try:
-            if request is None:
-                # Fast path: no request, the text as it is; only the line
-                # state is kept.
-                n = stream.write(s)
-            else:
-                marker = self._rl_prefix + request[0] + request[1] + _MARKER_END
-                last = _len(s) - 1
-                if s.find("\n", 0, last) >= 0:
-                    # Lines start inside the text too: after each newline
-                    # but a final one (the next write starts that line).
-                    text = s[:last].replace("\n", "\n" + marker) + s[last]
+        state = self._rl_state
+        prefix = self._rl_prefix
+
+        def write(s):
+            if type(s) is not _str and not isinstance(s, _str) or not s:
+                # Not text (the stream raises as it would have), or
+                # nothing: no line starts.
+                return stream.write(s)
+            request = _get()
+            lock = state[3]
+            lock.acquire()  # cheaper than "with" on the hot path
+            try:
+                if request is None:
+                    # Fast path: no request, the text as it is; only the
+                    # line state is kept.
+                    n = stream.write(s)
                 else:
-                    text = s
-                if at_start[0]:
-                    text = marker + text
-                stream.write(text)
-                n = _len(s)  # what the caller wrote, not what the stream got
-            at_start[0] = s[-1] == "\n"
-        finally:
-            lock.release()
-        return n
+                    if request is state[1]:
+                        marker = state[2]
+                    else:
+                        marker = prefix + request[0] + request[1] + _MARKER_END
+                        state[1] = request
+                        state[2] = marker
+                    last = _len(s) - 1
+                    if "\n" in s[:last]:
+                        # Lines start inside the text too: after each
+                        # newline but a final one (the next write starts
+                        # that line).
+                        text = s[:last].replace("\n", "\n" + marker) + s[last]
+                    else:
+                        text = s
+                    if state[0]:
+                        text = marker + text
+                    stream.write(text)
+                    n = _len(s)  # what the caller wrote, not what the stream got
+                state[0] = s[-1] == "\n"
+            finally:
+                lock.release()
+            return n
+
+        return write
 
     def writelines(self, lines):
         # One write, so that the lines are marked (the stream's own
         # writelines would bypass this wrapper).
         self.write("".join(lines))
-
-    def flush(self):
-        return self._rl_stream.flush()
 
     def __getattr__(self, name):
         if name.startswith("_rl_"):
@@ -247,7 +288,9 @@ class MarkingStream(object):
     def _rl_after_fork(self):
         # The lock may have been held by a thread of the parent that does
         # not exist in the child.
-        object.__setattr__(self, "_rl_lock", _thread.RLock())
+        lock = _thread.RLock()
+        object.__setattr__(self, "_rl_lock", lock)
+        self._rl_state[3] = lock
 
 
 def _make_print(original):
@@ -391,7 +434,11 @@ def _serving(request_of):
             try:
                 return original(self, *args, **kwargs)
             finally:
-                _restore(token, saved)
+                # _restore, inline: this runs for every request
+                try:
+                    current.reset(token)
+                except (ValueError, RuntimeError):
+                    current.set(saved)
 
         return serve
 
@@ -420,6 +467,10 @@ def _leave_fallback(token):
 
 def _wsgi_fallback(original):
     def wsgi_entry(self, environ, start_response):
+        if current.get() is not None:
+            # A server hook set the request (the usual case): the header
+            # need not even be parsed.
+            return original(self, environ, start_response)
         token = None
         try:
             token = _enter_fallback(_request(environ.get("HTTP_TRACEPARENT")))
@@ -435,6 +486,8 @@ def _wsgi_fallback(original):
 
 def _asgi_fallback(original):
     async def asgi_entry(self, scope, receive, send):
+        if current.get() is not None:
+            return await original(self, scope, receive, send)  # as in wsgi_entry
         token = None
         try:
             token = _enter_fallback(_request_of_asgi_scope(scope))
