@@ -219,12 +219,12 @@ func TestServeShipsToSearchNodeAndLookupFindsIt(t *testing.T) {
 	// Straight from the node, as a user without a running replaylink would.
 	direct := lookupCLI(t, func(s string) bool { return strings.Contains(s, "/api/cart") },
 		session, "--es-url", esURL, "--index", index)
-	if !strings.Contains(direct, "1 documents for session "+session) {
+	if !strings.Contains(direct, "1 document for session "+session) {
 		t.Errorf("lookup --es-url:\n%s", direct)
 	}
 	// Through the admin API: the node's copy and the in-memory one are one document.
 	merged := lookupCLI(t, func(s string) bool { return strings.Contains(s, "/api/cart") }, session, "--admin", in.admin)
-	if !strings.Contains(merged, "1 documents for session "+session) {
+	if !strings.Contains(merged, "1 document for session "+session) {
 		t.Errorf("lookup via the admin API (merged with memory):\n%s", merged)
 	}
 	if code := in.stop(t); code != 0 {
