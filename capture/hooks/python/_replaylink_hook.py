@@ -234,12 +234,11 @@ class MarkingStream(object):
                         marker = prefix + request[0] + request[1] + _MARKER_END
                         state[1] = request
                         state[2] = marker
-                    last = _len(s) - 1
-                    if "\n" in s[:last]:
+                    if "\n" in s[:-1]:
                         # Lines start inside the text too: after each
                         # newline but a final one (the next write starts
                         # that line).
-                        text = s[:last].replace("\n", "\n" + marker) + s[last]
+                        text = s[:-1].replace("\n", "\n" + marker) + s[-1]
                     else:
                         text = s
                     if state[0]:
@@ -724,7 +723,16 @@ def _request_of_gunicorn(self, args, kwargs):
                 break
     if req is None:
         return None
-    return _request(_header_in_pairs(req.headers, "traceparent"))
+    headers = req.headers
+    # gunicorn upper-cases header names: the exact name first; the search
+    # that ignores case and type only when it is not there.
+    try:
+        for name, value in headers:
+            if name == "TRACEPARENT":
+                return _request(value)
+    except (TypeError, ValueError):
+        pass
+    return _request(_header_in_pairs(headers, "traceparent"))
 
 
 def _patch_gunicorn_worker(mod):
