@@ -54,7 +54,7 @@ PATH = "/api/orders?page=2"
 LOAD_CPU, SUT_CPU = "0", "1"
 ES_URL = os.environ.get("BENCH_ES_URL", "")
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
-SCENARIOS = ["throughput", "latency", "shipping", "memory", "outage", "hooks", "gobench"]
+SCENARIOS = ["throughput", "latency", "shipping", "memory", "outage", "hooks", "stack", "gobench"]
 HOOK_SECONDS = env_num("BENCH_HOOK_SECONDS", 8, 2)
 HOOK_LINES = env_num("BENCH_HOOK_LINES", 200000, 20000)
 
@@ -898,7 +898,7 @@ def main():
         with open(path) as f:
             res = json.load(f)
     want = ONLY or SCENARIOS
-    if not ES_URL and any(s in want for s in ("throughput", "latency", "shipping", "outage")):
+    if not ES_URL and any(s in want for s in ("throughput", "latency", "shipping", "outage", "stack")):
         raise SystemExit("harness: BENCH_ES_URL is not set: run it through bench/run.sh")
     m = machine()
     partial = bool(ONLY) and "machine" in res
@@ -925,6 +925,9 @@ def main():
             backend.stop()
         if "hooks" in want:
             scenario_hooks(res)
+        if "stack" in want:
+            import stack  # bench/stack.py: it uses this module's helpers
+            stack.scenario_stack(res, sys.modules[__name__])
         if "gobench" in want:
             scenario_gobench(res)
     finally:

@@ -360,6 +360,56 @@ def hooks(res, page, goals):
     page.table(["backend", "requests/s without the hook", "with the hook", "ratio", "goal ≥ 0.95×"], rows)
 
 
+STACK_PARTS = ("proxy+shipper", "proxy", "shipper", "search node")
+
+
+def stack(res, page, goals):
+    st = res.get("stack")
+    if not st:
+        return
+    page.add("## The same job side by side: replaylink against nginx + rsyslog", "",
+             "Every request through the proxy becomes a document in the same search node's `logs` index that "
+             "OpenReplay finds. *nginx + rsyslog*: nginx writes one JSON document per request to its access log "
+             "(its njs module reads the `openReplaySession.id` header, which no `$http_*` variable can name, and "
+             "builds `message`; `ignore_invalid_headers off` keeps the header at all) and rsyslog ships the file "
+             "(`imfile` → `omelasticsearch`). Both write into the index made with replaylink's template. "
+             f"bench/loadgen drives each proxy open loop for {st['seconds']} s per rate; CPU is read from /proc from "
+             "the start of the load until every document is searchable, and divided by the requests logged; the "
+             "search node's idle CPU is subtracted. The node is pinned alone on CPU 0 with the load generator; "
+             "proxy, shipper and backend share CPU 1. Configurations: `bench/stack.py`. Goal (issue 17): "
+             "replaylink's total at most 0.8× the stack's, with p99 no worse.", "")
+    by_stack_rate = {}
+    for r in st["runs"]:
+        by_stack_rate.setdefault((r["stack"], r["rate"]), []).append(r)
+    rows, ratios, p99_ok = [], [], True
+    for rate in st["rates"]:
+        totals = {}
+        for name in ("replaylink", "nginx+rsyslog"):
+            rr = by_stack_rate.get((name, rate), [])
+            if not rr:
+                continue
+            parts = {k: med(r["cpu_ms_per_1k"][k] for r in rr) for k in rr[0]["cpu_ms_per_1k"]}
+            totals[name] = (med(r["cpu_ms_per_1k_total"] for r in rr), med(r["p99_added_us"] for r in rr))
+            rows.append([fmt(rate), name] + [fmt(parts.get(k), 0) if k in parts else "" for k in STACK_PARTS] +
+                        [fmt(totals[name][0]), fmt(totals[name][1]),
+                         fmt(med(r["searchable_after_s"] or 60 for r in rr), 1)])
+        if len(totals) == 2:
+            ratios.append(totals["replaylink"][0] / totals["nginx+rsyslog"][0])
+            p99_ok = p99_ok and totals["replaylink"][1] <= totals["nginx+rsyslog"][1]
+    page.table(["requests/s", "stack", "replaylink (proxy + shipper)", "proxy", "shipper", "search node",
+                "total CPU-ms per 1,000 requests", "p99 added (µs)", "searchable after (s)"], rows)
+    hi = st.get("highest_complete_rate", {})
+    page.add(f"Highest rate at which every document was searchable within {st['searchable_within_s']:g} s of the run's "
+             "end (ladder " + ", ".join(fmt(x) for x in st["ladder"]) + " requests/s after the fixed rates; 0: none): " +
+             ", ".join(f"{k} {fmt(v)}/s" for k, v in hi.items()) + ".", "")
+    if ratios:
+        worst = max(ratios)
+        goals.append(("same job: replaylink's CPU per logged request ≤ 0.8× nginx + rsyslog's, p99 added no worse",
+                      "CPU " + ", ".join(f"{x:.2f}×" for x in ratios) + " at " +
+                      ", ".join(fmt(x) for x in st["rates"]) + " requests/s; p99 " + ("no worse" if p99_ok else "worse"),
+                      worst <= 0.8 and p99_ok))
+
+
 def gobench(res, page, goals):
     gb = res.get("gobench")
     if not gb:
@@ -472,6 +522,7 @@ def main():
     shipping(res, body, goals, chart)
     memory(res, body, goals, chart)
     hooks(res, body, goals)
+    stack(res, body, goals)
     gobench(res, body, goals)
     have_png = write_chart(chart, m)
 

@@ -6,12 +6,13 @@
 #   make bench                   the full run (about 20 minutes on 2 cores)
 #   BENCH_QUICK=1 make bench     a smoke run of every scenario (about 8 minutes)
 #
-# Other knobs (environment): BENCH_ONLY=throughput,latency,shipping,memory,outage,gobench
+# Other knobs (environment): BENCH_ONLY=throughput,latency,shipping,memory,outage,hooks,stack,gobench
 # runs a subset (the report keeps the other sections from the last full run);
 # BENCH_ROUNDS, BENCH_SECONDS, BENCH_DOCS, BENCH_OUTAGE_SECONDS and
 # BENCH_NODE_WARMUP_SECONDS override the sizes; BENCH_ES_PORT (default 9290, at
 # most 9299) and BENCH_ES_STATE place the search node; BENCH_KEEP_ES=1 leaves it
-# running afterwards.
+# running afterwards. BENCH_STACK_RATES, BENCH_STACK_LADDER (requests/s, comma-
+# separated) and BENCH_STACK_SECONDS size the side-by-side scenario (bench/stack.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -30,6 +31,7 @@ command -v haproxy >/dev/null || need+=(haproxy)
 command -v caddy >/dev/null || need+=(caddy)
 command -v rsyslogd >/dev/null || need+=(rsyslog)
 [[ -e /usr/lib/x86_64-linux-gnu/rsyslog/omelasticsearch.so || -e /usr/lib/rsyslog/omelasticsearch.so ]] || need+=(rsyslog-elasticsearch)
+[[ -e /usr/lib/nginx/modules/ngx_http_js_module.so ]] || need+=(libnginx-mod-http-js)
 command -v gnuplot >/dev/null || need+=(gnuplot-nox)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
@@ -63,7 +65,7 @@ ulimit -n "$(ulimit -Hn)"
 # name of its own, so that it never merges with another engineer's node).
 node() { "$root/bench/esnode.sh" "$@"; }
 needs_es=1
-if [[ -n ${BENCH_ONLY:-} && ! ${BENCH_ONLY} =~ (throughput|latency|shipping|memory|outage) ]]; then needs_es=""; fi
+if [[ -n ${BENCH_ONLY:-} && ! ${BENCH_ONLY} =~ (throughput|latency|shipping|memory|outage|stack) ]]; then needs_es=""; fi
 stop_es() { if [[ -n $needs_es && -z ${BENCH_KEEP_ES:-} ]]; then node down >/dev/null 2>&1 || true; fi; }
 trap stop_es EXIT
 if [[ -n $needs_es ]]; then
