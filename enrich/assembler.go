@@ -55,9 +55,11 @@ type assembler struct {
 	parser  lineParser
 	service string
 	host    string
-	hold    time.Duration // how long a published half may still be replaced by the merged document
-	wait    time.Duration // how long a backend error waits unpublished: min(hold, parkWait)
-	log     zerolog.Logger
+	// sessionless decides what becomes of documents of no session.
+	sessionless sessionlessPolicy
+	hold        time.Duration // how long a published half may still be replaced by the merged document
+	wait        time.Duration // how long a backend error waits unpublished: min(hold, parkWait)
+	log         zerolog.Logger
 
 	idPrefix []byte
 	idSeq    uint64 // of the last document made; _ids end with it in base 36
@@ -100,20 +102,22 @@ type parkedGroup struct {
 
 func newAssembler(o Options, attr *Attributor, idPrefix string) *assembler {
 	mode, _ := parseMarkMode(o.Mark)
+	sessionless, _ := parseSessionless(o.Sessionless)
 	hold := 2*o.GroupIdle + o.AttributionGrace
 	return &assembler{
-		attr:     attr,
-		pub:      o.Publisher,
-		marker:   newMarker(mode, o.MarkInfoLimit),
-		grouper:  newGrouper(o.GroupIdle),
-		service:  o.ServiceName,
-		host:     o.HostName,
-		hold:     hold,
-		wait:     min(hold, parkWait),
-		log:      o.Logger,
-		idPrefix: []byte(idPrefix),
-		held:     make(map[uint64]heldEvent),
-		parked:   make(map[uint64]*parkedGroup),
+		attr:        attr,
+		pub:         o.Publisher,
+		marker:      newMarker(mode, o.MarkInfoLimit),
+		grouper:     newGrouper(o.GroupIdle),
+		service:     o.ServiceName,
+		host:        o.HostName,
+		sessionless: sessionless,
+		hold:        hold,
+		wait:        min(hold, parkWait),
+		log:         o.Logger,
+		idPrefix:    []byte(idPrefix),
+		held:        make(map[uint64]heldEvent),
+		parked:      make(map[uint64]*parkedGroup),
 	}
 }
 
@@ -361,8 +365,15 @@ func (a *assembler) replace(docSeq uint64) {
 	a.send(docSeq, true)
 }
 
-// send adds a.doc to the round's batch; commit hands the batch on.
+// send adds a.doc to the round's batch; commit hands the batch on. A
+// document of no session that the Sessionless policy does not keep is
+// counted and goes nowhere; so does its replacement, which has the
+// original's session and a level at least as high.
 func (a *assembler) send(docSeq uint64, replace bool) {
+	if a.doc.session == 0 && !a.sessionless.keeps(a.doc.level) {
+		sessionlessSkipped.Inc()
+		return
+	}
 	a.id = append(a.id[:0], a.idPrefix...)
 	a.id = strconv.AppendUint(a.id, docSeq, 36)
 	a.batch.add(a.id, replace, &a.doc)

@@ -7,6 +7,9 @@ var (
 	droppedEventQueueFull = metrics.GetOrCreateCounter(`replaylink_dropped_total{reason="event_queue_full"}`)
 	droppedLineQueueFull  = metrics.GetOrCreateCounter(`replaylink_dropped_total{reason="line_queue_full"}`)
 	droppedClosed         = metrics.GetOrCreateCounter(`replaylink_dropped_total{reason="enrich_closed"}`)
+	// Documents of no session that --sessionless does not keep: a choice,
+	// not a loss, so not in replaylink_dropped_total.
+	sessionlessSkipped = metrics.GetOrCreateCounter(`replaylink_enrich_sessionless_skipped_total`)
 
 	documentsAccess  = metrics.GetOrCreateCounter(`replaylink_enrich_documents_total{dataset="replaylink.access"}`)
 	documentsBackend = metrics.GetOrCreateCounter(`replaylink_enrich_documents_total{dataset="replaylink.backend"}`)

@@ -19,6 +19,14 @@ type Options struct {
 	// "auto" (the default: warnings and errors always, info documents up to
 	// MarkInfoLimit per session), "all", or "problems".
 	Mark string
+	// Sessionless says what becomes of documents that belong to no
+	// session (health checks, bots, server-to-server calls, and backend
+	// lines attributed to none): "all" (the default: every one is
+	// published), "errors" (only those at level error: failed requests and
+	// backend errors), or "none". OpenReplay can never show them; they
+	// remain useful to a Kibana user. Skipped documents are counted
+	// (replaylink_enrich_sessionless_skipped_total), never queued.
+	Sessionless string
 	// MarkInfoLimit is, with Mark auto, how many info documents of each
 	// session carry the marker. 0 means 200.
 	MarkInfoLimit int
@@ -111,6 +119,9 @@ func (o *Options) Validate() error {
 	if _, err := parseMarkMode(o.Mark); err != nil {
 		bad("%v", err)
 	}
+	if _, err := parseSessionless(o.Sessionless); err != nil {
+		bad("%v", err)
+	}
 	if o.MarkInfoLimit < 0 || o.MarkInfoLimit > 1000 {
 		bad("--mark-info-limit %d: want 1 to 1000 (OpenReplay shows at most 1000 documents per session; to mark no info documents use --mark problems)", o.MarkInfoLimit)
 	}
@@ -127,6 +138,32 @@ func (o *Options) Validate() error {
 		bad("GroupIdle %v: want 0 (default %v) or more", o.GroupIdle, DefaultGroupIdle)
 	}
 	return errors.Join(errs...)
+}
+
+// sessionlessPolicy is Options.Sessionless.
+type sessionlessPolicy uint8
+
+const (
+	sessionlessAll sessionlessPolicy = iota
+	sessionlessErrors
+	sessionlessNone
+)
+
+func parseSessionless(s string) (sessionlessPolicy, error) {
+	switch s {
+	case "", "all":
+		return sessionlessAll, nil
+	case "errors":
+		return sessionlessErrors, nil
+	case "none":
+		return sessionlessNone, nil
+	}
+	return 0, fmt.Errorf("--sessionless %q: want all, errors or none", s)
+}
+
+// keeps says whether a document of no session at level l is published.
+func (p sessionlessPolicy) keeps(l level) bool {
+	return p == sessionlessAll || p == sessionlessErrors && l == levelError
 }
 
 func parseMarkMode(s string) (markMode, error) {
