@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-var serve = Command{Name: "serve", Groups: []string{"proxy", "session", "capture", "enrich", "ship", "admin"}}
+var serve = Commands["serve"]
 
 func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
@@ -83,7 +83,7 @@ func TestPrecedence(t *testing.T) {
 }
 
 func TestRepeatedFlagsAndRest(t *testing.T) {
-	run := Command{Name: "run", Groups: serve.Groups}
+	run := Commands["run"]
 	cfg, left, err := Load(run, []string{"--upstream", "http://a:1", "--upstream=http://b:2", "--", "python3", "app.py", "--debug"}, envOf(nil), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +217,7 @@ func TestHelpListsFlagsWithTheirEnvironment(t *testing.T) {
 // A flag of another command is refused, but the same key in the file is fine,
 // so one file can serve serve, setup and check.
 func TestCommandGroups(t *testing.T) {
-	check := Command{Name: "check", Groups: []string{"ship"}}
+	check := Commands["check"]
 	if _, _, err := Load(check, []string{"--listen", ":1"}, envOf(nil), nil); err == nil {
 		t.Error("check took --listen")
 	}
@@ -263,7 +263,7 @@ func FuzzLoadFile(f *testing.F) {
 }
 
 func TestFlagsAfterPositionalArguments(t *testing.T) {
-	lookup := Command{Name: "lookup", Groups: []string{"ship", "admin", "lookup"}}
+	lookup := Commands["lookup"]
 	cfg, left, err := Load(lookup, []string{"123", "--json", "--admin", "127.0.0.1:1"}, envOf(nil), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -275,7 +275,7 @@ func TestFlagsAfterPositionalArguments(t *testing.T) {
 	if err != nil || strings.Join(left, " ") != "--not-a-flag" {
 		t.Errorf("after --: left=%q err=%v", left, err)
 	}
-	run := Command{Name: "run", Groups: serve.Groups}
+	run := Commands["run"]
 	_, left, err = Load(run, []string{"--upstream", "http://a:1", "python3", "app.py", "--port", "5000"}, envOf(nil), nil)
 	if err != nil || strings.Join(left, " ") != "python3 app.py --port 5000" {
 		t.Errorf("run: the backend's flags were taken as replaylink's: left=%q err=%v", left, err)

@@ -7,7 +7,7 @@
 //	flag:"es-url"      flag --es-url, env REPLAYLINK_ES_URL, YAML key es-url
 //	default:"logs"     default value, in the same syntax as a flag value
 //	help:"..."         one line for --help
-//	group:"ship"       which commands take it as a flag (see Command)
+//	group:"ship"       which commands take it as a flag (see Commands)
 //	secret:"true"      never printed
 package config
 
@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,23 +70,46 @@ func EnvName(flagName string) string {
 	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// Command says which flag groups a subcommand takes. The config file and the
-// environment may set any field, whatever the command, so one file serves all.
+// Command says which flag groups a subcommand takes: its --help lists
+// those flags only, and its command line refuses the others. The config
+// file and the environment may set any field, whatever the command, so one
+// file serves all.
 type Command struct {
 	Name   string
 	Groups []string
 }
 
 func (c Command) takes(group string) bool {
-	if group == "" || group == "common" {
-		return true
-	}
-	for _, g := range c.Groups {
-		if g == group {
-			return true
+	return slices.Contains(c.Groups, group)
+}
+
+// Commands are replaylink's subcommands that take settings, each with the
+// groups of the settings it uses (the group tags in config.go).
+var Commands = map[string]Command{
+	"serve":  {Name: "serve", Groups: []string{"log", "proxy", "session", "capture", "enrich", "es", "target", "ship", "admin", "admin-server"}},
+	"run":    {Name: "run", Groups: []string{"log", "proxy", "session", "capture", "enrich", "es", "target", "ship", "admin", "admin-server"}},
+	"setup":  {Name: "setup", Groups: []string{"es", "target", "setup"}},
+	"check":  {Name: "check", Groups: []string{"es", "target"}},
+	"lookup": {Name: "lookup", Groups: []string{"es", "admin", "lookup"}},
+}
+
+// Flag is one flag of a command, for --help and the tests that hold the
+// README to the binary.
+type Flag struct {
+	Name, Default string
+	Repeatable    bool
+}
+
+// Flags lists the flags cmd takes, in declaration order; --config is
+// everyone's and not listed.
+func (c Command) Flags() []Flag {
+	var out []Flag
+	for _, f := range fields() {
+		if c.takes(f.group) {
+			out = append(out, Flag{Name: f.flag, Default: f.def, Repeatable: f.typ.Kind() == reflect.Slice})
 		}
 	}
-	return false
+	return out
 }
 
 // ErrHelp is returned by Load when --help was asked for; the usage was written.
@@ -365,21 +389,26 @@ func set(v reflect.Value, raw string, appendOne bool) error {
 func writeUsage(w io.Writer, cmd Command, all []field) {
 	fmt.Fprintf(w, "Usage: replaylink %s [flags]%s\n\n", cmd.Name, usageTail(cmd.Name))
 	fmt.Fprintf(w, "%s\n\nEvery flag can also be set by its environment variable, or as a key in the YAML file\ngiven with --config (REPLAYLINK_CONFIG). Flags win over the environment, the environment over the file.\n\n", summaries[cmd.Name])
+	// Groups that share a title (es and target, admin and admin-server)
+	// show as one.
 	groups := map[string][]field{}
-	var names []string
+	var titles []string
 	for _, f := range all {
 		if !cmd.takes(f.group) {
 			continue
 		}
-		if _, ok := groups[f.group]; !ok {
-			names = append(names, f.group)
+		title := groupTitles[f.group]
+		if _, ok := groups[title]; !ok {
+			titles = append(titles, title)
 		}
-		groups[f.group] = append(groups[f.group], f)
+		groups[title] = append(groups[title], f)
 	}
-	sort.SliceStable(names, func(i, j int) bool { return groupOrder(names[i]) < groupOrder(names[j]) })
-	for _, g := range names {
-		fmt.Fprintf(w, "%s:\n", groupTitles[g])
-		for _, f := range groups[g] {
+	sort.SliceStable(titles, func(i, j int) bool {
+		return groupOrder(groups[titles[i]][0].group) < groupOrder(groups[titles[j]][0].group)
+	})
+	for _, title := range titles {
+		fmt.Fprintf(w, "%s:\n", title)
+		for _, f := range groups[title] {
 			def := ""
 			if f.def != "" && !f.secret {
 				def = " (default " + f.def + ")"
@@ -414,22 +443,25 @@ var summaries = map[string]string{
 }
 
 var groupTitles = map[string]string{
-	"common":  "General",
-	"proxy":   "Proxy",
-	"session": "Session of a request",
-	"capture": "Capturing backend output",
-	"enrich":  "Documents",
-	"ship":    "Elasticsearch and spool",
-	"admin":   "Admin listener (health, metrics, lookup, ingest)",
-	"setup":   "Set-up",
-	"lookup":  "Lookup",
+	"log":          "replaylink's own log",
+	"proxy":        "Proxy",
+	"session":      "Session of a request",
+	"capture":      "Capturing backend output",
+	"enrich":       "Documents",
+	"es":           "Elasticsearch",
+	"target":       "Elasticsearch",
+	"ship":         "Spool and shipping",
+	"admin":        "Admin listener (health, metrics, lookup, ingest)",
+	"admin-server": "Admin listener (health, metrics, lookup, ingest)",
+	"setup":        "Set-up",
+	"lookup":       "Lookup",
 }
 
+var groupList = []string{"log", "proxy", "session", "capture", "enrich", "es", "target", "ship", "admin", "admin-server", "setup", "lookup"}
+
 func groupOrder(g string) int {
-	for i, n := range []string{"common", "proxy", "session", "capture", "enrich", "ship", "admin", "setup", "lookup"} {
-		if n == g {
-			return i
-		}
+	if i := slices.Index(groupList, g); i >= 0 {
+		return i
 	}
-	return 99
+	return len(groupList)
 }
