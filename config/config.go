@@ -15,6 +15,19 @@ type Config struct {
 	Admin
 	Setup
 	Lookup
+
+	// origins says where Load found each setting that is not a default,
+	// by flag name, so that Validate's errors point at the place to fix.
+	origins map[string]origin
+}
+
+// origin is where a setting's value came from: a line of the config
+// file, an environment variable, or the command line.
+type origin struct {
+	file string
+	line int
+	env  bool
+	flag bool
 }
 
 // Common settings: replaylink's own log, for the commands that log (serve

@@ -119,7 +119,7 @@ var ErrHelp = flag.ErrHelp
 // (or REPLAYLINK_CONFIG), the environment (getenv) and args, in rising order of
 // precedence, then validates it. It returns the arguments left after the flags.
 func Load(cmd Command, args []string, getenv func(string) string, usage io.Writer) (*Config, []string, error) {
-	cfg := &Config{}
+	cfg := &Config{origins: map[string]origin{}}
 	v := reflect.ValueOf(cfg).Elem()
 	all := fields()
 	for _, f := range all {
@@ -169,7 +169,7 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 		configPath = getenv(EnvPrefix + "CONFIG")
 	}
 	if configPath != "" {
-		if err := loadFile(v, all, configPath); err != nil {
+		if err := loadFile(v, all, configPath, cfg.origins); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -179,14 +179,16 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 			continue
 		}
 		if err := set(v.FieldByIndex(f.index), raw, false); err != nil {
-			return nil, nil, fmt.Errorf("environment variable %s: %s", f.env, explain(f, raw, err))
+			return nil, nil, fmt.Errorf("environment variable %s (--%s): %s", f.env, f.flag, explain(f, raw, err))
 		}
+		cfg.origins[f.flag] = origin{env: true}
 	}
 	for _, f := range all {
 		vals, ok := fromFlags[f.flag]
 		if !ok {
 			continue
 		}
+		cfg.origins[f.flag] = origin{flag: true}
 		fv := v.FieldByIndex(f.index)
 		if fv.Kind() == reflect.Slice {
 			fv.Set(reflect.MakeSlice(fv.Type(), 0, len(vals)))
@@ -201,7 +203,7 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 			}
 			for _, item := range items {
 				if err := set(fv, strings.TrimSpace(item), true); err != nil {
-					return nil, nil, fmt.Errorf("flag --%s: %s", f.flag, explain(f, item, err))
+					return nil, nil, fmt.Errorf("%s: %s", origin{flag: true}.describe(f.flag), explain(f, item, err))
 				}
 			}
 		}
@@ -210,6 +212,22 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 		return nil, nil, err
 	}
 	return cfg, left, nil
+}
+
+// describe names a setting where it was set, as the start of an error:
+// "flag --mark", "environment variable REPLAYLINK_MARK (--mark)", "config
+// file c.yaml: line 3: key mark (--mark)"; for a setting left at its
+// default, the flag and its variable.
+func (o origin) describe(flagName string) string {
+	switch {
+	case o.flag:
+		return "flag --" + flagName
+	case o.env:
+		return fmt.Sprintf("environment variable %s (--%s)", EnvName(flagName), flagName)
+	case o.file != "":
+		return fmt.Sprintf("config file %s: line %d: key %s (--%s)", o.file, o.line, flagName, flagName)
+	}
+	return fmt.Sprintf("--%s (%s)", flagName, EnvName(flagName))
 }
 
 // recorder keeps each flag's raw values so precedence can be applied after
@@ -228,7 +246,7 @@ func (r boolRecorder) String() string     { return "" }
 func (r boolRecorder) Set(s string) error { r.m[r.name] = append(r.m[r.name], s); return nil }
 func (r boolRecorder) IsBoolFlag() bool   { return true }
 
-func loadFile(v reflect.Value, all []field, path string) error {
+func loadFile(v reflect.Value, all []field, path string, origins map[string]origin) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config file: %w (give an existing YAML file with --config or REPLAYLINK_CONFIG)", err)
@@ -258,27 +276,31 @@ func loadFile(v reflect.Value, all []field, path string) error {
 			return fmt.Errorf("config file %s: line %d: unknown key %q; keys are flag names without dashes in front, e.g. %s", path, k.Line, k.Value, suggest(k.Value, all))
 		}
 		fv := v.FieldByIndex(f.index)
+		at := origin{file: path, line: val.Line}
 		switch val.Kind {
 		case yaml.ScalarNode:
 			if err := set(fv, val.Value, false); err != nil {
-				return fmt.Errorf("config file %s: line %d: key %s: %s", path, val.Line, k.Value, explain(f, val.Value, err))
+				return fmt.Errorf("%s: %s", at.describe(f.flag), explain(f, val.Value, err))
 			}
 		case yaml.SequenceNode:
 			if fv.Kind() != reflect.Slice {
-				return fmt.Errorf("config file %s: line %d: key %s takes one value, not a list: %s", path, val.Line, k.Value, expected(f))
+				return fmt.Errorf("%s takes one value, not a list: %s", at.describe(f.flag), expected(f))
 			}
 			fv.Set(reflect.MakeSlice(fv.Type(), 0, len(val.Content)))
 			for _, item := range val.Content {
+				at.line = item.Line
 				if item.Kind != yaml.ScalarNode {
-					return fmt.Errorf("config file %s: line %d: key %s: list items must be plain values", path, item.Line, k.Value)
+					return fmt.Errorf("%s: list items must be plain values", at.describe(f.flag))
 				}
 				if err := set(fv, item.Value, true); err != nil {
-					return fmt.Errorf("config file %s: line %d: key %s: %s", path, item.Line, k.Value, explain(f, item.Value, err))
+					return fmt.Errorf("%s: %s", at.describe(f.flag), explain(f, item.Value, err))
 				}
 			}
+			at.line = val.Line
 		default:
-			return fmt.Errorf("config file %s: line %d: key %s: %s", path, val.Line, k.Value, expected(f))
+			return fmt.Errorf("%s: %s", at.describe(f.flag), expected(f))
 		}
+		origins[f.flag] = at
 	}
 	return nil
 }
