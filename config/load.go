@@ -96,8 +96,9 @@ var Commands = map[string]Command{
 // Flag is one flag of a command, for --help and the tests that hold the
 // README to the binary.
 type Flag struct {
-	Name, Default string
-	Repeatable    bool
+	Name, Default, Help string
+	Group               string // its title in --help
+	Repeatable          bool
 }
 
 // Flags lists the flags cmd takes, in declaration order; --config is
@@ -106,7 +107,7 @@ func (c Command) Flags() []Flag {
 	var out []Flag
 	for _, f := range fields() {
 		if c.takes(f.group) {
-			out = append(out, Flag{Name: f.flag, Default: f.def, Repeatable: f.typ.Kind() == reflect.Slice})
+			out = append(out, Flag{Name: f.flag, Default: f.def, Help: f.help, Group: groupTitles[f.group], Repeatable: f.typ.Kind() == reflect.Slice})
 		}
 	}
 	return out
