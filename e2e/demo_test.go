@@ -36,25 +36,8 @@ func TestMakeRunDemo(t *testing.T) {
 	cmd.Dir = root
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) // Ctrl-C, as the demo says
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("make run:\n%s", out.String())
-		}
-	})
-	waitReady(t, "http://"+admin, exited, out, 3*time.Minute) // make builds first
+	exited := startGroup(t, cmd, syscall.SIGINT, "make run", out) // Ctrl-C, as the demo says
+	waitReady(t, "http://"+admin, exited, out, 3*time.Minute)     // make builds first
 
 	// The commands make run prints, run as printed.
 	printed := printedCommands(t, out.String())
@@ -182,6 +165,32 @@ func TestMakeRunDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("session page screenshot: %s", shot)
+}
+
+// startGroup starts cmd in a process group of its own and, at the end of
+// the test, sends the group stop (then SIGKILL after 15 s); the channel is
+// closed when cmd has exited. what names it in the log of a failed test.
+func startGroup(t *testing.T, cmd *exec.Cmd, stop syscall.Signal, what string, out *syncBuffer) <-chan struct{} {
+	t.Helper()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, stop)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("%s:\n%s", what, out.String())
+		}
+	})
+	return exited
 }
 
 // waitReady waits for the admin listener's /readyz.

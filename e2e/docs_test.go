@@ -89,24 +89,7 @@ func TestFlaskWalkthrough(t *testing.T) {
 	cmd.Dir, cmd.Env = dir, env
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("replaylink run:\n%s", out.String())
-		}
-	})
+	exited := startGroup(t, cmd, syscall.SIGTERM, "replaylink run", out)
 	waitReady(t, "http://"+admin, exited, out, 30*time.Second)
 
 	if got, err := sh(subst.Replace(call)); err != nil || !strings.Contains(got, " 500 ") {
