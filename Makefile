@@ -14,15 +14,17 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/replaylink ./cmd/replaylink
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/demo-backend ./examples/demo
 
-# The main job on the embedded default: replaylink in front of a bundled demo
-# backend, documents printed as JSON lines, no Elasticsearch needed.
+# The main job without Elasticsearch: replaylink in front of a bundled demo
+# backend, documents printed as JSON lines. e2e/demo_test.go runs this target
+# and the commands it prints (and README's), so keep them runnable as printed.
 run: build
 	@echo "replaylink: proxy on http://$(LISTEN) -> demo backend on 127.0.0.1:$(DEMO_PORT); admin on http://$(ADMIN)"
 	@echo "Try, in another terminal:"
 	@echo "  curl -H 'openReplaySession.id: 7204916803563247' http://$(LISTEN)/api/cart       # fails with 500"
 	@echo "  curl -H 'openReplaySession.id: 7204916803563247' http://$(LISTEN)/api/hello"
-	@echo "  xdg-open http://$(ADMIN)/sessions/7204916803563247   (macOS: open; or: $(BIN)/replaylink lookup 7204916803563247)"
-	@echo "Documents are printed below as JSON lines. Ctrl-C stops."
+	@echo "  xdg-open http://$(ADMIN)/sessions/7204916803563247   # the session page (macOS: open)"
+	@echo "  $(BIN)/replaylink lookup $(if $(filter 127.0.0.1:9090,$(ADMIN)),,--admin $(ADMIN) )7204916803563247   # the same, as a table"
+	@echo "Documents are printed below as JSON lines; a line with \"_replaces\":true replaces the earlier one of its _id. Ctrl-C stops."
 	$(BIN)/replaylink run --listen $(LISTEN) --admin $(ADMIN) --upstream http://127.0.0.1:$(DEMO_PORT) \
 		--spool-dir $(BIN)/spool --service-name demo --output - -- $(BIN)/demo-backend -listen 127.0.0.1:$(DEMO_PORT)
 

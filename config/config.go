@@ -15,12 +15,26 @@ type Config struct {
 	Admin
 	Setup
 	Lookup
+
+	// origins says where Load found each setting that is not a default,
+	// by flag name, so that Validate's errors point at the place to fix.
+	origins map[string]origin
 }
 
-// Common settings apply to every command.
+// origin is where a setting's value came from: a line of the config
+// file, an environment variable, or the command line.
+type origin struct {
+	file string
+	line int
+	env  bool
+	flag bool
+}
+
+// Common settings: replaylink's own log, for the commands that log (serve
+// and run; setup, check and lookup print their results instead).
 type Common struct {
-	LogLevel  string `flag:"log-level" default:"info" group:"common" help:"replaylink's own log level: debug, info, warn or error"`
-	LogFormat string `flag:"log-format" default:"text" group:"common" help:"replaylink's own log format: text or json"`
+	LogLevel  string `flag:"log-level" default:"info" group:"log" help:"replaylink's own log level: debug, info, warn or error"`
+	LogFormat string `flag:"log-format" default:"text" group:"log" help:"replaylink's own log format: text or json"`
 }
 
 // Proxy configures the reverse proxy (package proxy).
@@ -76,19 +90,22 @@ type Enrich struct {
 	AttributionGrace time.Duration `flag:"attribution-grace" default:"20ms" group:"enrich" help:"window attribution: a backend line read this long after a request ended still counts as printed during it"`
 }
 
-// Ship configures the spool and Elasticsearch (package ship).
+// Ship configures Elasticsearch and the spool (package ship). The
+// connection (group es) serves every command that talks to Elasticsearch;
+// the write target's form (target) the commands that write; the spool and
+// shipping (ship) serve and run only.
 type Ship struct {
-	ESURLs            []string      `flag:"es-url" group:"ship" help:"Elasticsearch URL (several: tried in turn); without it documents go to --output"`
-	Index             string        `flag:"index" default:"logs" group:"ship" help:"write target; OpenReplay searches the index named logs"`
-	DataStream        bool          `flag:"data-stream" group:"ship" help:"write to data stream logs-replaylink-default with alias --index"`
-	ESAPIKey          string        `flag:"es-api-key" group:"ship" secret:"true" help:"API key, id:key or base64"`
-	ESAPIKeyFile      string        `flag:"es-api-key-file" group:"ship" help:"file holding the API key"`
-	ESUsername        string        `flag:"es-username" group:"ship" help:"basic auth user"`
-	ESPassword        string        `flag:"es-password" group:"ship" secret:"true" help:"basic auth password"`
-	ESPasswordFile    string        `flag:"es-password-file" group:"ship" help:"file holding the basic auth password"`
-	ESCACert          string        `flag:"es-ca-cert" group:"ship" help:"PEM file of the CA that signed Elasticsearch's certificate"`
-	ESCAFingerprint   string        `flag:"es-ca-fingerprint" group:"ship" help:"SHA-256 fingerprint of Elasticsearch's CA certificate"`
-	ESInsecure        bool          `flag:"es-insecure" group:"ship" help:"do not verify Elasticsearch's certificate (unsafe)"`
+	ESURLs            []string      `flag:"es-url" group:"es" help:"Elasticsearch URL (several: tried in turn); without it, serve and run write documents to --output"`
+	Index             string        `flag:"index" default:"logs" group:"es" help:"write target; OpenReplay searches the index named logs"`
+	DataStream        bool          `flag:"data-stream" group:"target" help:"write to data stream logs-replaylink-default with alias --index"`
+	ESAPIKey          string        `flag:"es-api-key" group:"es" secret:"true" help:"API key, id:key or base64"`
+	ESAPIKeyFile      string        `flag:"es-api-key-file" group:"es" help:"file holding the API key"`
+	ESUsername        string        `flag:"es-username" group:"es" help:"basic auth user"`
+	ESPassword        string        `flag:"es-password" group:"es" secret:"true" help:"basic auth password"`
+	ESPasswordFile    string        `flag:"es-password-file" group:"es" help:"file holding the basic auth password"`
+	ESCACert          string        `flag:"es-ca-cert" group:"es" help:"PEM file of the CA that signed Elasticsearch's certificate"`
+	ESCAFingerprint   string        `flag:"es-ca-fingerprint" group:"es" help:"SHA-256 fingerprint of Elasticsearch's CA certificate"`
+	ESInsecure        bool          `flag:"es-insecure" group:"es" help:"do not verify Elasticsearch's certificate (unsafe)"`
 	ESSetup           bool          `flag:"es-setup" default:"true" group:"ship" help:"install the index template on start when allowed"`
 	ESCompression     string        `flag:"es-compression" default:"auto" group:"ship" help:"bulk request bodies: auto (gzip unless every --es-url host is loopback), gzip or none"`
 	FlushBytes        ByteSize      `flag:"flush-bytes" default:"5MB" group:"ship" help:"send a bulk request when this much is waiting"`
@@ -105,15 +122,17 @@ type Ship struct {
 }
 
 // Admin configures the admin listener: health, metrics, lookup, ingest.
+// Its address and token (group admin) are also how lookup reaches it; its
+// limits (admin-server) concern only the listener itself.
 type Admin struct {
 	AdminListen      string `flag:"admin" default:"127.0.0.1:9090" group:"admin" help:"admin listener address (health, metrics, lookup, ingest)"`
 	AdminToken       string `flag:"admin-token" group:"admin" secret:"true" help:"bearer token required for lookup and ingest"`
 	AdminTokenFile   string `flag:"admin-token-file" group:"admin" help:"file holding the admin token"`
-	AllowRemoteAdmin bool   `flag:"allow-remote-lookup" group:"admin" help:"serve lookup and ingest on a non-loopback admin address without --admin-token"`
+	AllowRemoteAdmin bool   `flag:"allow-remote-lookup" group:"admin-server" help:"serve lookup and ingest on a non-loopback admin address without --admin-token"`
 
-	AdminHeaderTimeout time.Duration `flag:"admin-header-timeout" default:"10s" group:"admin" help:"time an admin client has to send its request line and headers"`
-	AdminReadTimeout   time.Duration `flag:"admin-read-timeout" default:"60s" group:"admin" help:"time an admin client has to send a whole request, body included (POST /ingest)"`
-	AdminIdleTimeout   time.Duration `flag:"admin-idle-timeout" default:"60s" group:"admin" help:"how long an idle keep-alive connection to the admin listener is kept"`
+	AdminHeaderTimeout time.Duration `flag:"admin-header-timeout" default:"10s" group:"admin-server" help:"time an admin client has to send its request line and headers"`
+	AdminReadTimeout   time.Duration `flag:"admin-read-timeout" default:"60s" group:"admin-server" help:"time an admin client has to send a whole request, body included (POST /ingest)"`
+	AdminIdleTimeout   time.Duration `flag:"admin-idle-timeout" default:"60s" group:"admin-server" help:"how long an idle keep-alive connection to the admin listener is kept"`
 }
 
 // Setup configures replaylink setup.

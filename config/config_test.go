@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-var serve = Command{Name: "serve", Groups: []string{"proxy", "session", "capture", "enrich", "ship", "admin"}}
+var serve = Commands["serve"]
 
 func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
@@ -83,7 +83,7 @@ func TestPrecedence(t *testing.T) {
 }
 
 func TestRepeatedFlagsAndRest(t *testing.T) {
-	run := Command{Name: "run", Groups: serve.Groups}
+	run := Commands["run"]
 	cfg, left, err := Load(run, []string{"--upstream", "http://a:1", "--upstream=http://b:2", "--", "python3", "app.py", "--debug"}, envOf(nil), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +119,7 @@ func TestErrorsNameTheSettingAndTheFix(t *testing.T) {
 		{name: "bad size env", env: map[string]string{"REPLAYLINK_FLUSH_BYTES": "lots"}, want: []string{"REPLAYLINK_FLUSH_BYTES", "5MB"}},
 		{name: "bad bool", args: []string{"--data-stream=maybe"}, want: []string{"--data-stream", "true or false"}},
 		{name: "unknown file key", file: "listen: :8080\nes_url: http://x:9200\n", want: []string{`unknown key "es_url"`, "line 2", `did you mean "es-url"`}},
-		{name: "list for scalar", file: "index:\n  - a\n  - b\n", want: []string{"key index takes one value"}},
+		{name: "list for scalar", file: "index:\n  - a\n  - b\n", want: []string{"line 2", "key index (--index) takes one value"}},
 		{name: "bad value in file", file: "workers: many\n", want: []string{"line 1", "key workers", "whole number"}},
 		{name: "not a mapping", file: "- a\n- b\n", want: []string{"expected a mapping"}},
 		{name: "unknown flag", args: []string{"--nope"}, want: []string{"-nope", "replaylink serve --help"}},
@@ -217,7 +217,7 @@ func TestHelpListsFlagsWithTheirEnvironment(t *testing.T) {
 // A flag of another command is refused, but the same key in the file is fine,
 // so one file can serve serve, setup and check.
 func TestCommandGroups(t *testing.T) {
-	check := Command{Name: "check", Groups: []string{"ship"}}
+	check := Commands["check"]
 	if _, _, err := Load(check, []string{"--listen", ":1"}, envOf(nil), nil); err == nil {
 		t.Error("check took --listen")
 	}
@@ -263,7 +263,7 @@ func FuzzLoadFile(f *testing.F) {
 }
 
 func TestFlagsAfterPositionalArguments(t *testing.T) {
-	lookup := Command{Name: "lookup", Groups: []string{"ship", "admin", "lookup"}}
+	lookup := Commands["lookup"]
 	cfg, left, err := Load(lookup, []string{"123", "--json", "--admin", "127.0.0.1:1"}, envOf(nil), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -275,7 +275,7 @@ func TestFlagsAfterPositionalArguments(t *testing.T) {
 	if err != nil || strings.Join(left, " ") != "--not-a-flag" {
 		t.Errorf("after --: left=%q err=%v", left, err)
 	}
-	run := Command{Name: "run", Groups: serve.Groups}
+	run := Commands["run"]
 	_, left, err = Load(run, []string{"--upstream", "http://a:1", "python3", "app.py", "--port", "5000"}, envOf(nil), nil)
 	if err != nil || strings.Join(left, " ") != "python3 app.py --port 5000" {
 		t.Errorf("run: the backend's flags were taken as replaylink's: left=%q err=%v", left, err)
@@ -291,5 +291,61 @@ func TestUnknownEnvironment(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestErrorsNameTheirSource: whichever source a bad value comes from, the
+// error names the flag, that source (the file and line, the variable, or
+// the command line) and what is allowed, for enums, ranges and parse
+// errors alike; and never a Go field.
+func TestErrorsNameTheirSource(t *testing.T) {
+	for _, tc := range []struct {
+		flag, value string
+		allowed     []string
+	}{
+		{"mark", "some", []string{"auto, all, problems"}},
+		{"log-format", "xml", []string{"text, json"}},
+		{"max-header-bytes", "1MiB0", []string{"512KiB"}},
+		{"max-header-bytes", "17MiB", []string{"1KiB to 16MiB"}},
+		{"output-keep", "0", []string{"1 to 1000"}},
+		{"attribution-grace", "2s", []string{"0 to 1s"}},
+		{"mark-info-limit", "5000", []string{"0 to 1000"}},
+		{"session-source", "cookies", []string{"header, token, baggage, cookie, query"}},
+		{"workers", "-2", []string{"greater than zero"}},
+		{"upstream", "http://127.0.0.1:1/api", []string{"scheme, host and port"}},
+	} {
+		for _, src := range []string{"flag", "env", "file"} {
+			t.Run(tc.flag+"/"+src, func(t *testing.T) {
+				env := map[string]string{}
+				var args []string
+				var want []string
+				switch src {
+				case "flag":
+					args = []string{"--" + tc.flag, tc.value}
+					want = []string{"flag --" + tc.flag}
+				case "env":
+					env[EnvName(tc.flag)] = tc.value
+					want = []string{"environment variable " + EnvName(tc.flag), "--" + tc.flag}
+				case "file":
+					path := writeFile(t, "# replaylink\nlisten: :8080\n"+tc.flag+": "+tc.value+"\n")
+					env["REPLAYLINK_CONFIG"] = path
+					want = []string{"config file " + path, "line 3", "key " + tc.flag, "--" + tc.flag}
+				}
+				_, _, err := Load(serve, args, envOf(env), nil)
+				if err == nil {
+					t.Fatal("no error")
+				}
+				for _, w := range append(want, tc.allowed...) {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q lacks %q", err, w)
+					}
+				}
+				for _, goName := range []string{"MaxHeaderBytes", "OutputKeep", "Mark ", "AttributionGrace", "SessionSources", "Upstreams"} {
+					if strings.Contains(err.Error(), goName) {
+						t.Errorf("error %q names the Go field %s", err, goName)
+					}
+				}
+			})
+		}
 	}
 }

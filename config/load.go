@@ -7,7 +7,7 @@
 //	flag:"es-url"      flag --es-url, env REPLAYLINK_ES_URL, YAML key es-url
 //	default:"logs"     default value, in the same syntax as a flag value
 //	help:"..."         one line for --help
-//	group:"ship"       which commands take it as a flag (see Command)
+//	group:"ship"       which commands take it as a flag (see Commands)
 //	secret:"true"      never printed
 package config
 
@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,23 +70,47 @@ func EnvName(flagName string) string {
 	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// Command says which flag groups a subcommand takes. The config file and the
-// environment may set any field, whatever the command, so one file serves all.
+// Command says which flag groups a subcommand takes: its --help lists
+// those flags only, and its command line refuses the others. The config
+// file and the environment may set any field, whatever the command, so one
+// file serves all.
 type Command struct {
 	Name   string
 	Groups []string
 }
 
 func (c Command) takes(group string) bool {
-	if group == "" || group == "common" {
-		return true
-	}
-	for _, g := range c.Groups {
-		if g == group {
-			return true
+	return slices.Contains(c.Groups, group)
+}
+
+// Commands are replaylink's subcommands that take settings, each with the
+// groups of the settings it uses (the group tags in config.go).
+var Commands = map[string]Command{
+	"serve":  {Name: "serve", Groups: []string{"log", "proxy", "session", "capture", "enrich", "es", "target", "ship", "admin", "admin-server"}},
+	"run":    {Name: "run", Groups: []string{"log", "proxy", "session", "capture", "enrich", "es", "target", "ship", "admin", "admin-server"}},
+	"setup":  {Name: "setup", Groups: []string{"es", "target", "setup"}},
+	"check":  {Name: "check", Groups: []string{"es", "target"}},
+	"lookup": {Name: "lookup", Groups: []string{"es", "admin", "lookup"}},
+}
+
+// Flag is one flag of a command, for --help and the tests that hold the
+// README to the binary.
+type Flag struct {
+	Name, Default, Help string
+	Group               string // its title in --help
+	Repeatable          bool
+}
+
+// Flags lists the flags cmd takes, in declaration order; --config is
+// everyone's and not listed.
+func (c Command) Flags() []Flag {
+	var out []Flag
+	for _, f := range fields() {
+		if c.takes(f.group) {
+			out = append(out, Flag{Name: f.flag, Default: f.def, Help: f.help, Group: groupTitles[f.group], Repeatable: f.typ.Kind() == reflect.Slice})
 		}
 	}
-	return false
+	return out
 }
 
 // ErrHelp is returned by Load when --help was asked for; the usage was written.
@@ -95,7 +120,7 @@ var ErrHelp = flag.ErrHelp
 // (or REPLAYLINK_CONFIG), the environment (getenv) and args, in rising order of
 // precedence, then validates it. It returns the arguments left after the flags.
 func Load(cmd Command, args []string, getenv func(string) string, usage io.Writer) (*Config, []string, error) {
-	cfg := &Config{}
+	cfg := &Config{origins: map[string]origin{}}
 	v := reflect.ValueOf(cfg).Elem()
 	all := fields()
 	for _, f := range all {
@@ -145,7 +170,7 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 		configPath = getenv(EnvPrefix + "CONFIG")
 	}
 	if configPath != "" {
-		if err := loadFile(v, all, configPath); err != nil {
+		if err := loadFile(v, all, configPath, cfg.origins); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -155,14 +180,16 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 			continue
 		}
 		if err := set(v.FieldByIndex(f.index), raw, false); err != nil {
-			return nil, nil, fmt.Errorf("environment variable %s: %s", f.env, explain(f, raw, err))
+			return nil, nil, fmt.Errorf("environment variable %s (--%s): %s", f.env, f.flag, explain(f, raw, err))
 		}
+		cfg.origins[f.flag] = origin{env: true}
 	}
 	for _, f := range all {
 		vals, ok := fromFlags[f.flag]
 		if !ok {
 			continue
 		}
+		cfg.origins[f.flag] = origin{flag: true}
 		fv := v.FieldByIndex(f.index)
 		if fv.Kind() == reflect.Slice {
 			fv.Set(reflect.MakeSlice(fv.Type(), 0, len(vals)))
@@ -177,7 +204,7 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 			}
 			for _, item := range items {
 				if err := set(fv, strings.TrimSpace(item), true); err != nil {
-					return nil, nil, fmt.Errorf("flag --%s: %s", f.flag, explain(f, item, err))
+					return nil, nil, fmt.Errorf("%s: %s", origin{flag: true}.describe(f.flag), explain(f, item, err))
 				}
 			}
 		}
@@ -186,6 +213,22 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 		return nil, nil, err
 	}
 	return cfg, left, nil
+}
+
+// describe names a setting where it was set, as the start of an error:
+// "flag --mark", "environment variable REPLAYLINK_MARK (--mark)", "config
+// file c.yaml: line 3: key mark (--mark)"; for a setting left at its
+// default, the flag and its variable.
+func (o origin) describe(flagName string) string {
+	switch {
+	case o.flag:
+		return "flag --" + flagName
+	case o.env:
+		return fmt.Sprintf("environment variable %s (--%s)", EnvName(flagName), flagName)
+	case o.file != "":
+		return fmt.Sprintf("config file %s: line %d: key %s (--%s)", o.file, o.line, flagName, flagName)
+	}
+	return fmt.Sprintf("--%s (%s)", flagName, EnvName(flagName))
 }
 
 // recorder keeps each flag's raw values so precedence can be applied after
@@ -204,7 +247,7 @@ func (r boolRecorder) String() string     { return "" }
 func (r boolRecorder) Set(s string) error { r.m[r.name] = append(r.m[r.name], s); return nil }
 func (r boolRecorder) IsBoolFlag() bool   { return true }
 
-func loadFile(v reflect.Value, all []field, path string) error {
+func loadFile(v reflect.Value, all []field, path string, origins map[string]origin) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config file: %w (give an existing YAML file with --config or REPLAYLINK_CONFIG)", err)
@@ -234,27 +277,31 @@ func loadFile(v reflect.Value, all []field, path string) error {
 			return fmt.Errorf("config file %s: line %d: unknown key %q; keys are flag names without dashes in front, e.g. %s", path, k.Line, k.Value, suggest(k.Value, all))
 		}
 		fv := v.FieldByIndex(f.index)
+		at := origin{file: path, line: val.Line}
 		switch val.Kind {
 		case yaml.ScalarNode:
 			if err := set(fv, val.Value, false); err != nil {
-				return fmt.Errorf("config file %s: line %d: key %s: %s", path, val.Line, k.Value, explain(f, val.Value, err))
+				return fmt.Errorf("%s: %s", at.describe(f.flag), explain(f, val.Value, err))
 			}
 		case yaml.SequenceNode:
 			if fv.Kind() != reflect.Slice {
-				return fmt.Errorf("config file %s: line %d: key %s takes one value, not a list: %s", path, val.Line, k.Value, expected(f))
+				return fmt.Errorf("%s takes one value, not a list: %s", at.describe(f.flag), expected(f))
 			}
 			fv.Set(reflect.MakeSlice(fv.Type(), 0, len(val.Content)))
 			for _, item := range val.Content {
+				at.line = item.Line
 				if item.Kind != yaml.ScalarNode {
-					return fmt.Errorf("config file %s: line %d: key %s: list items must be plain values", path, item.Line, k.Value)
+					return fmt.Errorf("%s: list items must be plain values", at.describe(f.flag))
 				}
 				if err := set(fv, item.Value, true); err != nil {
-					return fmt.Errorf("config file %s: line %d: key %s: %s", path, item.Line, k.Value, explain(f, item.Value, err))
+					return fmt.Errorf("%s: %s", at.describe(f.flag), explain(f, item.Value, err))
 				}
 			}
+			at.line = val.Line
 		default:
-			return fmt.Errorf("config file %s: line %d: key %s: %s", path, val.Line, k.Value, expected(f))
+			return fmt.Errorf("%s: %s", at.describe(f.flag), expected(f))
 		}
+		origins[f.flag] = at
 	}
 	return nil
 }
@@ -365,21 +412,26 @@ func set(v reflect.Value, raw string, appendOne bool) error {
 func writeUsage(w io.Writer, cmd Command, all []field) {
 	fmt.Fprintf(w, "Usage: replaylink %s [flags]%s\n\n", cmd.Name, usageTail(cmd.Name))
 	fmt.Fprintf(w, "%s\n\nEvery flag can also be set by its environment variable, or as a key in the YAML file\ngiven with --config (REPLAYLINK_CONFIG). Flags win over the environment, the environment over the file.\n\n", summaries[cmd.Name])
+	// Groups that share a title (es and target, admin and admin-server)
+	// show as one.
 	groups := map[string][]field{}
-	var names []string
+	var titles []string
 	for _, f := range all {
 		if !cmd.takes(f.group) {
 			continue
 		}
-		if _, ok := groups[f.group]; !ok {
-			names = append(names, f.group)
+		title := groupTitles[f.group]
+		if _, ok := groups[title]; !ok {
+			titles = append(titles, title)
 		}
-		groups[f.group] = append(groups[f.group], f)
+		groups[title] = append(groups[title], f)
 	}
-	sort.SliceStable(names, func(i, j int) bool { return groupOrder(names[i]) < groupOrder(names[j]) })
-	for _, g := range names {
-		fmt.Fprintf(w, "%s:\n", groupTitles[g])
-		for _, f := range groups[g] {
+	sort.SliceStable(titles, func(i, j int) bool {
+		return groupOrder(groups[titles[i]][0].group) < groupOrder(groups[titles[j]][0].group)
+	})
+	for _, title := range titles {
+		fmt.Fprintf(w, "%s:\n", title)
+		for _, f := range groups[title] {
 			def := ""
 			if f.def != "" && !f.secret {
 				def = " (default " + f.def + ")"
@@ -414,22 +466,25 @@ var summaries = map[string]string{
 }
 
 var groupTitles = map[string]string{
-	"common":  "General",
-	"proxy":   "Proxy",
-	"session": "Session of a request",
-	"capture": "Capturing backend output",
-	"enrich":  "Documents",
-	"ship":    "Elasticsearch and spool",
-	"admin":   "Admin listener (health, metrics, lookup, ingest)",
-	"setup":   "Set-up",
-	"lookup":  "Lookup",
+	"log":          "replaylink's own log",
+	"proxy":        "Proxy",
+	"session":      "Session of a request",
+	"capture":      "Capturing backend output",
+	"enrich":       "Documents",
+	"es":           "Elasticsearch",
+	"target":       "Elasticsearch",
+	"ship":         "Spool and shipping",
+	"admin":        "Admin listener (health, metrics, lookup, ingest)",
+	"admin-server": "Admin listener (health, metrics, lookup, ingest)",
+	"setup":        "Set-up",
+	"lookup":       "Lookup",
 }
 
+var groupList = []string{"log", "proxy", "session", "capture", "enrich", "es", "target", "ship", "admin", "admin-server", "setup", "lookup"}
+
 func groupOrder(g string) int {
-	for i, n := range []string{"common", "proxy", "session", "capture", "enrich", "ship", "admin", "setup", "lookup"} {
-		if n == g {
-			return i
-		}
+	if i := slices.Index(groupList, g); i >= 0 {
+		return i
 	}
-	return 99
+	return len(groupList)
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 )
 
 // Validate checks every value and names the setting and the fix of the first
@@ -14,8 +15,11 @@ import (
 // code sees one place for each secret.
 func (c *Config) Validate() error {
 	var errs []error
+	// Each error starts with the setting and where it was set (the file
+	// and line, the variable, or the command line), and says what is
+	// allowed: a Go field name never reaches the user.
 	bad := func(flagName, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("--%s (%s): %s", flagName, EnvName(flagName), fmt.Sprintf(format, a...)))
+		errs = append(errs, fmt.Errorf("%s: %s", c.origins[flagName].describe(flagName), fmt.Sprintf(format, a...)))
 	}
 	oneOf := func(flagName, v string, allowed ...string) {
 		for _, a := range allowed {
@@ -39,12 +43,18 @@ func (c *Config) Validate() error {
 		bad("admin", "%q is not host:port (e.g. 127.0.0.1:9090)", c.AdminListen)
 	}
 	for _, u := range c.Upstreams {
-		if err := checkURL(u); err != nil {
+		if err := checkURL(u, false); err != nil {
 			bad("upstream", "%v; expected a URL like http://127.0.0.1:5000", err)
 		}
 	}
+	if len(c.Upstreams) > maxUpstreams {
+		bad("upstream", "%d upstreams: at most %d", len(c.Upstreams), maxUpstreams)
+	}
+	if strings.ContainsAny(c.UpstreamHost, " \t\r\n/") {
+		bad("upstream-host", "%q is not a host name: expected e.g. api.internal or api.internal:8080", c.UpstreamHost)
+	}
 	for _, u := range c.ESURLs {
-		if err := checkURL(u); err != nil {
+		if err := checkURL(u, true); err != nil {
 			bad("es-url", "%v; expected a URL like https://es.example.com:9200", err)
 		}
 	}
@@ -72,7 +82,9 @@ func (c *Config) Validate() error {
 	positive("response-header-timeout", int64(c.ResponseHeaderTimeout))
 	positive("idle-timeout", int64(c.IdleTimeout))
 	positive("client-header-timeout", int64(c.ClientHeaderTimeout))
-	positive("max-header-bytes", int64(c.MaxHeaderBytes))
+	if c.MaxHeaderBytes < 1<<10 || c.MaxHeaderBytes > 16<<20 {
+		bad("max-header-bytes", "%d bytes is out of range: 1KiB to 16MiB (64KiB is a good default)", c.MaxHeaderBytes)
+	}
 	positive("client-body-timeout", int64(c.ClientBodyTimeout))
 	positive("max-conns-per-client", int64(c.MaxConnsPerClient))
 	positive("max-conns-per-upstream", int64(c.MaxConnsPerUpstream))
@@ -80,6 +92,9 @@ func (c *Config) Validate() error {
 		bad("client-body-min-rate", "must not be negative (0: no extension beyond --client-body-timeout)")
 	}
 	positive("max-fails", int64(c.MaxFails))
+	if c.FailCooldown < 0 {
+		bad("fail-cooldown", "%v is negative: expected 0 (no cool-down) or more, e.g. 10s", c.FailCooldown)
+	}
 	positive("event-queue", int64(c.EventQueue))
 	positive("max-line-bytes", int64(c.MaxLineBytes))
 	positive("flush-bytes", int64(c.FlushBytes))
@@ -91,8 +106,11 @@ func (c *Config) Validate() error {
 	positive("admin-header-timeout", int64(c.AdminHeaderTimeout))
 	positive("admin-read-timeout", int64(c.AdminReadTimeout))
 	positive("admin-idle-timeout", int64(c.AdminIdleTimeout))
-	if c.MarkInfoLimit < 0 {
-		bad("mark-info-limit", "must not be negative")
+	if c.MarkInfoLimit < 0 || c.MarkInfoLimit > 1000 {
+		bad("mark-info-limit", "%d is out of range: 0 to 1000 (OpenReplay shows at most 1000 documents per session; to mark no info documents use --mark problems)", c.MarkInfoLimit)
+	}
+	if c.AttributionGrace < 0 || c.AttributionGrace > time.Second {
+		bad("attribution-grace", "%v is out of range: 0 to 1s (e.g. 20ms); a wide grace makes concurrent requests ambiguous", c.AttributionGrace)
 	}
 	for _, n := range c.RedactQueryParams {
 		if n = strings.TrimSpace(n); n == "" || len(n) > 128 {
@@ -129,7 +147,13 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func checkURL(raw string) error {
+// maxUpstreams is the most backends the proxy balances over.
+const maxUpstreams = 64
+
+// checkURL checks an http(s) URL; withPath allows a path (Elasticsearch
+// behind a reverse proxy's prefix), which an upstream may not have, since
+// requests keep their own.
+func checkURL(raw string, withPath bool) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("%q is not a URL", raw)
@@ -142,6 +166,9 @@ func checkURL(raw string) error {
 	}
 	if u.User != nil {
 		return errors.New("a URL with credentials in it is refused (they would end up in logs); use --es-username/--es-password or --es-api-key")
+	}
+	if !withPath && ((u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "") {
+		return fmt.Errorf("%q may only have scheme, host and port: requests keep their own path and query", raw)
 	}
 	return nil
 }

@@ -252,24 +252,8 @@ func startReplaylinkEnv(t *testing.T, bin, esURL, upstream, dir string, env []st
 	})
 	rl := &replaylinkProc{proxy: "http://" + listen, admin: "http://" + admin, out: out}
 	// /readyz says an upstream answers: the app is up behind replaylink.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(rl.admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return rl
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("replaylink exited at start:\n%s", out.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replaylink's /readyz did not answer 200 within 30 s (last: %v)\n%s", err, out.String())
-		}
-	}
+	waitReady(t, rl.admin, exited, out, 30*time.Second)
+	return rl
 }
 
 // searchHit is one hit of OpenReplay's query.

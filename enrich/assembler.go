@@ -35,10 +35,21 @@ import (
 //     comes in that time, the merged document replaces it.
 //
 // Either way the index ends up with one document per failing request.
+//
+// A request may print several error records: a one-line "checkout failed"
+// before the panic or traceback that says why. Each that comes while the
+// merged document may still be replaced is folded in too (up to
+// maxFolded), so the request keeps one error document; its error.* and
+// its summary in message come from the record with a real stack, not from
+// the first one-liner, and error.stack_trace holds every folded record in
+// the order printed.
 
 const (
 	maxHeld   = 1024 // published 5xx access events that a traceback may still replace
 	maxParked = 1024 // backend errors waiting for their access event
+	// maxFolded bounds the backend error records folded into one access
+	// document; their text together stays within maxGroupBytes too.
+	maxFolded = 8
 	// parkWait bounds how long a backend error stays unpublished, waiting
 	// for the access event of its request.
 	parkWait = 50 * time.Millisecond
@@ -68,6 +79,7 @@ type assembler struct {
 	doc    document
 	msg    []byte // scratch for the message
 	clean  []byte // scratch for a first line without ANSI escapes
+	stack  []byte // scratch for the folded records' text
 	hexbuf [48]byte
 	id     []byte
 	batch  Batch // documents made since the last commit
@@ -81,23 +93,49 @@ type assembler struct {
 }
 
 // heldEvent is a 5xx access event whose document is published (as docSeq),
-// kept until deadline in case its traceback comes.
+// kept until deadline in case its traceback, or another error record of
+// its request, comes; recs are the records folded into it so far.
 type heldEvent struct {
 	ev       *proxy.AccessEvent
 	docSeq   uint64
 	deadline time.Time
+	recs     []keptRecord
 }
 
-// parkedGroup is a backend error record, copied out of the grouper, waiting
-// for the access event of its request: unpublished (docSeq 0) until
-// deadline, then published alone and kept until expires.
+// parkedGroup is a backend error record (or several of one request),
+// waiting for the access event of its request: unpublished (docSeq 0)
+// until deadline, then published alone and kept until expires.
 type parkedGroup struct {
-	g        group
-	at       attribution
-	ids      []byte // owns at.requestID and at.traceID
+	recs     []keptRecord
 	docSeq   uint64
 	deadline time.Time
 	expires  time.Time
+}
+
+// keptRecord is a backend error record copied out of the grouper, with
+// its attribution, to be folded into its request's document later.
+type keptRecord struct {
+	g   group
+	at  attribution
+	ids []byte // owns at.requestID and at.traceID
+}
+
+func keep(g *group, at *attribution) keptRecord {
+	k := keptRecord{g: *g, at: *at}
+	k.g.text = bytes.Clone(g.text)
+	k.ids = append(append(k.ids, at.requestID...), at.traceID...)
+	k.at.requestID = k.ids[:len(at.requestID)]
+	k.at.traceID = k.ids[len(at.requestID):]
+	return k
+}
+
+// canFold says whether g may join recs in one document.
+func canFold(recs []keptRecord, g *group) bool {
+	n := len(g.text)
+	for i := range recs {
+		n += len(recs[i].g.text) + 1
+	}
+	return len(recs) < maxFolded && n <= maxGroupBytes
 }
 
 func newAssembler(o Options, attr *Attributor, idPrefix string) *assembler {
@@ -131,18 +169,21 @@ func (a *assembler) addEvent(ev *proxy.AccessEvent, now time.Time) {
 	switch {
 	case pg != nil && accessLevel(ev) == levelError:
 		a.accessDoc(ev)
-		a.fold(ev, &pg.g, &pg.at)
-		if pg.docSeq != 0 {
-			a.replace(pg.docSeq) // the backend document published alone becomes the merged one
+		a.fold(ev, pg.recs)
+		docSeq := pg.docSeq
+		if docSeq != 0 {
+			a.replace(docSeq) // the backend document published alone becomes the merged one
 		} else {
-			a.publish()
+			docSeq = a.publish()
 			documentsAccess.Inc()
 		}
 		mergedErrors.Inc()
+		if a.holdEvent(ev, docSeq, pg.recs) {
+			return // another error record of the request may still fold in
+		}
 	case accessLevel(ev) == levelError:
 		docSeq := a.publishAccess(ev)
-		if _, dup := a.held[ev.Seq]; !dup && ev.Seq != 0 && a.hold > 0 && len(a.held) < maxHeld {
-			a.held[ev.Seq] = heldEvent{ev: ev, docSeq: docSeq, deadline: now.Add(a.hold)}
+		if a.holdEvent(ev, docSeq, nil) {
 			return
 		}
 	default:
@@ -152,6 +193,16 @@ func (a *assembler) addEvent(ev *proxy.AccessEvent, now time.Time) {
 		a.publishAccess(ev)
 	}
 	ev.Release()
+}
+
+// holdEvent keeps ev, whose document is published as docSeq with recs
+// folded in, for hold, and says whether it did (then it owns ev).
+func (a *assembler) holdEvent(ev *proxy.AccessEvent, docSeq uint64, recs []keptRecord) bool {
+	if _, dup := a.held[ev.Seq]; dup || ev.Seq == 0 || a.hold <= 0 || len(a.held) >= maxHeld {
+		return false
+	}
+	a.held[ev.Seq] = heldEvent{ev: ev, docSeq: docSeq, deadline: a.now.Add(a.hold), recs: recs}
+	return true
 }
 
 func (a *assembler) addLine(l *capture.Line, now time.Time) {
@@ -221,17 +272,23 @@ func (a *assembler) emitGroup(g *group) {
 		var r record
 		describe(&r, g, p)
 		if r.level == levelError {
-			if h, ok := a.held[at.seq]; ok {
-				delete(a.held, at.seq)
+			if h, ok := a.held[at.seq]; ok && canFold(h.recs, g) {
+				if len(h.recs) == 0 {
+					mergedErrors.Inc()
+				}
+				h.recs = append(h.recs, keep(g, &at))
+				a.held[at.seq] = h
 				a.accessDoc(h.ev)
-				a.fold(h.ev, g, &at)
-				a.replace(h.docSeq) // the access document published alone becomes the merged one
-				mergedErrors.Inc()
-				h.ev.Release()
+				a.fold(h.ev, h.recs)
+				a.replace(h.docSeq) // the access document published before becomes the merged one
+				return
+			}
+			if pg, ok := a.parked[at.seq]; ok && pg.docSeq == 0 && canFold(pg.recs, g) {
+				pg.recs = append(pg.recs, keep(g, &at))
 				return
 			}
 			if _, ok := a.parked[at.seq]; !ok && len(a.parked) < maxParked {
-				a.park(g, &at)
+				a.parked[at.seq] = &parkedGroup{recs: []keptRecord{keep(g, &at)}, deadline: a.now.Add(a.wait), expires: a.now.Add(a.hold)}
 				return
 			}
 		}
@@ -250,19 +307,20 @@ func (a *assembler) withoutANSI(b []byte) []byte {
 	return a.clean
 }
 
-func (a *assembler) park(g *group, at *attribution) {
-	pg := &parkedGroup{g: *g, at: *at, deadline: a.now.Add(a.wait), expires: a.now.Add(a.hold)}
-	pg.g.text = bytes.Clone(g.text)
-	pg.ids = append(append(pg.ids, at.requestID...), at.traceID...)
-	pg.at.requestID = pg.ids[:len(at.requestID)]
-	pg.at.traceID = pg.ids[len(at.requestID):]
-	a.parked[at.seq] = pg
-}
-
-// publishParked publishes a parked record alone and returns its document's
-// sequence number.
+// publishParked publishes the records of pg alone, each as its own
+// document, and returns the sequence number of the first one's: a late 5xx
+// event replaces that one with the merged document, so pg keeps only it.
 func (a *assembler) publishParked(pg *parkedGroup) uint64 {
-	return a.publishBackend(&pg.g, a.parser.parse(pg.g.header()), &pg.at)
+	first := uint64(0)
+	for i := range pg.recs {
+		k := &pg.recs[i]
+		seq := a.publishBackend(&k.g, a.parser.parse(k.g.header()), &k.at)
+		if i == 0 {
+			first = seq
+		}
+	}
+	pg.recs = pg.recs[:1]
+	return first
 }
 
 // publishAccess publishes ev's access document and returns its sequence
@@ -273,17 +331,40 @@ func (a *assembler) publishAccess(ev *proxy.AccessEvent) uint64 {
 	return a.publish()
 }
 
-// fold adds the backend error record g, attributed to ev's request by at,
-// to ev's access document in a.doc.
-func (a *assembler) fold(ev *proxy.AccessEvent, g *group, at *attribution) {
+// fold adds the backend error records recs, attributed to ev's request,
+// to ev's access document in a.doc. The record with a real stack (a
+// traceback, a panic) names the error and says it in message; without
+// one, the first record does. error.stack_trace holds every record, each
+// whole (its header line says where it came from), in the order printed.
+func (a *assembler) fold(ev *proxy.AccessEvent, recs []keptRecord) {
+	slices.SortStableFunc(recs, func(x, y keptRecord) int { return x.g.first.Compare(y.g.first) })
 	var r record
-	describe(&r, g, a.parser.parse(g.header()))
+	primary := -1
+	for i := range recs {
+		describe(&r, &recs[i].g, a.parser.parse(recs[i].g.header()))
+		if len(r.stack) > 0 {
+			primary = i
+			break
+		}
+	}
+	if primary < 0 {
+		primary = 0
+		describe(&r, &recs[0].g, a.parser.parse(recs[0].g.header()))
+	}
 	d := &a.doc
-	d.tagBackend, d.mergedBy = true, at.seqBy
+	d.tagBackend, d.mergedBy = true, recs[primary].at.seqBy
 	d.errType, d.errMsg = r.errType, r.errMsg
-	d.stack = g.text // the whole record: its header line says where it came from
 	d.logger, d.logLevel = r.logger, r.levelText
-	d.truncated = g.truncated
+	a.stack = a.stack[:0]
+	d.truncated = false
+	for i := range recs {
+		if i > 0 {
+			a.stack = append(a.stack, '\n')
+		}
+		a.stack = append(a.stack, recs[i].g.text...)
+		d.truncated = d.truncated || recs[i].g.truncated
+	}
+	d.stack = a.stack
 	if len(ev.ProxyError) == 0 {
 		a.msg = appendAccessLine(a.msg[:0], d, ev)
 		a.msg = append(a.msg, ' ')

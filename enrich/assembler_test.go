@@ -518,3 +518,87 @@ func TestParkedRecordKeepsItsFields(t *testing.T) {
 		}
 	}
 }
+
+// demoFailure is what examples/demo prints for GET /api/cart (make run): a
+// one-line error on stdout, then a panic with its goroutine trace on stderr.
+func demoFailure(requestID string) (oneLiner string, panicTrace []string) {
+	return `time=2024-05-01T10:00:00.005Z level=ERROR msg="checkout failed" request_id=` + requestID + ` err="cart_id missing from the session cart"`,
+		[]string{
+			"panic: cart_id missing (request_id=" + requestID + ")",
+			"",
+			"goroutine 21 [running]:",
+			"runtime/debug.Stack()",
+			"\t/usr/local/go/src/runtime/debug/stack.go:26 +0x5e",
+			"main.main.func2({0x7600b8, 0x2afd775e2d0}, 0x2afd7780140)",
+			"\t/src/examples/demo/main.go:35 +0xc8",
+		}
+}
+
+// TestFoldPrefersTheRealStack: a request that logs a one-line error and then
+// panics keeps one error document, whatever the order in which its event and
+// its two records come: the panic names the error (not the one-liner), and
+// error.stack_trace holds both records, in the order printed.
+func TestFoldPrefersTheRealStack(t *testing.T) {
+	const rid = "f71d694e03c111000279b12f0989a4e4"
+	oneLiner, panicTrace := demoFailure(rid)
+	for _, order := range []string{"E1P", "1EP", "1PE", "E P1", "P1E"} {
+		t.Run(order, func(t *testing.T) {
+			rec := &recorder{}
+			a := newTestAssembler(rec, Options{})
+			start(a.attr, 1, 42, ms(0), rid, "")
+			ev := accessEvent(1, 42, ms(0), 10*time.Millisecond, "GET", "/api/cart", 500)
+			ev.RequestID = append(ev.RequestID, rid...)
+			a.attr.finish(ev)
+			// Each record is completed at once by the next line of its
+			// stream, so the order of the steps is the order in which the
+			// assembler sees the event and the two records.
+			now := ms(10)
+			for _, step := range order {
+				switch step {
+				case 'E':
+					a.addEvent(ev, now)
+				case '1':
+					a.addLine(lineAt(ms(5), capture.Stdout, oneLiner), now)
+					a.addLine(lineAt(now, capture.Stdout, `time=2024-05-01T10:00:01.000Z level=INFO msg="next record"`), now)
+				case 'P':
+					for _, l := range panicTrace {
+						a.addLine(lineAt(ms(6), capture.Stderr, l), now)
+					}
+					a.addLine(lineAt(now, capture.Stderr, `time=2024-05-01T10:00:01.000Z level=INFO msg="next record"`), now)
+				case ' ':
+					now = now.Add(parkWait) // a record waiting for its event is published alone
+				}
+				now = now.Add(10 * time.Millisecond)
+				a.tick(now)
+			}
+			a.flushAll()
+			var errs []map[string]any
+			for _, d := range rec.decoded(t) {
+				if d["level"] == "error" {
+					errs = append(errs, d)
+				}
+			}
+			if len(errs) != 1 {
+				for _, d := range errs {
+					t.Logf("error document: %v", d["message"])
+				}
+				t.Fatalf("%d error documents, want 1", len(errs))
+			}
+			d := errs[0]
+			for path, want := range map[string]any{
+				"event.dataset":        "replaylink.access",
+				"message":              "[openReplaySession.id=42] GET /api/cart -> 500 (10.0 ms) panic: cart_id missing (request_id=" + rid + ")",
+				"error.type":           "panic",
+				"error.stack_trace":    oneLiner + "\n" + strings.Join(panicTrace, "\n"),
+				"replaylink.merged_by": "request-id",
+			} {
+				if got := field(d, path); got != want {
+					t.Errorf("%s = %#v, want %#v", path, got, want)
+				}
+			}
+			if len(a.held)+len(a.parked) != 0 {
+				t.Errorf("left waiting: %d held, %d parked", len(a.held), len(a.parked))
+			}
+		})
+	}
+}

@@ -145,7 +145,7 @@ func TestCompose(t *testing.T) {
 		t.Errorf("replaylink-setup command %v, want setup", setup.Command)
 	}
 	checkEnvNames(t, "replaylink-setup", setup.Environment)
-	if _, _, err := config.Load(config.Command{Name: "setup", Groups: []string{"ship", "setup"}}, setup.Command[1:],
+	if _, _, err := config.Load(config.Commands["setup"], setup.Command[1:],
 		func(k string) string { return setup.Environment[k] }, nil); err != nil {
 		t.Errorf("replaylink-setup: replaylink would refuse its configuration: %v", err)
 	}

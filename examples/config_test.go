@@ -17,7 +17,7 @@ import (
 )
 
 // serveCommand is `replaylink serve` and `run` as cmd/replaylink declares them.
-var serveCommand = config.Command{Name: "serve", Groups: []string{"proxy", "session", "capture", "enrich", "ship", "admin"}}
+var serveCommand = config.Commands["serve"]
 
 // validEnv is every environment variable replaylink reads, derived from the
 // config package the same way it derives them (config.EnvName of each flag).

@@ -26,6 +26,7 @@ type docSpan struct {
 	id, idEnd    int   // the _id, JSON-escaped, inside the action line
 	src, end     int   // source line; end is past its '\n'
 	created      int64 // Unix nanoseconds, from the spool record
+	replace      bool  // a new version of the document of this _id
 	failingSince int64 // first item-level 5xx, Unix nanoseconds; 0 while none
 }
 
@@ -52,7 +53,7 @@ func (b *batch) release(flushBytes int) {
 // add appends a document: {"create":{"_id":"ID"}}\nSOURCE\n, or with the
 // index action for a replacement, which overwrites what the _id holds.
 func (b *batch) add(op spool.Op, id, source []byte, created time.Time) {
-	d := docSpan{start: len(b.body), created: created.UnixNano()}
+	d := docSpan{start: len(b.body), created: created.UnixNano(), replace: op == spool.OpReplace}
 	if op == spool.OpReplace {
 		b.body = append(b.body, `{"index":{"_id":"`...)
 	} else {

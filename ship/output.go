@@ -1,6 +1,7 @@
 package ship
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"sync"
@@ -13,6 +14,12 @@ import (
 // each batch becomes JSON lines, one per document, on an io.Writer (stdout
 // or a file). A batch is acknowledged once written; a failed write is
 // retried with backoff, so a line may then appear twice.
+//
+// Each line starts with what a bulk request says in its action line, so a
+// reader of the lines knows what Elasticsearch would hold: "_id", and
+// "_replaces":true on a new version of the document of that _id (a failing
+// request's access document with its traceback folded in). Both names
+// begin with an underscore, which no document field of replaylink's does.
 type outputSink struct {
 	w          io.Writer
 	log        zerolog.Logger
@@ -35,7 +42,7 @@ func (o *outputSink) deliver(ctx context.Context, b *batch) error {
 	defer o.mu.Unlock()
 	o.buf = o.buf[:0]
 	for i := range b.docs {
-		o.buf = append(o.buf, b.body[b.docs[i].src:b.docs[i].end]...)
+		o.buf = appendOutputLine(o.buf, b, &b.docs[i])
 	}
 	for attempt := 0; ; attempt++ {
 		// One Write per batch: lines never interleave with other writers'.
@@ -62,4 +69,23 @@ func (o *outputSink) deliver(ctx context.Context, b *batch) error {
 	}
 	o.stats.shippedN(len(b.docs), 0)
 	return nil
+}
+
+// appendOutputLine appends d as one output line: its source with "_id" (and
+// "_replaces") put in front of its members.
+func appendOutputLine(dst []byte, b *batch, d *docSpan) []byte {
+	src := b.body[d.src:d.end]
+	if len(src) < 2 || src[0] != '{' {
+		return append(dst, src...) // not an object (enrich makes none): as it is
+	}
+	dst = append(dst, `{"_id":"`...)
+	dst = append(dst, d.escapedID(b)...)
+	dst = append(dst, '"')
+	if d.replace {
+		dst = append(dst, `,"_replaces":true`...)
+	}
+	if rest := bytes.TrimLeft(src[1:], " \t"); len(rest) > 0 && rest[0] != '}' {
+		dst = append(dst, ',')
+	}
+	return append(dst, src[1:]...)
 }

@@ -262,8 +262,9 @@ func TestEmbeddedDefaultWritesLinesAndKeepsThem(t *testing.T) {
 		t.Fatalf("%d lines, want %d", len(lines), N+1)
 	}
 	for i, l := range lines[:N] {
-		if _, want := testDoc(i); l != string(want) {
-			t.Fatalf("line %d: %s, want %s", i, l, want)
+		// Each line names its _id first, as the bulk action would.
+		if id, doc := testDoc(i); l != `{"_id":"`+string(id)+`",`+string(doc[1:]) {
+			t.Fatalf("line %d: %s, want the document %s with its _id %s in front", i, l, doc, id)
 		}
 	}
 	if !json.Valid([]byte(lines[N])) {

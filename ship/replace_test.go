@@ -98,8 +98,14 @@ func TestEmbeddedReplace(t *testing.T) {
 	if len(lines) != len(steps) {
 		t.Fatalf("%d lines, want %d", len(lines), len(steps))
 	}
+	// A line says which document it is a version of, and whether it
+	// replaces the one printed under that _id.
 	for i, s := range steps {
-		if want := replacedDoc("req-"+s.id, s.v); lines[i] != string(want) {
+		head := `{"_id":"` + s.id + `",`
+		if s.replace {
+			head = `{"_id":"` + s.id + `","_replaces":true,`
+		}
+		if want := head + string(replacedDoc("req-"+s.id, s.v)[1:]); lines[i] != want {
 			t.Errorf("line %d: %s, want %s", i, lines[i], want)
 		}
 	}

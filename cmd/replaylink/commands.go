@@ -44,14 +44,7 @@ func checkCommand(c *config.Config, stdout, stderr io.Writer) int {
 }
 
 func lookupCommand(c *config.Config, session string, stdout, stderr io.Writer) int {
-	o := lookup.CLIOptions{
-		Session:    session,
-		JSON:       c.JSON,
-		Limit:      c.Limit,
-		Index:      c.Index,
-		AdminURL:   lookup.AdminBaseURL(c.AdminListen),
-		AdminToken: c.AdminToken,
-	}
+	o := lookupOptions(c, session)
 	if len(c.ESURLs) > 0 {
 		es, err := ship.NewClient(clientOptions(c))
 		if err != nil {
@@ -63,6 +56,19 @@ func lookupCommand(c *config.Config, session string, stdout, stderr io.Writer) i
 	ctx, cancel := interruptible(time.Minute)
 	defer cancel()
 	return lookup.RunCLI(ctx, stdout, stderr, o)
+}
+
+// lookupOptions are lookup's settings, but for the Elasticsearch client
+// (clientOptions).
+func lookupOptions(c *config.Config, session string) lookup.CLIOptions {
+	return lookup.CLIOptions{
+		Session:    session,
+		JSON:       c.JSON,
+		Limit:      c.Limit,
+		Index:      c.Index,
+		AdminURL:   lookup.AdminBaseURL(c.AdminListen),
+		AdminToken: c.AdminToken,
+	}
 }
 
 const hooksUsage = `Usage: replaylink hooks install DIR

@@ -20,15 +20,6 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// commands lists each subcommand with the flag groups it takes.
-var commands = map[string]config.Command{
-	"serve":  {Name: "serve", Groups: []string{"proxy", "session", "capture", "enrich", "ship", "admin"}},
-	"run":    {Name: "run", Groups: []string{"proxy", "session", "capture", "enrich", "ship", "admin"}},
-	"setup":  {Name: "setup", Groups: []string{"ship", "setup"}},
-	"check":  {Name: "check", Groups: []string{"ship"}},
-	"lookup": {Name: "lookup", Groups: []string{"ship", "admin", "lookup"}},
-}
-
 const usage = `replaylink shows backend errors next to OpenReplay session replays.
 
 Usage:
@@ -65,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	case "hooks":
 		return hooksCommand(rest, stdout, stderr)
 	}
-	cmd, ok := commands[name]
+	cmd, ok := config.Commands[name]
 	if !ok {
 		fmt.Fprintf(stderr, "replaylink: unknown command %q\n\n%s", name, usage)
 		return 2

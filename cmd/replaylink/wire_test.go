@@ -45,7 +45,7 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 		"--redact-query-param", "ssn", "--redact-query-param", "api_sig",
 		"--admin-header-timeout", "3s", "--admin-read-timeout", "11s", "--admin-idle-timeout", "13s",
 	}
-	cfg, _, err := config.Load(commands["serve"], args, func(string) string { return "" }, nil)
+	cfg, _, err := config.Load(config.Commands["serve"], args, func(string) string { return "" }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestPushedLinesOnly(t *testing.T) {
 		{"run", []string{"--", "python", "app.py"}, false},
 		{"run", []string{"--tail", "/var/log/app/*.log", "--", "python", "app.py"}, false},
 	} {
-		cfg, _, err := config.Load(commands[tc.cmd], tc.args, func(string) string { return "" }, nil)
+		cfg, _, err := config.Load(config.Commands[tc.cmd], tc.args, func(string) string { return "" }, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -121,6 +121,23 @@ func TestSetupIsIdempotentOnSearchNode(t *testing.T) {
 	if code != ExitMisconfigured || outcomes(out.String())["api keys"] != "failed" || !strings.Contains(out.String(), "OpenSearch has no API keys") {
 		t.Errorf("--api-keys on OpenSearch: exit %d\n%s", code, out.String())
 	}
+	// The paste block is for the engine found: on OpenSearch it never
+	// sends the user to setup --api-keys (which just failed), and it
+	// warns that the node's loopback URL is out of OpenReplay's reach.
+	_, paste, ok := strings.Cut(out.String(), "In OpenReplay:")
+	if !ok {
+		t.Fatalf("no paste block:\n%s", out.String())
+	}
+	for _, bad := range []string{"--api-keys", "REPLAYLINK_ES_API_KEY"} {
+		if strings.Contains(paste, bad) {
+			t.Errorf("the paste block on OpenSearch says %q:\n%s", bad, paste)
+		}
+	}
+	for _, want := range []string{"OpenSearch has no API keys", "is a loopback address", "(no credentials: the node takes requests without them)"} {
+		if !strings.Contains(paste, want) {
+			t.Errorf("the paste block on OpenSearch lacks %q:\n%s", want, paste)
+		}
+	}
 }
 
 func TestCheckPassesOnSearchNode(t *testing.T) {

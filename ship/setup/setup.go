@@ -13,6 +13,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	neturl "net/url"
 	"strings"
 	"time"
 )
@@ -63,7 +65,7 @@ func Run(ctx context.Context, w io.Writer, o Options) int {
 	default:
 		fmt.Fprintf(w, "%d step(s) changed the node; a second run will change nothing\n", rep.changed)
 	}
-	printPaste(w, &o, keys)
+	printPaste(w, &o, n.info, keys)
 	if rep.failed > 0 {
 		return ExitMisconfigured
 	}
@@ -71,8 +73,11 @@ func Run(ctx context.Context, w io.Writer, o Options) int {
 }
 
 // printPaste prints what the user copies next: OpenReplay's Elasticsearch
-// form, and replaylink's environment.
-func printPaste(w io.Writer, o *Options, keys []apiKey) {
+// form, and replaylink's environment, for the engine setup found.
+// OpenReplay's form signs in with an Elasticsearch API key and nothing
+// else, and OpenSearch has none: there the block says how OpenReplay and
+// replaylink get in instead, never to run setup --api-keys.
+func printPaste(w io.Writer, o *Options, node info, keys []apiKey) {
 	url := "https://your-elasticsearch:9200"
 	if len(o.Client.URLs) > 0 {
 		url = redactURL(o.Client.URLs[0])
@@ -86,10 +91,13 @@ func printPaste(w io.Writer, o *Options, keys []apiKey) {
 			reader = &keys[i]
 		}
 	}
+	withCredentials := o.Client.Username != "" || o.Client.APIKey != ""
 	var b strings.Builder
 	b.WriteString("\nIn OpenReplay: Preferences > Integrations > Backend Logging > Elasticsearch, enter:\n")
 	fmt.Fprintf(&b, "  URL:         %s\n", url)
 	switch {
+	case node.openSearch():
+		b.WriteString("  API KEY ID:  any text (OpenSearch has no API keys; see the note below)\n  API Key:     any text\n")
 	case reader != nil && reader.secret != "":
 		fmt.Fprintf(&b, "  API KEY ID:  %s\n  API Key:     %s\n", reader.id, reader.secret)
 	case reader != nil:
@@ -99,6 +107,16 @@ func printPaste(w io.Writer, o *Options, keys []apiKey) {
 	}
 	fmt.Fprintf(&b, "  Indexes:     %s\n", OpenReplayIndex)
 	b.WriteString("then click Add: its test search finds the starter document.\n")
+	if isLoopback(url) {
+		fmt.Fprintf(&b, "Note: %s is a loopback address. OpenReplay connects from its own servers, so it reaches this URL only when it runs on this host, outside a container: enter an address of the node that OpenReplay can reach.\n", url)
+	}
+	if node.openSearch() {
+		if withCredentials {
+			fmt.Fprintf(&b, "Note: this OpenSearch node wants credentials, and OpenReplay's form can only send an Elasticsearch API key, which OpenSearch does not have. Let OpenReplay read %s anonymously (the security plugin's anonymous access, with a role that may only read %s), or send its requests through a proxy that adds basic auth.\n", OpenReplayIndex, OpenReplayIndex)
+		} else {
+			b.WriteString("Note: OpenSearch has no API keys. This node answered setup without credentials, so it answers OpenReplay's requests too and ignores the key fields; keep it where only OpenReplay and replaylink reach it.\n")
+		}
+	}
 	if o.Index != OpenReplayIndex {
 		fmt.Fprintf(&b, "Note: OpenReplay searches only the index %s, whatever Indexes says; with --index %s it will not find replaylink's documents unless %s is (or is in) an alias named %s.\n", OpenReplayIndex, o.Index, o.Index, OpenReplayIndex)
 	}
@@ -106,6 +124,11 @@ func printPaste(w io.Writer, o *Options, keys []apiKey) {
 	b.WriteString("\nreplaylink's environment:\n")
 	fmt.Fprintf(&b, "  REPLAYLINK_ES_URL=%s\n", strings.Join(redactAll(o.Client.URLs), ","))
 	switch {
+	case node.openSearch() && withCredentials:
+		fmt.Fprintf(&b, "  REPLAYLINK_ES_USERNAME=<a user of replaylink's own, whose role may write to %s>\n  REPLAYLINK_ES_PASSWORD_FILE=<a file holding its password>\n", strings.Join(o.targetNames(), ", "))
+		b.WriteString("  (OpenSearch has no API keys: replaylink signs in with basic auth)\n")
+	case node.openSearch():
+		b.WriteString("  (no credentials: the node takes requests without them)\n")
 	case writer != nil && writer.secret != "":
 		fmt.Fprintf(&b, "  REPLAYLINK_ES_API_KEY=%s:%s\n", writer.id, writer.secret)
 	case writer != nil:
@@ -121,6 +144,21 @@ func printPaste(w io.Writer, o *Options, keys []apiKey) {
 	}
 	b.WriteString("\nThen run replaylink check with the same settings.\n")
 	io.WriteString(w, b.String())
+}
+
+// isLoopback says whether raw's host is this machine only (127.0.0.0/8,
+// ::1, localhost), which no other host can reach.
+func isLoopback(raw string) bool {
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		return false
+	}
+	h := u.Hostname()
+	if strings.EqualFold(h, "localhost") || strings.HasSuffix(strings.ToLower(h), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 func redactAll(urls []string) []string {

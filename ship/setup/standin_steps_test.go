@@ -64,7 +64,7 @@ func TestAPIKeysLeastPrivilegeAndIdempotent(t *testing.T) {
 		}
 
 		var out bytes.Buffer
-		printPaste(&out, &o, keys)
+		printPaste(&out, &o, n.info, keys)
 		for _, w := range []string{"API KEY ID:  " + keys[1].id, "API Key:     " + keys[1].secret, "Indexes:     logs", "REPLAYLINK_ES_API_KEY=" + keys[0].id + ":" + keys[0].secret, "URL:         " + srv.URL} {
 			if !strings.Contains(out.String(), w) {
 				t.Errorf("paste block lacks %q:\n%s", w, out.String())
@@ -74,7 +74,7 @@ func TestAPIKeysLeastPrivilegeAndIdempotent(t *testing.T) {
 			t.Error("the paste block prints the admin's key")
 		}
 		out.Reset()
-		printPaste(&out, &o, again)
+		printPaste(&out, &o, n.info, again)
 		if !strings.Contains(out.String(), "shown only when it was created") {
 			t.Errorf("second run's paste block does not say where the secret went:\n%s", out.String())
 		}
@@ -227,5 +227,40 @@ func TestCheckUnreachable(t *testing.T) {
 	out.Reset()
 	if code := Run(context.Background(), &out, o); code != ExitUnreachable || !strings.Contains(out.String(), "node reachable:    failed") {
 		t.Errorf("setup against a dead node: exit %d\n%s", code, out.String())
+	}
+}
+
+// TestPasteBlockFitsTheEngineAndTheURL: the paste block sends a user to
+// setup --api-keys only on Elasticsearch, says how OpenReplay and
+// replaylink get into OpenSearch instead, and warns about a loopback URL
+// (OpenReplay connects from its own servers) and only then.
+func TestPasteBlockFitsTheEngineAndTheURL(t *testing.T) {
+	for _, tc := range []struct {
+		product, url, user string
+		want, not          []string
+	}{
+		{"Elasticsearch", "https://es.example.com:9200", "", []string{"setup --api-keys creates one", "REPLAYLINK_ES_API_KEY"}, []string{"loopback", "OpenSearch"}},
+		{"Elasticsearch", "http://127.0.0.1:9200", "", []string{"http://127.0.0.1:9200 is a loopback address"}, nil},
+		{"Elasticsearch", "http://localhost:9200", "", []string{"is a loopback address"}, nil},
+		{"Elasticsearch", "http://[::1]:9200", "", []string{"is a loopback address"}, nil},
+		{"OpenSearch", "https://search.internal:9200", "", []string{"OpenSearch has no API keys", "answered setup without credentials", "(no credentials"}, []string{"--api-keys", "REPLAYLINK_ES_API_KEY", "loopback"}},
+		{"OpenSearch", "https://search.internal:9200", "admin", []string{"wants credentials", "anonymous", "REPLAYLINK_ES_USERNAME=", "REPLAYLINK_ES_PASSWORD_FILE="}, []string{"--api-keys", "REPLAYLINK_ES_API_KEY", "loopback"}},
+	} {
+		o := Options{}
+		o.defaults()
+		o.Client.URLs = []string{tc.url}
+		o.Client.Username = tc.user
+		var out bytes.Buffer
+		printPaste(&out, &o, info{Product: tc.product}, nil)
+		for _, w := range tc.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%s at %s: the paste block lacks %q:\n%s", tc.product, tc.url, w, out.String())
+			}
+		}
+		for _, w := range tc.not {
+			if strings.Contains(out.String(), w) {
+				t.Errorf("%s at %s: the paste block says %q:\n%s", tc.product, tc.url, w, out.String())
+			}
+		}
 	}
 }
