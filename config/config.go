@@ -86,6 +86,7 @@ type Capture struct {
 type Enrich struct {
 	ServiceName      string        `flag:"service-name" group:"enrich" help:"service.name of every document (default: the command or upstream host)"`
 	Mark             string        `flag:"mark" default:"auto" group:"enrich" help:"which documents carry [openReplaySession.id=N] in message: auto (problems always, info up to --mark-info-limit per session), all, problems"`
+	Sessionless      string        `flag:"sessionless" default:"all" group:"enrich" help:"what becomes of documents of no session (health checks, bots, server-to-server calls; OpenReplay never shows them): all, errors (only level error), none"`
 	MarkInfoLimit    int           `flag:"mark-info-limit" default:"200" group:"enrich" help:"with --mark auto: info documents marked per session"`
 	AttributionGrace time.Duration `flag:"attribution-grace" default:"20ms" group:"enrich" help:"window attribution: a backend line read this long after a request ended still counts as printed during it"`
 }

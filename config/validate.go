@@ -32,6 +32,7 @@ func (c *Config) Validate() error {
 	oneOf("log-level", c.LogLevel, "debug", "info", "warn", "error")
 	oneOf("log-format", c.LogFormat, "text", "json")
 	oneOf("mark", c.Mark, "auto", "all", "problems")
+	oneOf("sessionless", c.Sessionless, "all", "errors", "none")
 	oneOf("restart", c.Restart, "never", "on-failure", "always")
 	oneOf("hooks", c.Hooks, "auto", "off")
 	oneOf("es-compression", c.ESCompression, "auto", "gzip", "none")

@@ -76,6 +76,7 @@ func enrichOptions(c *config.Config, isRun, hooked bool, pub enrich.Publisher, l
 	return enrich.Options{
 		ServiceName:      c.ServiceName,
 		Mark:             c.Mark,
+		Sessionless:      c.Sessionless,
 		MarkInfoLimit:    c.MarkInfoLimit,
 		AttributionGrace: c.AttributionGrace,
 		IgnoreMarkers:    !proxy.SessionOptions{Sources: c.SessionSources}.TrustsHeader(),

@@ -36,7 +36,7 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 		"--max-header-bytes", "32KiB", "--client-body-timeout", "9s", "--client-body-min-rate", "2KiB",
 		"--max-conns-per-client", "12", "--max-conns-per-upstream", "34", "--max-fails", "4", "--fail-cooldown", "3s", "--cors-add-session-header=false",
 		"--error-body-bytes", "1KiB", "--session-source", "token", "--session-source", "cookie", "--session-cookie", "orsid",
-		"--openreplay-token-secret", "s3cret", "--service-name", "cart", "--mark", "problems", "--mark-info-limit", "50",
+		"--openreplay-token-secret", "s3cret", "--service-name", "cart", "--mark", "problems", "--mark-info-limit", "50", "--sessionless", "errors",
 		"--attribution-grace", "5ms", "--event-queue", "99", "--tail", "/var/log/app/*.log", "--max-line-bytes", "1KiB",
 		"--tail-from-beginning", "--es-url", "http://127.0.0.1:9200", "--index", "logs2", "--data-stream",
 		"--es-api-key", "id:key", "--es-ca-cert", "/ca.pem", "--es-insecure", "--es-setup=false", "--es-compression", "none", "--flush-bytes", "1MB",
@@ -70,7 +70,7 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 	}
 
 	eo := enrichOptions(cfg, false, false, nopPublisher{}, log)
-	if eo.ServiceName != "cart" || eo.Mark != "problems" || eo.MarkInfoLimit != 50 || eo.AttributionGrace != 5*time.Millisecond ||
+	if eo.ServiceName != "cart" || eo.Mark != "problems" || eo.Sessionless != "errors" || eo.MarkInfoLimit != 50 || eo.AttributionGrace != 5*time.Millisecond ||
 		eo.PushedLinesOnly || eo.QueueSize != 99 || eo.Publisher == nil {
 		t.Errorf("enrich options = %+v", eo)
 	}
