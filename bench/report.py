@@ -402,6 +402,25 @@ def stack(res, page, goals):
     page.add(f"Highest rate at which every document was searchable within {st['searchable_within_s']:g} s of the run's "
              "end (ladder " + ", ".join(fmt(x) for x in st["ladder"]) + " requests/s after the fixed rates; 0: none): " +
              ", ".join(f"{k} {fmt(v)}/s" for k, v in hi.items()) + ".", "")
+    sl = st.get("sessionless_runs", [])
+    if sl:
+        share = sl[0]["sessionless_share"]
+        page.add(f"**Sessionless traffic** (`--sessionless`, point 3 of issue 17): replaylink at {fmt(sl[0]['rate'])} "
+                 f"requests/s of which {share:.0%} carry no session (bench/loadgen `-bare-share`), all succeeding, "
+                 "with the default `all` and with `errors`:", "")
+        rows, node = [], {}
+        for policy in ("all", "errors"):
+            rr = [r for r in sl if r["policy"] == policy]
+            if not rr:
+                continue
+            node[policy] = med(r["cpu_ms_per_1k"]["search node"] for r in rr)
+            rows.append([policy, fmt(med(r["documents"] for r in rr)), fmt(node[policy]),
+                         fmt(med(r["cpu_ms_per_1k"]["proxy+shipper"] for r in rr)),
+                         fmt(med(r["cpu_ms_per_1k_total"] for r in rr))])
+        page.table(["--sessionless", "documents", "search node CPU-ms per 1,000 requests",
+                    "replaylink CPU-ms per 1,000 requests", "total"], rows)
+        if len(node) == 2 and node["all"]:
+            page.add(f"`errors` saves the search node {1 - node['errors'] / node['all']:.0%} of its CPU at this mix.", "")
     if ratios:
         worst = max(ratios)
         goals.append(("same job: replaylink's CPU per logged request ≤ 0.8× nginx + rsyslog's, p99 added no worse",

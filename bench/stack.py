@@ -123,10 +123,10 @@ class Stack:
     """The processes of one stack: proxy (the load's target) and shipper
     (the same process for replaylink)."""
 
-    def __init__(self, h, name, backend):
+    def __init__(self, h, name, backend, extra=()):
         self.h, self.name = h, name
         if name == "replaylink":
-            self.proxy = h.start_replaylink("stack-replaylink", backend.port, es_url=h.ES_URL)
+            self.proxy = h.start_replaylink("stack-replaylink", backend.port, es_url=h.ES_URL, extra=extra)
             self.procs = {"proxy+shipper": self.proxy}
             return
         d = os.path.join(h.WORK, "stack-nginx")
@@ -167,14 +167,20 @@ def node_idle_rate(h, seconds=3.0):
     return (h.es_cpu() - c0) / seconds
 
 
-def run_at(h, stack, rate, seconds, idle_rate):
-    """One open-loop run of stack at rate; returns the measurements."""
+def run_at(h, stack, rate, seconds, idle_rate, bare_share=0.0, kept_share=1.0):
+    """One open-loop run of stack at rate; returns the measurements.
+    bare_share of the requests have no session; kept_share of the requests
+    become documents (less than 1 with --sessionless errors)."""
     base = count(h.ES_URL)
     cpu0, node0, t0 = stack.cpu(), h.es_cpu(), time.time()
     r = h.loadgen(["-url", f"http://127.0.0.1:{stack.proxy.port}{h.PATH}", "-rate", str(rate),
-                   "-duration", f"{seconds}s", "-conns", str(h.CONNS)])
+                   "-duration", f"{seconds}s", "-conns", str(h.CONNS), "-bare-share", str(bare_share)])
     end = time.time()
     want = base + r["ok"] + r["non_2xx"]
+    if kept_share < 1:
+        # loadgen sends request k (from 1) bare when k % 100 < 100 * bare_share
+        sent = r["ok"] + r["non_2xx"] + r["errors"]
+        want = base + sum(1 for k in range(1, sent + 1) if k % 100 >= round(100 * bare_share))
     lag, n = None, base
     while time.time() - end < 60:
         n = count(h.ES_URL)
@@ -194,6 +200,29 @@ def run_at(h, stack, rate, seconds, idle_rate):
     out["complete"] = lag is not None and lag <= SEARCHABLE_WITHIN and r["errors"] == 0 and \
         r["rps"] >= 0.97 * rate
     return out
+
+
+def sessionless_savings(h, backend, rate, seconds, share=0.8):
+    """What --sessionless errors saves the cluster when share of the traffic
+    has no session (health checks, bots, server-to-server calls): the same
+    run with all and with errors, every request logged either way."""
+    runs = []
+    for rnd in range(h.ROUNDS):
+        for policy in ("all", "errors") if rnd % 2 == 0 else ("errors", "all"):
+            h.bulkload(["-mode", "prepare", "-es", h.ES_URL], cpu=h.LOAD_CPU)
+            stack = Stack(h, "replaylink", backend, extra=("--sessionless", policy))
+            try:
+                kept = 1 - share if policy == "errors" else 1.0  # every request succeeds: no errors
+                run_at(h, stack, rate, max(seconds // 2, 2), 0, share, kept)
+                idle = node_idle_rate(h)
+                r = run_at(h, stack, rate, seconds, idle, share, kept)
+            finally:
+                stack.stop()
+            r.update(round=rnd, policy=policy, sessionless_share=share, load=h.loadavg())
+            runs.append(r)
+            h.log(f"  round {rnd} --sessionless {policy:6s} {rate}/s, {share:.0%} without a session: "
+                  f"{r['documents']} documents, search node {r['cpu_ms_per_1k']['search node']:.0f} CPU-ms per 1k requests")
+    return runs
 
 
 def scenario_stack(res, h):
@@ -238,7 +267,8 @@ def scenario_stack(res, h):
                     highest[name] = best
             finally:
                 stack.stop()
+    sessionless = sessionless_savings(h, backend, rates[len(rates) // 2], seconds)
     backend.stop()
-    res["stack"] = {"seconds": seconds, "rates": rates, "ladder": ladder, "direct_p99_us": direct, "runs": runs,
+    res["stack"] = {"sessionless_runs": sessionless, "seconds": seconds, "rates": rates, "ladder": ladder, "direct_p99_us": direct, "runs": runs,
                     "highest_complete_rate": highest, "searchable_within_s": SEARCHABLE_WITHIN,
                     "nginx_body": NGINX_BODY, "njs": NJS.strip(), "rsyslog_conf": RSYSLOG_STACK_CONF}

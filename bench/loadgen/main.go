@@ -52,6 +52,11 @@ type config struct {
 	timeout  time.Duration
 	timeline bool
 	request  []byte
+	// bare is request without the -H headers, sent instead of it for
+	// bareShare of the requests (spread evenly over each 100).
+	bare      []byte
+	bareShare float64
+	sent      *atomic.Uint64
 }
 
 func main() {
@@ -69,6 +74,7 @@ func main() {
 	flag.DurationVar(&c.timeout, "timeout", 5*time.Second, "per-request read/write timeout")
 	flag.BoolVar(&c.timeline, "timeline", false, "open loop: add a per-second timeline")
 	flag.Var(&headers, "H", "request header 'Name: value' (repeatable)")
+	flag.Float64Var(&c.bareShare, "bare-share", 0, "share of the requests (0 to 1) sent without the -H headers, e.g. 0.8 for 80% sessionless traffic")
 	flag.Parse()
 
 	u, err := url.Parse(rawURL)
@@ -77,6 +83,11 @@ func main() {
 	}
 	c.url = u
 	c.request = buildRequest(u, headers)
+	c.bare, c.sent = buildRequest(u, nil), new(atomic.Uint64)
+	if c.bareShare < 0 || c.bareShare > 1 {
+		fmt.Fprintf(os.Stderr, "loadgen: -bare-share %g: want 0 to 1\n", c.bareShare)
+		os.Exit(2)
+	}
 	raiseFileLimit()
 
 	var res *result
@@ -172,7 +183,11 @@ func (c *conn) do() (status int, err error) {
 		}
 	}
 	c.nc.SetDeadline(time.Now().Add(c.cfg.timeout))
-	if _, err := c.nc.Write(c.cfg.request); err != nil {
+	req := c.cfg.request
+	if c.cfg.bareShare > 0 && float64(c.cfg.sent.Add(1)%100) < c.cfg.bareShare*100 {
+		req = c.cfg.bare
+	}
+	if _, err := c.nc.Write(req); err != nil {
 		c.close()
 		return 0, err
 	}
