@@ -58,7 +58,9 @@ func TestMakeRunDemo(t *testing.T) {
 			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 				b, err := exec.Command("sh", "-c", c).CombinedOutput()
 				table = string(b)
-				if err == nil && strings.Contains(table, "panic: cart_id missing") || time.Now().After(deadline) {
+				// all three: the backend's "said hello" line may come a moment after its request's document
+				if err == nil && strings.Contains(table, "panic: cart_id missing") && strings.Contains(table, "3 documents for session") ||
+					time.Now().After(deadline) {
 					break
 				}
 			}
