@@ -323,57 +323,100 @@ func templateBody(t Target, openSearch bool) (body []byte, digest string) {
 	return body, digest
 }
 
-// documentMappings maps the fields enrich writes (docs/document-format.md):
-// keyword for ids, names and codes, text for what people read, dates for
-// both timestamps. Other strings become keywords (up to 1024 bytes).
+// documentMappings maps the fields enrich writes (docs/document-format.md),
+// each one explicitly: keyword for ids, names and codes, text for what
+// people read, dates for both timestamps. What costs the search node CPU
+// per document without serving a search is left out (issue 17; the
+// figures are in docs/benchmarks.md, "The index template's choices"):
+//
+//   - unknown fields are kept in _source but not indexed (dynamic: false):
+//     replaylink writes no field the template does not name;
+//   - the long payloads (error.stack_trace, event.original,
+//     http.response.body.content) are kept in _source but not indexed:
+//     people read them in a document they found by its message, error or
+//     session;
+//   - ids and free-form keywords that no aggregation or sort needs
+//     (http.request.id, trace.id, span.id, url.query, user_agent.original,
+//     replaylink.candidates) have no doc values: they are searched for,
+//     never counted;
+//   - message and error.message have no norms: log search ranks by time,
+//     not by relevance, and match_phrase does not use them.
+//
 // client.ip is a keyword rather than ECS's ip type: one odd value must not
 // send a whole document to the dead-letter file.
 var documentMappings = map[string]any{
-	"dynamic_templates": []any{map[string]any{"strings_as_keyword": map[string]any{
-		"match_mapping_type": "string",
-		"mapping":            map[string]any{"type": "keyword", "ignore_above": 1024},
-	}}},
+	"dynamic": false,
 	"properties": map[string]any{
 		"@timestamp": field("date"),
 		"utc_time":   field("date"),
-		"message":    field("text"),
+		"message":    withoutNorms(field("text")),
 		"level":      field("keyword"),
 		"tags":       field("keyword"),
 		"openReplaySession": object(map[string]any{
 			"id":     field("keyword"),
 			"source": field("keyword"),
 		}),
+		"replaylink": object(map[string]any{
+			"attribution":      field("keyword"),
+			"candidates":       searchOnly(field("keyword")),
+			"merged_by":        field("keyword"),
+			"stream":           field("keyword"),
+			"upstream":         field("keyword"),
+			"truncated":        field("boolean"),
+			"truncated_fields": field("keyword"),
+		}),
+		"event": object(map[string]any{
+			"dataset":  field("keyword"),
+			"duration": field("long"),
+			"original": notIndexed(),
+		}),
 		"http": object(map[string]any{
-			"request":  object(map[string]any{"id": field("keyword"), "method": field("keyword")}),
-			"response": object(map[string]any{"status_code": field("integer")}),
+			"request": object(map[string]any{
+				"method": field("keyword"),
+				"id":     searchOnly(field("keyword")),
+				"bytes":  field("long"),
+			}),
+			"response": object(map[string]any{
+				"status_code": field("integer"),
+				"bytes":       field("long"),
+				"body":        object(map[string]any{"content": notIndexed()}),
+			}),
 		}),
 		"url": object(map[string]any{
 			"path":  map[string]any{"type": "keyword", "ignore_above": 4096},
-			"query": map[string]any{"type": "keyword", "ignore_above": 4096},
-		}),
-		"event": object(map[string]any{
-			"duration": field("long"),
-			"dataset":  field("keyword"),
+			"query": searchOnly(map[string]any{"type": "keyword", "ignore_above": 4096}),
 		}),
 		"client":     object(map[string]any{"ip": field("keyword")}),
-		"user_agent": object(map[string]any{"original": map[string]any{"type": "keyword", "ignore_above": 1024}}),
-		"trace":      object(map[string]any{"id": field("keyword")}),
-		"span":       object(map[string]any{"id": field("keyword")}),
+		"user_agent": object(map[string]any{"original": searchOnly(map[string]any{"type": "keyword", "ignore_above": 1024})}),
+		"trace":      object(map[string]any{"id": searchOnly(field("keyword"))}),
+		"span":       object(map[string]any{"id": searchOnly(field("keyword"))}),
 		"service":    object(map[string]any{"name": field("keyword")}),
 		"host":       object(map[string]any{"name": field("keyword")}),
-		"log":        object(map[string]any{"logger": field("keyword")}),
+		"log": object(map[string]any{
+			"logger": field("keyword"),
+			"level":  field("keyword"),
+			"file":   object(map[string]any{"path": field("keyword")}),
+		}),
 		"error": object(map[string]any{
 			"type":        field("keyword"),
-			"message":     field("text"),
-			"stack_trace": field("text"),
+			"message":     withoutNorms(field("text")),
+			"stack_trace": notIndexed(),
 		}),
-		"replaylink": object(map[string]any{"attribution": field("keyword")}),
 	},
 }
 
 func field(typ string) map[string]any { return map[string]any{"type": typ} }
 
 func object(props map[string]any) map[string]any { return map[string]any{"properties": props} }
+
+// searchOnly is a keyword found by term queries that nothing aggregates or
+// sorts on: no doc values.
+func searchOnly(m map[string]any) map[string]any { m["doc_values"] = false; return m }
+
+func withoutNorms(m map[string]any) map[string]any { m["norms"] = false; return m }
+
+// notIndexed is a text kept in _source only.
+func notIndexed() map[string]any { return map[string]any{"type": "text", "index": false} }
 
 // ResponseError is Elasticsearch refusing a request replaylink made.
 type ResponseError struct {
