@@ -54,7 +54,7 @@ PATH = "/api/orders?page=2"
 LOAD_CPU, SUT_CPU = "0", "1"
 ES_URL = os.environ.get("BENCH_ES_URL", "")
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
-SCENARIOS = ["throughput", "latency", "shipping", "memory", "outage", "hooks", "stack", "gobench"]
+SCENARIOS = ["throughput", "latency", "shipping", "memory", "outage", "hooks", "stack", "mapping", "gobench"]
 HOOK_SECONDS = env_num("BENCH_HOOK_SECONDS", 8, 2)
 HOOK_LINES = env_num("BENCH_HOOK_LINES", 200000, 20000)
 
@@ -898,7 +898,7 @@ def main():
         with open(path) as f:
             res = json.load(f)
     want = ONLY or SCENARIOS
-    if not ES_URL and any(s in want for s in ("throughput", "latency", "shipping", "outage", "stack")):
+    if not ES_URL and any(s in want for s in ("throughput", "latency", "shipping", "outage", "stack", "mapping")):
         raise SystemExit("harness: BENCH_ES_URL is not set: run it through bench/run.sh")
     m = machine()
     partial = bool(ONLY) and "machine" in res
@@ -914,7 +914,7 @@ def main():
             scenario_throughput(res)
         if "latency" in want:
             scenario_latency(res)
-        if any(s in want for s in ("shipping", "memory", "outage")):
+        if any(s in want for s in ("shipping", "memory", "outage", "mapping")):
             backend = start_backend("backend", SUT_CPU)
             if "shipping" in want:
                 scenario_shipping(res, backend)
@@ -922,6 +922,9 @@ def main():
                 scenario_memory(res, backend)
             if "outage" in want:
                 scenario_outage(res, backend)
+            if "mapping" in want:
+                import mapping  # bench/mapping.py: it uses this module's helpers
+                mapping.scenario_mapping(res, sys.modules[__name__], backend)
             backend.stop()
         if "hooks" in want:
             scenario_hooks(res)

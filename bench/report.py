@@ -429,6 +429,37 @@ def stack(res, page, goals):
                       worst <= 0.8 and p99_ok))
 
 
+def mapping(res, page, goals):
+    mp = res.get("mapping")
+    if not mp:
+        return
+    page.add("## The index template's choices", "",
+             f"The same {fmt(mp['docs'])} access documents bulk-loaded (bench/bulkload -mode raw) into an index made "
+             "from each variant of the template: the template before issue 17, that template with one choice applied, "
+             "and replaylink's template now (`ship/template.go`; configurations in `bench/mapping.py`). Node CPU from "
+             "the first bulk request until the index is refreshed, per document; bytes: the index's store after a "
+             "flush, per document. The documents are access documents only, so the choice about backend payloads "
+             "(stack traces, original lines, response bodies) cannot show here. Goal (issue 17): the node's CPU per "
+             "document from about 36 µs to 25 µs or less.", "")
+    byv = by(mp["runs"], "variant")
+    base = byv.get("before issue 17")
+    b_cpu = med(r["node_us_per_doc"] for r in base) if base else None
+    b_size = med(r["bytes_per_doc"] for r in base) if base else None
+    rows = []
+    for name in mp["variants"]:
+        rr = byv.get(name, [])
+        if not rr:
+            continue
+        cpu, size = med(r["node_us_per_doc"] for r in rr), med(r["bytes_per_doc"] for r in rr)
+        rows.append([name, fmt(cpu, 1), f"{cpu / b_cpu - 1:+.0%}" if b_cpu else "", fmt(size), f"{size / b_size - 1:+.0%}" if b_size else ""])
+    page.table(["template", "node CPU µs per document", "vs before", "bytes per document", "vs before"], rows)
+    now = byv.get("replaylink's template")
+    if now:
+        cpu = med(r["node_us_per_doc"] for r in now)
+        goals.append(("search node CPU per document ≤ 25 µs (issue 17)", f"{cpu:.1f} µs" + (f" (before: {b_cpu:.1f} µs)" if b_cpu else ""),
+                      cpu <= 25))
+
+
 def gobench(res, page, goals):
     gb = res.get("gobench")
     if not gb:
@@ -542,6 +573,7 @@ def main():
     memory(res, body, goals, chart)
     hooks(res, body, goals)
     stack(res, body, goals)
+    mapping(res, body, goals)
     gobench(res, body, goals)
     have_png = write_chart(chart, m)
 

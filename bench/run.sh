@@ -6,7 +6,7 @@
 #   make bench                   the full run (about 20 minutes on 2 cores)
 #   BENCH_QUICK=1 make bench     a smoke run of every scenario (about 8 minutes)
 #
-# Other knobs (environment): BENCH_ONLY=throughput,latency,shipping,memory,outage,hooks,stack,gobench
+# Other knobs (environment): BENCH_ONLY=throughput,latency,shipping,memory,outage,hooks,stack,mapping,gobench
 # runs a subset (the report keeps the other sections from the last full run);
 # BENCH_ROUNDS, BENCH_SECONDS, BENCH_DOCS, BENCH_OUTAGE_SECONDS and
 # BENCH_NODE_WARMUP_SECONDS override the sizes; BENCH_ES_PORT (default 9290, at
@@ -65,7 +65,7 @@ ulimit -n "$(ulimit -Hn)"
 # name of its own, so that it never merges with another engineer's node).
 node() { "$root/bench/esnode.sh" "$@"; }
 needs_es=1
-if [[ -n ${BENCH_ONLY:-} && ! ${BENCH_ONLY} =~ (throughput|latency|shipping|memory|outage|stack) ]]; then needs_es=""; fi
+if [[ -n ${BENCH_ONLY:-} && ! ${BENCH_ONLY} =~ (throughput|latency|shipping|memory|outage|stack|mapping) ]]; then needs_es=""; fi
 stop_es() { if [[ -n $needs_es && -z ${BENCH_KEEP_ES:-} ]]; then node down >/dev/null 2>&1 || true; fi; }
 trap stop_es EXIT
 if [[ -n $needs_es ]]; then

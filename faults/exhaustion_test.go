@@ -67,8 +67,10 @@ func TestOneClientCannotExhaustUpstreamConnections(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "ok ") {
 		t.Errorf("a GET from another address got %d %q after %v, want the backend's 200", resp.StatusCode, body, getTook)
 	}
-	if getTook > time.Second {
-		t.Errorf("a GET from another address took %v, want well under a second", getTook)
+	// Starved, it would wait for a stalled upload to be cut at the body
+	// timeout; half of it leaves room for a loaded machine.
+	if getTook > bodyTimeout/2 {
+		t.Errorf("a GET from another address took %v, want well under the body timeout (%v): it waited for a stalled upload's connection", getTook, bodyTimeout)
 	}
 	if time.Since(start) > bodyTimeout {
 		t.Fatalf("the attack and the GET took %v, longer than the body timeout: the test proves nothing", time.Since(start))
