@@ -1,41 +1,5 @@
 package capture
 
-// Tailer follows log files written by another process (a backend in another
-// container writing to a shared volume).
-//
-// Goroutines: everything (glob scan, reads, Sink calls, state saves) runs on
-// the goroutine that calls Run, so the open files and the state need no lock.
-//
-// Files are polled, not watched (no inotify): every PollInterval the patterns
-// are globbed and every open file is read to its end. A file is known by
-// device and inode, not by name, so a file renamed by rotation keeps being
-// read (to its end, and until it has been quiet for a while) before its
-// successor at the old name, and a rename to a name that still matches is
-// not seen as a new file. A file that shrinks under its read offset was
-// truncated (copytruncate) and is read again from its start. A file quiet for
-// 5 minutes is closed (its buffer returned) and reopened at its offset when
-// it changes, so that globs matching many old files hold no descriptors.
-//
-// Where reading starts on a file without a saved offset: files present at
-// the first scan start at their end (the first complete line written after
-// start-up), unless FromBeginning; files that appear later (rotation, new
-// files matching a glob) are read from their start. After a restart, a file
-// without an offset that was modified after the last save is read from its
-// start too, as it may have been created while replaylink was down.
-//
-// On-disk state (StateDir/capture-tail.json), written as a temp file, fsynced
-// and renamed into place, at most once per second and on exit:
-//
-//	{"version":1,"saved":"<RFC 3339>","files":[{"path":"/var/log/app.log",
-//	 "dev":2049,"ino":1234,"offset":5678,"in_long_line":false,
-//	 "head_len":256,"head_fnv64a":"8c2b..."}]}
-//
-// offset is the start of the first line not yet handed to the Sink (so lines
-// read since the last save are read again after a crash: at-least-once);
-// in_long_line says the line there was already handed on, cut, and its rest
-// is skipped. head_fnv64a hashes the file's first head_len bytes (at most
-// 256) to recognise an inode reused by another file.
-
 import (
 	"context"
 	"encoding/json"
@@ -88,7 +52,43 @@ type TailerOptions struct {
 	Logger    zerolog.Logger // zero value: no logging
 }
 
-// Tailer follows files; see the file comment. Create it with NewTailer.
+// Tailer follows log files written by another process (a backend in another
+// container writing to a shared volume).
+//
+// Goroutines: everything (glob scan, reads, Sink calls, state saves) runs on
+// the goroutine that calls Run, so the open files and the state need no lock.
+//
+// Files are polled, not watched (no inotify): every PollInterval the patterns
+// are globbed and every open file is read to its end. A file is known by
+// device and inode, not by name, so a file renamed by rotation keeps being
+// read (to its end, and until it has been quiet for a while) before its
+// successor at the old name, and a rename to a name that still matches is
+// not seen as a new file. A file that shrinks under its read offset was
+// truncated (copytruncate) and is read again from its start. A file quiet for
+// 5 minutes is closed (its buffer returned) and reopened at its offset when
+// it changes, so that globs matching many old files hold no descriptors.
+//
+// Where reading starts on a file without a saved offset: files present at
+// the first scan start at their end (the first complete line written after
+// start-up), unless FromBeginning; files that appear later (rotation, new
+// files matching a glob) are read from their start. After a restart, a file
+// without an offset that was modified after the last save is read from its
+// start too, as it may have been created while replaylink was down.
+//
+// On-disk state (StateDir/capture-tail.json), written as a temp file, fsynced
+// and renamed into place, at most once per second and on exit:
+//
+//	{"version":1,"saved":"<RFC 3339>","files":[{"path":"/var/log/app.log",
+//	 "dev":2049,"ino":1234,"offset":5678,"in_long_line":false,
+//	 "head_len":256,"head_fnv64a":"8c2b..."}]}
+//
+// offset is the start of the first line not yet handed to the Sink (so lines
+// read since the last save are read again after a crash: at-least-once);
+// in_long_line says the line there was already handed on, cut, and its rest
+// is skipped. head_fnv64a hashes the file's first head_len bytes (at most
+// 256) to recognise an inode reused by another file.
+//
+// Create it with NewTailer.
 type Tailer struct {
 	o     TailerOptions
 	files []*tailedFile // open files, oldest first

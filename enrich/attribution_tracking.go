@@ -33,8 +33,70 @@ const (
 )
 
 // Attributor tracks the proxy's requests and attributes backend records to
-// sessions by the rules in attribution.go. It implements proxy.Observer;
-// Pipeline uses it as its own.
+// sessions by the rules below (deciding: attribution.go; tracking: this
+// file). It implements proxy.Observer; Pipeline uses it as its own.
+//
+// Attribution is
+// precision first: a record is never attached to a session unless the
+// evidence names exactly one. And it must hold when attacked from outside:
+// backends log what users type, so any text in a record may be a user's,
+// written to steer the record into someone else's session. The rules below
+// are invariants, each with its tests (docs/document-format.md lists them):
+//
+//  1. Candidates. A record read live from a pipe (Stream.LiveTime) can only
+//     have been printed by a request that had started before its first
+//     line was read and had not ended more than the grace before it (a
+//     CORS preflight that had ended does not count: browsers send it
+//     right before the request, without the session; the backend runs no
+//     app code for it). These are its candidates; it is attributed to one
+//     of them or to none, whatever its text says.
+//
+//  2. Names narrow, never add. A request name (method, path, status) is
+//     read only in a server's or framework's own form, opening the message
+//     and ending the line (requestline.go). It narrows the candidates to
+//     those it matches; it never adds a request, and a name that matches
+//     none of them leaves the record without a session. An access line is
+//     printed after its response and may be read up to accessLineDelay
+//     after the request's end: a request it names that ended that recently,
+//     too long ago to be a candidate, may have printed it, so the name then
+//     picks none.
+//
+//  3. Ids. A request id or trace id attributes a record exactly when it is
+//     one replaylink made (the X-Request-ID it generated, a trace it
+//     started) wherever the record prints it; one the client chose counts
+//     only in a structured field (request_id, trace_id), since the client
+//     may have planted it in another user's input. A live record matches
+//     an id only inside its request's window (invariant 1); a file or
+//     pushed record, whose read time is not its print time, until
+//     idRetention after the request's end. Ids naming two sessions name
+//     none.
+//
+//  4. Markers. The record's own openReplaySession.id=N marker (ownmarker.go)
+//     is what a backend following OpenReplay's guide prints from the
+//     request's header. It counts only when the header is a trusted
+//     session source (else the proxy strips the header, and a marker is
+//     text: Options.IgnoreMarkers), only when ids do not contradict it,
+//     and for a live record only when N is the session of one of its
+//     candidates: then it picks N among them, ahead of names. A marker
+//     naming no candidate's session, or printed with no candidate at all,
+//     is text the backend logged and counts for nothing.
+//
+//  5. One session or none. After narrowing, the record is given a session
+//     only when every request left has that one session (a request without
+//     a session may have printed it too); otherwise none, with the
+//     sessions kept as candidates, never in the message.
+//
+//  6. Hooks. A record a runtime hook marked (package capture/hooks: the
+//     marker carries a per-run nonce no user input can, and the proxy's own
+//     span id of the request) belongs to that request: exact, whatever its
+//     text says and whatever else was in flight. Output of a thread or task
+//     derived from the request counts only while the request is a
+//     candidate (invariant 1). A mark naming no request the proxy knows
+//     gives none.
+//
+// A user who controls a whole line can still pick among requests in flight
+// when an unmarked line was printed, by naming one of them; the hooks close
+// that for the backends they run in.
 //
 // Window decisions depend only on timestamps (Line.Time, RequestStart.Start,
 // AccessEvent.Start+Duration), not on when the worker gets to a record, so a

@@ -1,6 +1,40 @@
 package ship
 
-// The MemoryStore owns what it keeps: Add and Replace copy the id, the
+import (
+	"cmp"
+	"hash/maphash"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Document is a document as the memory store keeps it.
+type Document struct {
+	ID     string // the Elasticsearch _id
+	Source []byte // the JSON body, a copy the caller owns
+}
+
+// storedFields are the document fields the store indexes, in this order.
+var storedFields = []string{"openReplaySession.id", "http.request.id"}
+
+// The keys of a record, in the order they are kept, before the source.
+const (
+	keyID = iota
+	keySession
+	keyRequest
+	numKeys
+)
+
+// minData is the size the byte ring starts at.
+const minData = 1 << 20
+
+// MemoryStore keeps the most recent documents published, bounded in count
+// and bytes, for the lookup API: it is the only store in the embedded
+// default, and holds what may not be in Elasticsearch yet otherwise. It is
+// safe for concurrent use. A nil *MemoryStore is an empty store.
+//
+// It owns what it keeps: Add and Replace copy the id, the
 // indexed keys and the source into the store, and lookups copy them out, so
 // callers keep their slices and own what they get back. Nothing the store
 // keeps holds a pointer (one []byte, a slice of scalar structs, maps of
@@ -36,40 +70,6 @@ package ship
 //     Elasticsearch's create); until then it takes a place under the caps.
 //     Nothing in replaylink adds an id twice: enrich's ids are new, and it
 //     replaces with Replace.
-
-import (
-	"cmp"
-	"hash/maphash"
-	"math"
-	"slices"
-	"strings"
-	"sync"
-)
-
-// Document is a document as the memory store keeps it.
-type Document struct {
-	ID     string // the Elasticsearch _id
-	Source []byte // the JSON body, a copy the caller owns
-}
-
-// storedFields are the document fields the store indexes, in this order.
-var storedFields = []string{"openReplaySession.id", "http.request.id"}
-
-// The keys of a record, in the order they are kept, before the source.
-const (
-	keyID = iota
-	keySession
-	keyRequest
-	numKeys
-)
-
-// minData is the size the byte ring starts at.
-const minData = 1 << 20
-
-// MemoryStore keeps the most recent documents published, bounded in count
-// and bytes, for the lookup API: it is the only store in the embedded
-// default, and holds what may not be in Elasticsearch yet otherwise. It is
-// safe for concurrent use. A nil *MemoryStore is an empty store.
 type MemoryStore struct {
 	mu       sync.Mutex
 	maxDocs  int
