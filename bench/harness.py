@@ -345,6 +345,35 @@ def metrics(p):
     return out
 
 
+HIST_RE = re.compile(r'^(go_sched_latencies_seconds|go_gc_pauses_seconds)_bucket\{le="([^"]+)"\} ([0-9.e+-]+)$')
+
+
+def go_histograms(p):
+    """replaylink's Go runtime histograms (cumulative buckets): how long
+    runnable goroutines waited for the processor, and GC stop-the-world
+    pauses."""
+    out = {}
+    for line in http_get(f"http://127.0.0.1:{p.admin}/metrics").splitlines():
+        m = HIST_RE.match(line)
+        if m:
+            le = float("inf") if m.group(2) == "+Inf" else float(m.group(2))
+            out.setdefault(m.group(1), []).append((le, float(m.group(3))))
+    return out
+
+
+def hist_quantile(before, after, q):
+    """The q quantile (µs, bucket upper bound) of what a histogram counted
+    between two snapshots; None when it counted nothing."""
+    delta = [(le, a - b) for (le, a), (_, b) in zip(after, before)]
+    total = delta[-1][1] if delta else 0
+    if total <= 0:
+        return None
+    for le, n in delta:
+        if n >= q * total:
+            return le * 1e6
+    return None
+
+
 def drain(p, timeout=180):
     """Waits until every request replaylink answered is in a document that
     was shipped (or counted as dropped). Returns the drop count."""
@@ -502,8 +531,18 @@ def scenario_latency(res):
     for rnd in range(ROUNDS):
         for label, rate in rates.items():
             for name, p in targets.items():
+                h0 = go_histograms(p) if hasattr(p, "admin") else None
                 r = loadgen(["-url", f"http://127.0.0.1:{p.port}{PATH}", "-rate", str(rate),
                              "-duration", f"{LAT_SECONDS}s", "-conns", str(CONNS)])
+                if h0 is not None:
+                    # Where a request's extra time can come from inside the
+                    # process: waiting for the processor (GOMAXPROCS=1, busy
+                    # with another goroutine) or a GC pause.
+                    h1 = go_histograms(p)
+                    for key, metric in (("sched", "go_sched_latencies_seconds"), ("gc_pause", "go_gc_pauses_seconds")):
+                        if metric in h0 and metric in h1:
+                            r[key + "_p99_us"] = hist_quantile(h0[metric], h1[metric], 0.99)
+                            r[key + "_max_us"] = hist_quantile(h0[metric], h1[metric], 1.0)
                 if hasattr(p, "admin"):
                     drain(p)
                 r.update(round=rnd, target=name, load_label=label, load=loadavg())

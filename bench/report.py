@@ -172,6 +172,18 @@ def latency(res, page, goals, chart):
         else:
             page.add(f"### {label} of nginx's maximum: {fmt(rate)} requests/s", "")
         page.table(["target", "p50", "p99", "p99.9", "added p50", "added p99", "added p99.9", "achieved req/s", "errors"], rows)
+    diag = [r for r in lt["runs"] if r.get("sched_p99_us") is not None]
+    if diag:
+        rows = []
+        for (label, name), g in sorted(by([dict(r, key=(r["load_label"], r["target"])) for r in diag], "key").items()):
+            rows.append([label, NAMES.get(name, name), fmt(med(r["p99_us"] for r in g)),
+                         fmt(med(r["sched_p99_us"] for r in g)), fmt(med(r["sched_max_us"] for r in g)),
+                         fmt(med(r.get("gc_pause_p99_us") or 0 for r in g)), fmt(med(r.get("gc_pause_max_us") or 0 for r in g))])
+        page.add("Inside replaylink during the same runs (Go's runtime/metrics, bucket upper bounds): how long a runnable "
+                 "goroutine waited for the processor (`go_sched_latencies_seconds`; one processor, GOMAXPROCS=1) and the GC's "
+                 "stop-the-world pauses (`go_gc_pauses_seconds`). µs.", "")
+        page.table(["load", "target", "request p99", "scheduling wait p99", "scheduling wait max", "GC pause p99",
+                    "GC pause max"], rows)
     if "replaylink-es" in added99 and "nginx" in added99:
         goals.append(("p99 added latency at 80% load ≤ nginx's",
                       f"replaylink +{fmt(added99['replaylink-es'])} µs, nginx +{fmt(added99['nginx'])} µs",
