@@ -164,7 +164,7 @@ func (s *server) adminHandler() (http.Handler, error) {
 	if warning != "" {
 		s.log.Warn().Msg(warning)
 	}
-	lo := lookup.Options{Recent: s.shipper.Store(), Index: c.Index, Logger: log.With().Str("component", "lookup").Logger()}
+	lo := lookupHandlerOptions(c, s.shipper.Store(), log)
 	if len(c.ESURLs) > 0 {
 		es, err := ship.NewClient(clientOptions(c))
 		if err != nil {
@@ -186,7 +186,6 @@ func (s *server) adminHandler() (http.Handler, error) {
 // started ends replaylink with a shell's exit code (127 not found, 126 not
 // executable), through childCode like any exit.
 func (s *server) startChild(child []string, stdout, stderr io.Writer) {
-	restart, _ := capture.ParseRestartPolicy(s.c.Restart) // validated with the config
 	env := childEnv(os.Environ())
 	if !s.hookNonce.IsZero() {
 		env = hooks.Env(env, s.hooksDir, s.hookNonce)
@@ -196,7 +195,7 @@ func (s *server) startChild(child []string, stdout, stderr io.Writer) {
 	}
 	s.proc = &capture.Process{
 		Command: child, Env: env, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr,
-		Sink: s.pipe, MaxLineBytes: int(s.c.MaxLineBytes), Restart: restart, HookNonce: s.hookNonce,
+		Sink: s.pipe, MaxLineBytes: int(s.c.MaxLineBytes), Restart: s.c.Restart, HookNonce: s.hookNonce,
 		Logger: s.base.With().Str("component", "run").Logger(),
 	}
 	if err := s.proc.Start(); err != nil {

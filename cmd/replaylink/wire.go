@@ -13,6 +13,7 @@ import (
 	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/replaylink/replaylink/config"
 	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/lookup"
 	"github.com/replaylink/replaylink/proxy"
 	"github.com/replaylink/replaylink/ship"
 	"github.com/replaylink/replaylink/ship/setup"
@@ -32,13 +33,13 @@ func proxyOptions(c *config.Config, obs proxy.Observer, log zerolog.Logger) prox
 		ClientHeaderTimeout:   c.ClientHeaderTimeout,
 		MaxHeaderBytes:        int(c.MaxHeaderBytes),
 		ClientBodyTimeout:     c.ClientBodyTimeout,
-		ClientBodyMinRate:     clientBodyMinRate(c.ClientBodyMinRate),
+		ClientBodyMinRate:     int64(c.ClientBodyMinRate),
 		MaxConnsPerClient:     c.MaxConnsPerClient,
 		MaxConnsPerUpstream:   c.MaxConnsPerUpstream,
 		MaxFails:              c.MaxFails,
 		FailCooldown:          c.FailCooldown,
 		CORSAddSessionHeader:  c.CORSAddSessionHeader,
-		ErrorBodyBytes:        errorBodyBytes(c.ErrorBodyBytes),
+		ErrorBodyBytes:        int(c.ErrorBodyBytes),
 		RedactQueryParams:     c.RedactQueryParams,
 		Sessions: proxy.SessionOptions{
 			Sources:     c.SessionSources,
@@ -49,24 +50,6 @@ func proxyOptions(c *config.Config, obs proxy.Observer, log zerolog.Logger) prox
 		Observer: obs,
 		Logger:   log.With().Str("component", "proxy").Logger(),
 	}
-}
-
-// errorBodyBytes maps the flag (0 keeps nothing) to proxy's option (0 means
-// the default, negative keeps nothing).
-func errorBodyBytes(b config.ByteSize) int {
-	if b == 0 {
-		return -1
-	}
-	return int(b)
-}
-
-// clientBodyMinRate maps the flag (0: the timeout alone) to proxy's option
-// (0 means the default, negative none).
-func clientBodyMinRate(b config.ByteSize) int64 {
-	if b == 0 {
-		return -1
-	}
-	return int64(b)
 }
 
 // enrichOptions maps the config to the pipeline's options; isRun says that
@@ -134,7 +117,7 @@ func shipOptions(c *config.Config, out io.Writer, log zerolog.Logger) ship.Optio
 		Index:           c.Index,
 		DataStream:      c.DataStream,
 		InstallTemplate: c.ESSetup,
-		Compression:     ship.Compression(c.ESCompression),
+		Compression:     c.ESCompression,
 		Output:          out,
 		MemoryDocs:      c.MemoryStore,
 		Logger:          log.With().Str("component", "ship").Logger(),
@@ -149,6 +132,18 @@ func outputFileOptions(c *config.Config, path string, log zerolog.Logger) ship.O
 		Keep:     c.OutputKeep,
 		Logger:   log.With().Str("component", "ship").Logger(),
 	}
+}
+
+// lookupHandlerOptions are the admin lookup's, but for the Elasticsearch
+// client. recent is nil with --memory-store 0: lookup then gets no Recent
+// at all (a nil store inside the interface would be called) and says so in
+// its answers.
+func lookupHandlerOptions(c *config.Config, recent *ship.MemoryStore, log zerolog.Logger) lookup.Options {
+	o := lookup.Options{Index: c.Index, Logger: log.With().Str("component", "lookup").Logger()}
+	if recent != nil {
+		o.Recent = recent
+	}
+	return o
 }
 
 // adminServer is the admin listener's server. Its timeouts bound every
@@ -170,7 +165,7 @@ func adminServer(c *config.Config, h http.Handler) *http.Server {
 // with the nonce kept there. A zero nonce means no hooks.
 func hookSetup(c *config.Config, isRun bool) (dir string, nonce hooks.Nonce, err error) {
 	switch {
-	case c.Hooks == "off":
+	case c.Hooks == hooks.ModeOff:
 		return "", hooks.Nonce{}, nil
 	case isRun:
 		dir = c.HooksDir
