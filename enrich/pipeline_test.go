@@ -240,3 +240,17 @@ func TestChoicesText(t *testing.T) {
 		t.Errorf("--sessionless some: %v", err)
 	}
 }
+
+// --attribution-grace 0 and --mark-info-limit 0 reach the worker as 0:
+// nothing replaces them.
+func TestZeroSettingsStayZero(t *testing.T) {
+	o := testOptions()
+	o.Publisher, o.AttributionGrace, o.MarkInfoLimit = &recorder{}, 0, 0
+	p, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.attr.grace != 0 || p.asm.marker.limit != 0 {
+		t.Errorf("grace %v, info limit %d; want 0 and 0", p.attr.grace, p.asm.marker.limit)
+	}
+}
