@@ -158,33 +158,73 @@ func adminServer(c *config.Config, h http.Handler) *http.Server {
 	}
 }
 
-// hookSetup decides whether the backend's lines come from the runtime hooks
-// and installs them, unless --hooks is off: with run, into --hooks-dir
-// (default SPOOL_DIR/hooks) with a nonce of this run's; with serve and
-// --hooks-dir, into that directory, shared with a sidecar's app container,
-// with the nonce kept there. A zero nonce means no hooks.
-func hookSetup(c *config.Config, isRun bool) (dir string, nonce hooks.Nonce, err error) {
+// hooksDir is where the runtime hooks go, "" for none: with run, into
+// --hooks-dir (default SPOOL_DIR/hooks); with serve and --hooks-dir, into
+// that directory, shared with a sidecar's app container; never with
+// --hooks off.
+func hooksDir(c *config.Config, isRun bool) string {
 	switch {
 	case c.Hooks == hooks.ModeOff:
+		return ""
+	case isRun && c.HooksDir == "":
+		return filepath.Join(c.SpoolDir, "hooks")
+	}
+	return c.HooksDir
+}
+
+// hookSetup installs the runtime hooks where hooksDir says, with a nonce of
+// this run's (run) or the one kept in the shared directory (serve). A zero
+// nonce means no hooks.
+func hookSetup(c *config.Config, isRun bool) (dir string, nonce hooks.Nonce, err error) {
+	if dir = hooksDir(c, isRun); dir == "" {
 		return "", hooks.Nonce{}, nil
-	case isRun:
-		dir = c.HooksDir
-		if dir == "" {
-			dir = filepath.Join(c.SpoolDir, "hooks")
-		}
+	}
+	if isRun {
 		nonce = hooks.NewNonce()
-	case !isRun && c.HooksDir != "":
-		dir = c.HooksDir
-		if nonce, err = hooks.LoadOrCreateNonce(dir); err != nil {
-			return "", hooks.Nonce{}, fmt.Errorf("--hooks-dir: %w", err)
-		}
-	default:
-		return "", hooks.Nonce{}, nil
+	} else if nonce, err = hooks.LoadOrCreateNonce(dir); err != nil {
+		return "", hooks.Nonce{}, fmt.Errorf("--hooks-dir: %w", err)
 	}
 	if err := hooks.Install(dir); err != nil {
 		return "", hooks.Nonce{}, fmt.Errorf("--hooks-dir: %w", err)
 	}
 	return dir, nonce, nil
+}
+
+// childProcess is the backend of run, as far as settings say: the caller
+// adds its command line, environment and streams.
+func childProcess(c *config.Config, sink capture.Sink, nonce hooks.Nonce, log zerolog.Logger) *capture.Process {
+	return &capture.Process{
+		Sink: sink, MaxLineBytes: int(c.MaxLineBytes), Restart: c.Restart, HookNonce: nonce,
+		Logger: log.With().Str("component", "run").Logger(),
+	}
+}
+
+// ingestHandler serves POST /ingest.
+func ingestHandler(c *config.Config, sink capture.Sink, nonce hooks.Nonce, log zerolog.Logger) *capture.IngestHandler {
+	return &capture.IngestHandler{Sink: sink, MaxLineBytes: int(c.MaxLineBytes), HookNonce: nonce,
+		Logger: log.With().Str("component", "ingest").Logger()}
+}
+
+// adminPolicy guards lookup and ingest on the admin listener; the string
+// is a warning to log.
+func adminPolicy(c *config.Config) (*lookup.Policy, string) {
+	return lookup.NewPolicy(c.AdminListen, c.AdminToken, c.AllowRemoteAdmin)
+}
+
+// outputPath is where documents go without Elasticsearch: "" nowhere (with
+// --es-url and no --output), "-" stdout (serve's default), else a file
+// (run's default: SPOOL_DIR/documents.ndjson, as its stdout carries the
+// backend's).
+func outputPath(c *config.Config, isRun bool) string {
+	switch {
+	case c.Output != "":
+		return c.Output
+	case len(c.ESURLs) > 0:
+		return ""
+	case isRun:
+		return filepath.Join(c.SpoolDir, "documents.ndjson")
+	}
+	return "-"
 }
 
 // defaultServiceName is service.name when --service-name is not given, as
