@@ -41,17 +41,25 @@ func BenchmarkProxyPath(b *testing.B) {
 		logging bool
 	}{{"observer=none", false}, {"observer=enrich", true}} {
 		b.Run(bc.name, func(b *testing.B) {
-			opts := proxy.Options{Upstreams: []string{"http://" + backendLn.Addr().String()}, CORSAddSessionHeader: true}
+			// The binary's defaults (config/config.go), as cmd/replaylink maps them.
+			opts := proxy.Options{
+				Upstreams: []string{"http://" + backendLn.Addr().String()}, CORSAddSessionHeader: true,
+				ConnectTimeout: 5 * time.Second, ResponseHeaderTimeout: 60 * time.Second, IdleTimeout: 90 * time.Second,
+				ClientHeaderTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10, ClientBodyTimeout: 60 * time.Second, ClientBodyMinRate: 16 << 10,
+				MaxConnsPerClient: 1024, MaxConnsPerUpstream: 4096, MaxFails: 3, FailCooldown: 10 * time.Second, ErrorBodyBytes: 8 << 10,
+				Sessions: proxy.SessionOptions{Sources: []string{"header", "token", "baggage"}},
+			}
 			var (
 				shipper *ship.Pipeline
 				pipe    *enrich.Pipeline
 			)
 			if bc.logging {
-				shipper, err = ship.New(ship.Options{SpoolDir: b.TempDir(), SpoolMaxBytes: 256 << 20, Output: io.Discard})
+				shipper, err = ship.New(ship.Options{SpoolDir: b.TempDir(), SpoolMaxBytes: 256 << 20, SyncInterval: 200 * time.Millisecond,
+					FlushBytes: 5_000_000, FlushInterval: time.Second, Workers: 2, Index: "logs", MemoryDocs: 50_000, Output: io.Discard})
 				if err != nil {
 					b.Fatal(err)
 				}
-				pipe, err = enrich.New(enrich.Options{ServiceName: "bench", Publisher: shipper})
+				pipe, err = enrich.New(enrich.Options{ServiceName: "bench", Publisher: shipper, MarkInfoLimit: 200, AttributionGrace: 20 * time.Millisecond, QueueSize: 16384})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -21,36 +21,34 @@ import (
 	"time"
 
 	"github.com/replaylink/replaylink/capture/hooks"
+	"github.com/replaylink/replaylink/internal/choice"
 	"github.com/rs/zerolog"
 )
 
 // DefaultForwardSignals are the signals replaylink passes on to the child.
 var DefaultForwardSignals = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT}
 
-// RestartPolicy says what happens when the child exits on its own.
-type RestartPolicy string
+// RestartPolicy says what happens when the child exits on its own
+// (--restart). Its zero value is RestartNever.
+type RestartPolicy uint8
 
 const (
 	// RestartNever: the child's exit is final, like a container entrypoint;
-	// Wait returns its exit code and replaylink exits with it. The default.
-	RestartNever RestartPolicy = "never"
+	// Wait returns its exit code and replaylink exits with it.
+	RestartNever RestartPolicy = iota
 	// RestartOnFailure: a child exiting with a code other than 0 (or killed
 	// by a signal it was not sent through replaylink) is started again.
-	RestartOnFailure RestartPolicy = "on-failure"
+	RestartOnFailure
 	// RestartAlways: the child is started again however it exits.
-	RestartAlways RestartPolicy = "always"
+	RestartAlways
 )
 
-// ParseRestartPolicy accepts "never" (or ""), "on-failure" and "always".
-func ParseRestartPolicy(s string) (RestartPolicy, error) {
-	switch RestartPolicy(s) {
-	case "", RestartNever:
-		return RestartNever, nil
-	case RestartOnFailure, RestartAlways:
-		return RestartPolicy(s), nil
-	}
-	return "", fmt.Errorf("unknown restart policy %q: use never, on-failure or always", s)
-}
+var restartNames = []string{"never", "on-failure", "always"}
+
+func (r RestartPolicy) String() string { return choice.Name(r, restartNames) }
+
+// UnmarshalText takes never, on-failure or always.
+func (r *RestartPolicy) UnmarshalText(b []byte) error { return choice.Parse(r, b, restartNames) }
 
 const (
 	defaultRestartDelay = time.Second
@@ -88,7 +86,7 @@ type Process struct {
 	// runs; nil: DefaultForwardSignals; empty non-nil: none.
 	ForwardSignals []os.Signal
 
-	Restart      RestartPolicy // "" is RestartNever
+	Restart      RestartPolicy
 	RestartDelay time.Duration // first restart delay, doubled on each quick failure up to 30s; default 1s
 
 	// DrainTimeout bounds how long the child's output is still read after it
@@ -134,7 +132,7 @@ func (p *Process) Start() error {
 	if p.Sink == nil {
 		return errors.New("capture: Process.Sink is nil")
 	}
-	if _, err := ParseRestartPolicy(string(p.Restart)); err != nil {
+	if err := choice.Check("--restart", p.Restart, restartNames); err != nil {
 		return fmt.Errorf("capture: %w", err)
 	}
 	if p.done != nil {

@@ -1,10 +1,20 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/replaylink/replaylink/capture"
+	"github.com/replaylink/replaylink/capture/hooks"
+	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/ship"
+)
 
 // Config is everything a user can set. Fields are grouped by the part of the
 // pipeline they configure (proxy -> enrich -> ship, capture -> enrich); the
-// tags are documented in load.go.
+// tags are documented in load.go. A fixed-value setting has the type of the
+// package that acts on it (enrich.MarkMode, ship.Compression, ...), which
+// parses its text and refuses unknown words; config imports those packages
+// and none of them imports config.
 type Config struct {
 	Common
 	Proxy
@@ -33,8 +43,8 @@ type origin struct {
 // Common settings: replaylink's own log, for the commands that log (serve
 // and run; setup, check and lookup print their results instead).
 type Common struct {
-	LogLevel  string `flag:"log-level" default:"info" group:"log" help:"replaylink's own log level: debug, info, warn or error"`
-	LogFormat string `flag:"log-format" default:"text" group:"log" help:"replaylink's own log format: text or json"`
+	LogLevel  LogLevel  `flag:"log-level" default:"info" group:"log" help:"replaylink's own log level: debug, info, warn or error"`
+	LogFormat LogFormat `flag:"log-format" default:"text" group:"log" help:"replaylink's own log format: text or json"`
 }
 
 // Proxy configures the reverse proxy (package proxy).
@@ -72,23 +82,23 @@ type Session struct {
 
 // Capture configures what is read of the backend's own output (package capture).
 type Capture struct {
-	Tail          []string `flag:"tail" group:"capture" help:"log file or glob to follow (rotation aware)"`
-	MaxLineBytes  ByteSize `flag:"max-line-bytes" default:"64KiB" group:"capture" help:"longer lines are cut and marked truncated"`
-	TailFromStart bool     `flag:"tail-from-beginning" group:"capture" help:"read files found at start-up from their beginning instead of their end"`
-	Restart       string   `flag:"restart" default:"never" group:"capture" help:"with run: restart the backend when it exits: never (replaylink exits with its code), on-failure, always"`
+	Tail          []string              `flag:"tail" group:"capture" help:"log file or glob to follow (rotation aware)"`
+	MaxLineBytes  ByteSize              `flag:"max-line-bytes" default:"64KiB" group:"capture" help:"longer lines are cut and marked truncated"`
+	TailFromStart bool                  `flag:"tail-from-beginning" group:"capture" help:"read files found at start-up from their beginning instead of their end"`
+	Restart       capture.RestartPolicy `flag:"restart" default:"never" group:"capture" help:"with run: restart the backend when it exits: never (replaylink exits with its code), on-failure, always"`
 	// Hooks and HooksDir: the runtime hooks (package capture/hooks) that
 	// make a Python or Node backend's lines exact.
-	Hooks    string `flag:"hooks" default:"auto" group:"capture" help:"with run: load replaylink's runtime hooks into a Python or Node backend (PYTHONPATH, NODE_OPTIONS), so each line it prints is tied to its request: auto or off"`
-	HooksDir string `flag:"hooks-dir" group:"capture" help:"where the runtime hooks are installed (default with run: SPOOL_DIR/hooks); with serve, a directory shared with the app container of a sidecar, whose marks are then read in --tail files"`
+	Hooks    hooks.Mode `flag:"hooks" default:"auto" group:"capture" help:"with run: load replaylink's runtime hooks into a Python or Node backend (PYTHONPATH, NODE_OPTIONS), so each line it prints is tied to its request: auto or off"`
+	HooksDir string     `flag:"hooks-dir" group:"capture" help:"where the runtime hooks are installed (default with run: SPOOL_DIR/hooks); with serve, a directory shared with the app container of a sidecar, whose marks are then read in --tail files"`
 }
 
 // Enrich configures the documents (package enrich).
 type Enrich struct {
-	ServiceName      string        `flag:"service-name" group:"enrich" help:"service.name of every document (default: the command or upstream host)"`
-	Mark             string        `flag:"mark" default:"auto" group:"enrich" help:"which documents carry [openReplaySession.id=N] in message: auto (problems always, info up to --mark-info-limit per session), all, problems"`
-	Sessionless      string        `flag:"sessionless" default:"all" group:"enrich" help:"what becomes of documents of no session (health checks, bots, server-to-server calls; OpenReplay never shows them): all, errors (only level error), none"`
-	MarkInfoLimit    int           `flag:"mark-info-limit" default:"200" group:"enrich" help:"with --mark auto: info documents marked per session"`
-	AttributionGrace time.Duration `flag:"attribution-grace" default:"20ms" group:"enrich" help:"window attribution: a backend line read this long after a request ended still counts as printed during it"`
+	ServiceName      string                   `flag:"service-name" group:"enrich" help:"service.name of every document (default: the command or upstream host)"`
+	Mark             enrich.MarkMode          `flag:"mark" default:"auto" group:"enrich" help:"which documents carry [openReplaySession.id=N] in message: auto (problems always, info up to --mark-info-limit per session), all, problems"`
+	Sessionless      enrich.SessionlessPolicy `flag:"sessionless" default:"all" group:"enrich" help:"what becomes of documents of no session (health checks, bots, server-to-server calls; OpenReplay never shows them): all, errors (only level error), none"`
+	MarkInfoLimit    int                      `flag:"mark-info-limit" default:"200" group:"enrich" help:"with --mark auto: info documents marked per session, 0 to 1000; 0 marks none (problems are marked whatever the limit)"`
+	AttributionGrace time.Duration            `flag:"attribution-grace" default:"20ms" group:"enrich" help:"window attribution: a backend line read this long after a request ended still counts as printed during it, 0 to 1s; 0: only lines read while the request is in flight"`
 }
 
 // Ship configures Elasticsearch and the spool (package ship). The
@@ -96,27 +106,27 @@ type Enrich struct {
 // the write target's form (target) the commands that write; the spool and
 // shipping (ship) serve and run only.
 type Ship struct {
-	ESURLs            []string      `flag:"es-url" group:"es" help:"Elasticsearch URL (several: tried in turn); without it, serve and run write documents to --output"`
-	Index             string        `flag:"index" default:"logs" group:"es" help:"write target; OpenReplay searches the index named logs"`
-	DataStream        bool          `flag:"data-stream" group:"target" help:"write to data stream logs-replaylink-default with alias --index"`
-	ESAPIKey          string        `flag:"es-api-key" group:"es" secret:"true" help:"API key, id:key or base64"`
-	ESAPIKeyFile      string        `flag:"es-api-key-file" group:"es" help:"file holding the API key"`
-	ESUsername        string        `flag:"es-username" group:"es" help:"basic auth user"`
-	ESPassword        string        `flag:"es-password" group:"es" secret:"true" help:"basic auth password"`
-	ESPasswordFile    string        `flag:"es-password-file" group:"es" help:"file holding the basic auth password"`
-	ESCACert          string        `flag:"es-ca-cert" group:"es" help:"PEM file of the CA that signed Elasticsearch's certificate"`
-	ESCAFingerprint   string        `flag:"es-ca-fingerprint" group:"es" help:"SHA-256 fingerprint of Elasticsearch's CA certificate"`
-	ESInsecure        bool          `flag:"es-insecure" group:"es" help:"do not verify Elasticsearch's certificate (unsafe)"`
-	ESSetup           bool          `flag:"es-setup" default:"true" group:"ship" help:"install the index template on start when allowed"`
-	ESCompression     string        `flag:"es-compression" default:"auto" group:"ship" help:"bulk request bodies: auto (gzip unless every --es-url host is loopback), gzip or none"`
-	FlushBytes        ByteSize      `flag:"flush-bytes" default:"5MB" group:"ship" help:"send a bulk request when this much is waiting"`
-	FlushInterval     time.Duration `flag:"flush-interval" default:"1s" group:"ship" help:"send a bulk request at least this often"`
-	Workers           int           `flag:"workers" default:"2" group:"ship" help:"bulk requests in flight"`
-	SpoolDir          string        `flag:"spool-dir" default:"./replaylink-spool" group:"ship" help:"directory of the disk spool, offsets and dead letters"`
-	SpoolMaxBytes     ByteSize      `flag:"spool-max-bytes" default:"1GiB" group:"ship" help:"spool size cap; at the cap the oldest segment is dropped and counted"`
-	SpoolSyncInterval time.Duration `flag:"spool-sync-interval" default:"200ms" group:"ship" help:"how often the spool is fsynced (the most a power loss can lose)"`
-	Output            string        `flag:"output" group:"ship" help:"without --es-url: file for documents as JSON lines, or - for stdout (default - for serve)"`
-	MemoryStore       int           `flag:"memory-store" default:"50000" group:"ship" help:"recent documents kept in memory for lookups"`
+	ESURLs            []string         `flag:"es-url" group:"es" help:"Elasticsearch URL (several: tried in turn); without it, serve and run write documents to --output"`
+	Index             string           `flag:"index" default:"logs" group:"es" help:"write target; OpenReplay searches the index named logs"`
+	DataStream        bool             `flag:"data-stream" group:"target" help:"write to data stream logs-replaylink-default with alias --index"`
+	ESAPIKey          string           `flag:"es-api-key" group:"es" secret:"true" help:"API key, id:key or base64"`
+	ESAPIKeyFile      string           `flag:"es-api-key-file" group:"es" help:"file holding the API key"`
+	ESUsername        string           `flag:"es-username" group:"es" help:"basic auth user"`
+	ESPassword        string           `flag:"es-password" group:"es" secret:"true" help:"basic auth password"`
+	ESPasswordFile    string           `flag:"es-password-file" group:"es" help:"file holding the basic auth password"`
+	ESCACert          string           `flag:"es-ca-cert" group:"es" help:"PEM file of the CA that signed Elasticsearch's certificate"`
+	ESCAFingerprint   string           `flag:"es-ca-fingerprint" group:"es" help:"SHA-256 fingerprint of Elasticsearch's CA certificate"`
+	ESInsecure        bool             `flag:"es-insecure" group:"es" help:"do not verify Elasticsearch's certificate (unsafe)"`
+	ESSetup           bool             `flag:"es-setup" default:"true" group:"ship" help:"install the index template on start when allowed"`
+	ESCompression     ship.Compression `flag:"es-compression" default:"auto" group:"ship" help:"bulk request bodies: auto (gzip unless every --es-url host is loopback), gzip or none"`
+	FlushBytes        ByteSize         `flag:"flush-bytes" default:"5MB" group:"ship" help:"send a bulk request when this much is waiting"`
+	FlushInterval     time.Duration    `flag:"flush-interval" default:"1s" group:"ship" help:"send a bulk request at least this often"`
+	Workers           int              `flag:"workers" default:"2" group:"ship" help:"bulk requests in flight"`
+	SpoolDir          string           `flag:"spool-dir" default:"./replaylink-spool" group:"ship" help:"directory of the disk spool, offsets and dead letters"`
+	SpoolMaxBytes     ByteSize         `flag:"spool-max-bytes" default:"1GiB" group:"ship" help:"spool size cap; at the cap the oldest segment is dropped and counted"`
+	SpoolSyncInterval time.Duration    `flag:"spool-sync-interval" default:"200ms" group:"ship" help:"how often the spool is fsynced (the most a power loss can lose)"`
+	Output            string           `flag:"output" group:"ship" help:"without --es-url: file for documents as JSON lines, or - for stdout (default - for serve)"`
+	MemoryStore       int              `flag:"memory-store" default:"50000" group:"ship" help:"recent documents kept in memory for lookups; 0 keeps none (lookups then search only --es-url, and say so)"`
 
 	OutputMaxBytes ByteSize `flag:"output-max-bytes" default:"100MiB" group:"ship" help:"rotate the --output file before it passes this size (FILE to FILE.1, FILE.1 to FILE.2, ...); 0 never rotates; stdout is never rotated"`
 	OutputKeep     int      `flag:"output-keep" default:"5" group:"ship" help:"rotated --output files kept (FILE.1 to FILE.N); a rotation deletes the oldest past N, counted in replaylink_output_removed_files_total"`
@@ -145,5 +155,5 @@ type Setup struct {
 // Lookup configures replaylink lookup.
 type Lookup struct {
 	JSON  bool `flag:"json" group:"lookup" help:"print JSON instead of a table"`
-	Limit int  `flag:"limit" default:"1000" group:"lookup" help:"most documents to print"`
+	Limit int  `flag:"limit" default:"1000" group:"lookup" help:"most documents to print, 1 to 10000"`
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"github.com/replaylink/replaylink/ship"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,7 +46,7 @@ func TestDefaults(t *testing.T) {
 	if !cfg.CORSAddSessionHeader || cfg.MarkInfoLimit != 200 || cfg.ErrorBodyBytes != 8<<10 {
 		t.Errorf("cors/mark/error-body = %v %d %d", cfg.CORSAddSessionHeader, cfg.MarkInfoLimit, cfg.ErrorBodyBytes)
 	}
-	if cfg.ESCompression != "auto" {
+	if cfg.ESCompression != ship.CompressionAuto {
 		t.Errorf("es-compression default = %q", cfg.ESCompression)
 	}
 	if cfg.ClientBodyTimeout != time.Minute || cfg.ClientBodyMinRate != 16<<10 || cfg.MaxConnsPerClient != 1024 || cfg.MaxConnsPerUpstream != 4096 {

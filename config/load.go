@@ -13,6 +13,7 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"flag"
 	"fmt"
@@ -318,6 +319,9 @@ func suggest(key string, all []field) string {
 
 // explain names the value's problem without echoing secrets.
 func explain(f field, raw string, err error) string {
+	if isText(f.typ) {
+		return err.Error() // a fixed-value setting's error quotes the value and lists the allowed ones
+	}
 	shown := strconv.Quote(raw)
 	if f.secret {
 		shown = "(secret value hidden)"
@@ -327,6 +331,8 @@ func explain(f field, raw string, err error) string {
 
 func expected(f field) string {
 	switch {
+	case isText(f.typ):
+		return "expected one of the values --help lists for it"
 	case f.typ == reflect.TypeOf(time.Duration(0)):
 		return "expected a duration like 200ms, 5s or 2m"
 	case f.typ == reflect.TypeOf(ByteSize(0)):
@@ -340,6 +346,11 @@ func expected(f field) string {
 	}
 	return "expected text"
 }
+
+var textUnmarshaler = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
+
+// isText says whether t parses itself (a fixed-value setting's type).
+func isText(t reflect.Type) bool { return reflect.PointerTo(t).Implements(textUnmarshaler) }
 
 // set parses raw into v. For slices, appendOne adds one item; otherwise raw
 // is a comma-separated list that replaces the slice (the environment form).
@@ -365,6 +376,8 @@ func set(v reflect.Value, raw string, appendOne bool) error {
 		return nil
 	}
 	switch {
+	case isText(v.Type()):
+		return v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(raw))
 	case v.Type() == reflect.TypeOf(time.Duration(0)):
 		if raw == "" {
 			v.SetInt(0)

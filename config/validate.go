@@ -7,7 +7,10 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"time"
+
+	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/lookup"
+	"github.com/replaylink/replaylink/proxy"
 )
 
 // Validate checks every value and names the setting and the fix of the first
@@ -21,22 +24,6 @@ func (c *Config) Validate() error {
 	bad := func(flagName, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", c.origins[flagName].describe(flagName), fmt.Sprintf(format, a...)))
 	}
-	oneOf := func(flagName, v string, allowed ...string) {
-		for _, a := range allowed {
-			if v == a {
-				return
-			}
-		}
-		bad(flagName, "%q is not one of %s", v, strings.Join(allowed, ", "))
-	}
-	oneOf("log-level", c.LogLevel, "debug", "info", "warn", "error")
-	oneOf("log-format", c.LogFormat, "text", "json")
-	oneOf("mark", c.Mark, "auto", "all", "problems")
-	oneOf("sessionless", c.Sessionless, "all", "errors", "none")
-	oneOf("restart", c.Restart, "never", "on-failure", "always")
-	oneOf("hooks", c.Hooks, "auto", "off")
-	oneOf("es-compression", c.ESCompression, "auto", "gzip", "none")
-
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "%q is not host:port (e.g. :8080 or 127.0.0.1:8080)", c.Listen)
 	}
@@ -58,6 +45,9 @@ func (c *Config) Validate() error {
 		if err := checkURL(u, true); err != nil {
 			bad("es-url", "%v; expected a URL like https://es.example.com:9200", err)
 		}
+	}
+	if len(c.SessionSources) == 0 {
+		bad("session-source", "none given: give at least one of header, token, baggage, cookie, query")
 	}
 	for _, s := range c.SessionSources {
 		switch s {
@@ -107,11 +97,17 @@ func (c *Config) Validate() error {
 	positive("admin-header-timeout", int64(c.AdminHeaderTimeout))
 	positive("admin-read-timeout", int64(c.AdminReadTimeout))
 	positive("admin-idle-timeout", int64(c.AdminIdleTimeout))
-	if c.MarkInfoLimit < 0 || c.MarkInfoLimit > 1000 {
-		bad("mark-info-limit", "%d is out of range: 0 to 1000 (OpenReplay shows at most 1000 documents per session; to mark no info documents use --mark problems)", c.MarkInfoLimit)
+	if c.MarkInfoLimit < 0 || c.MarkInfoLimit > enrich.MaxMarkInfoLimit {
+		bad("mark-info-limit", "%d is out of range: 0 to %d (0 marks no info documents; OpenReplay shows at most 1000 documents per session)", c.MarkInfoLimit, enrich.MaxMarkInfoLimit)
 	}
-	if c.AttributionGrace < 0 || c.AttributionGrace > time.Second {
-		bad("attribution-grace", "%v is out of range: 0 to 1s (e.g. 20ms); a wide grace makes concurrent requests ambiguous", c.AttributionGrace)
+	if c.AttributionGrace < 0 || c.AttributionGrace > enrich.MaxAttributionGrace {
+		bad("attribution-grace", "%v is out of range: 0 to %v (0: no grace; e.g. 20ms); a wide grace makes concurrent requests ambiguous", c.AttributionGrace, enrich.MaxAttributionGrace)
+	}
+	if c.MemoryStore < 0 {
+		bad("memory-store", "%d is negative: give 0 (keep no recent documents) or more, e.g. 50000", c.MemoryStore)
+	}
+	if c.Limit < 1 || c.Limit > lookup.MaxLimit {
+		bad("limit", "%d is out of range: 1 to %d documents", c.Limit, lookup.MaxLimit)
 	}
 	for _, n := range c.RedactQueryParams {
 		if n = strings.TrimSpace(n); n == "" || len(n) > 128 {
@@ -121,7 +117,7 @@ func (c *Config) Validate() error {
 	if c.OutputKeep < 1 || c.OutputKeep > 1000 {
 		bad("output-keep", "%d is out of range: keep 1 to 1000 rotated files (--output-max-bytes 0 turns rotation off)", c.OutputKeep)
 	}
-	if c.ErrorBodyBytes < 0 || c.ErrorBodyBytes > 16<<10 {
+	if c.ErrorBodyBytes < 0 || c.ErrorBodyBytes > proxy.MaxErrorBodyBytes {
 		bad("error-body-bytes", "%d is out of range: 0 (keep nothing) to 16KiB, the most an access document keeps of a body", c.ErrorBodyBytes)
 	}
 	if c.Index == "" || strings.ContainsAny(c.Index, ` "*\<|,>/?`) || c.Index != strings.ToLower(c.Index) {

@@ -33,7 +33,10 @@ func TestAccessDocumentIsBounded(t *testing.T) {
 	} {
 		t.Run(f.name, func(t *testing.T) {
 			rec := &recorder{}
-			a := newTestAssembler(rec, Options{ServiceName: "shop", Mark: "all"})
+			opts := testOptions()
+			opts.ServiceName = "shop"
+			opts.Mark = MarkAll
+			a := newTestAssembler(rec, opts)
 			ev := accessEvent(1, 7394857349857, t0, 12*time.Millisecond, f.method, f.path, 502)
 			ev.Query = append(ev.Query, f.query...)
 			ev.UserAgent = append(ev.UserAgent, f.agent...)
@@ -105,7 +108,9 @@ func TestAccessDocumentIsBounded(t *testing.T) {
 // An ordinary request is not marked: the caps are far above real values.
 func TestAccessDocumentNotCut(t *testing.T) {
 	rec := &recorder{}
-	a := newTestAssembler(rec, Options{ServiceName: "shop"})
+	opts := testOptions()
+	opts.ServiceName = "shop"
+	a := newTestAssembler(rec, opts)
 	ev := benchEvent()
 	ev.Status = 500
 	body := bytes.Repeat([]byte(`{"error":"db \"down\""}`), (8<<10)/22) // --error-body-bytes' default, many quotes

@@ -67,7 +67,7 @@ type assembler struct {
 	service string
 	host    string
 	// sessionless decides what becomes of documents of no session.
-	sessionless sessionlessPolicy
+	sessionless SessionlessPolicy
 	hold        time.Duration // how long a published half may still be replaced by the merged document
 	wait        time.Duration // how long a backend error waits unpublished: min(hold, parkWait)
 	log         zerolog.Logger
@@ -139,17 +139,15 @@ func canFold(recs []keptRecord, g *group) bool {
 }
 
 func newAssembler(o Options, attr *Attributor, idPrefix string) *assembler {
-	mode, _ := parseMarkMode(o.Mark)
-	sessionless, _ := parseSessionless(o.Sessionless)
 	hold := 2*o.GroupIdle + o.AttributionGrace
 	return &assembler{
 		attr:        attr,
 		pub:         o.Publisher,
-		marker:      newMarker(mode, o.MarkInfoLimit),
+		marker:      newMarker(o.Mark, o.MarkInfoLimit),
 		grouper:     newGrouper(o.GroupIdle),
 		service:     o.ServiceName,
 		host:        o.HostName,
-		sessionless: sessionless,
+		sessionless: o.Sessionless,
 		hold:        hold,
 		wait:        min(hold, parkWait),
 		log:         o.Logger,

@@ -32,7 +32,9 @@ func TestAccessDocument(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recorder{}
-			a := newTestAssembler(rec, Options{ServiceName: "shop"})
+			opts := testOptions()
+			opts.ServiceName = "shop"
+			a := newTestAssembler(rec, opts)
 			ev := accessEvent(7, 42, t0, 12_400*time.Microsecond+40*time.Microsecond, "GET", "/api/cart", tc.status)
 			ev.Query = append(ev.Query, "id=9&token=REDACTED"...)
 			ev.ClientIP = append(ev.ClientIP, "203.0.113.9"...)
@@ -81,7 +83,8 @@ func TestAccessDocument(t *testing.T) {
 
 func TestAccessDocumentWithoutSession(t *testing.T) {
 	rec := &recorder{}
-	a := newTestAssembler(rec, Options{})
+	opts := testOptions()
+	a := newTestAssembler(rec, opts)
 	a.addEvent(accessEvent(1, 0, t0, time.Millisecond, "POST", "/login", 200), t0)
 	d := rec.decoded(t)[0]
 	if d["openReplaySession"] != nil || field(d, "replaylink.attribution") != "none" || d["message"] != "POST /login -> 200 (1.0 ms)" {
@@ -118,7 +121,9 @@ func TestMergeTracebackIntoAccessDocument(t *testing.T) {
 	for _, eventFirst := range []bool{true, false} {
 		t.Run(fmt.Sprintf("eventFirst=%v", eventFirst), func(t *testing.T) {
 			rec := &recorder{}
-			a := newTestAssembler(rec, Options{ServiceName: "shop"})
+			opts := testOptions()
+			opts.ServiceName = "shop"
+			a := newTestAssembler(rec, opts)
 			a.attr.RequestStarted(&proxy.RequestStart{Seq: 9, Start: ms(0), Session: 42, Source: proxy.SourceHeader})
 			ev := accessEvent(9, 42, ms(0), 12400*time.Microsecond, "GET", "/api/cart", 500)
 			ev.ErrorBody = append(ev.ErrorBody, "<!doctype html><title>500 Internal Server Error</title>"...)
@@ -185,7 +190,8 @@ func TestMergeTracebackIntoAccessDocument(t *testing.T) {
 // access lines go to the requests they name.
 func TestMergeAfterPreflight(t *testing.T) {
 	rec := &recorder{}
-	a := newTestAssembler(rec, Options{})
+	opts := testOptions()
+	a := newTestAssembler(rec, opts)
 	type call struct {
 		seq, session uint64
 		method, path string
@@ -258,7 +264,8 @@ func TestNamedRequestInAnyFormat(t *testing.T) {
 		`{"level":"info","logger":"uvicorn.access","msg":"127.0.0.1:5000 - \"GET /api/cart?id=9 HTTP/1.1\" 500"}`,
 	} {
 		rec := &recorder{}
-		a := newTestAssembler(rec, Options{})
+		opts := testOptions()
+		a := newTestAssembler(rec, opts)
 		a.attr.RequestStarted(&proxy.RequestStart{Seq: 1, Start: ms(0), Session: 42, Method: []byte("GET"), Path: []byte("/api/cart")})
 		a.attr.RequestStarted(&proxy.RequestStart{Seq: 2, Start: ms(1), Session: 43, Method: []byte("GET"), Path: []byte("/api/products")})
 		a.addLine(lineAt(ms(5), capture.Stderr, text), ms(5))
@@ -298,7 +305,8 @@ func TestMergeTiming(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recorder{}
-			a := newTestAssembler(rec, Options{})
+			opts := testOptions()
+			a := newTestAssembler(rec, opts)
 			if a.hold != 520*time.Millisecond || a.wait != parkWait {
 				t.Fatalf("hold %v, wait %v: the steps assume the defaults", a.hold, a.wait)
 			}
@@ -383,7 +391,8 @@ func overdue(a *testAssembler, now time.Time) int {
 // error.
 func TestMergeReplacedByOKEvent(t *testing.T) {
 	rec := &recorder{}
-	a := newTestAssembler(rec, Options{})
+	opts := testOptions()
+	a := newTestAssembler(rec, opts)
 	a.attr.RequestStarted(&proxy.RequestStart{Seq: 1, Start: ms(0), Session: 42})
 	for _, l := range flaskFailure {
 		a.addLine(lineAt(ms(1), capture.Stderr, l), ms(1))
@@ -407,7 +416,8 @@ func TestMergeReplacedByOKEvent(t *testing.T) {
 // still answered 200 is not folded into its access document.
 func TestErrorInSuccessfulRequest(t *testing.T) {
 	rec := &recorder{}
-	a := newTestAssembler(rec, Options{})
+	opts := testOptions()
+	a := newTestAssembler(rec, opts)
 	a.attr.RequestStarted(&proxy.RequestStart{Seq: 3, Start: ms(0), Session: 42})
 	a.addLine(lineAt(ms(1), capture.Stderr, "ERROR:app:payment retry failed"), ms(1))
 	a.addLine(lineAt(ms(2), capture.Stderr, "INFO:app:fell back to cache"), ms(2))
@@ -430,7 +440,9 @@ func TestErrorInSuccessfulRequest(t *testing.T) {
 // names the session.
 func TestMarkingAcrossDocuments(t *testing.T) {
 	rec := &recorder{}
-	a := newTestAssembler(rec, Options{MarkInfoLimit: 3})
+	opts := testOptions()
+	opts.MarkInfoLimit = 3
+	a := newTestAssembler(rec, opts)
 	a.hold = 0
 	for i := range 4 {
 		at := ms(i * 100)
@@ -467,7 +479,8 @@ func TestMarkingAcrossDocuments(t *testing.T) {
 
 func TestBackendDocumentFromFile(t *testing.T) {
 	rec := &recorder{}
-	a := newTestAssembler(rec, Options{})
+	opts := testOptions()
+	a := newTestAssembler(rec, opts)
 	a.attr.RequestStarted(&proxy.RequestStart{Seq: 1, Start: ms(0), Session: 42})
 	l := lineAt(ms(5), capture.File, `{"time":"2024-04-30T08:00:00.250Z","level":"error","msg":"old failure"}`)
 	l.Origin = "/var/log/app/app.log"
@@ -500,7 +513,8 @@ func TestBackendDocumentFromFile(t *testing.T) {
 // request's event, and was published alone, still has everything it said.
 func TestParkedRecordKeepsItsFields(t *testing.T) {
 	rec := &recorder{}
-	a := newTestAssembler(rec, Options{})
+	opts := testOptions()
+	a := newTestAssembler(rec, opts)
 	start(a.attr, 5, 42, ms(0), "", "4bf92f3577b34da6a3ce929d0e0e4736")
 	const line = `{"level":"error","msg":"boom","request_id":"abc-1","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7"}`
 	a.addLine(lineAt(ms(1), capture.Stderr, line), ms(1))
@@ -544,7 +558,8 @@ func TestFoldPrefersTheRealStack(t *testing.T) {
 	for _, order := range []string{"E1P", "1EP", "1PE", "E P1", "P1E"} {
 		t.Run(order, func(t *testing.T) {
 			rec := &recorder{}
-			a := newTestAssembler(rec, Options{})
+			opts := testOptions()
+			a := newTestAssembler(rec, opts)
 			start(a.attr, 1, 42, ms(0), rid, "")
 			ev := accessEvent(1, 42, ms(0), 10*time.Millisecond, "GET", "/api/cart", 500)
 			ev.RequestID = append(ev.RequestID, rid...)

@@ -642,7 +642,7 @@ func TestAttributionPrecisionSequential(t *testing.T) {
 // line of a session's request but the access lines must be. The recall of
 // the rest under concurrency is logged; docs/document-format.md reports it.
 func TestAttributionPrecisionConcurrent(t *testing.T) {
-	for _, g := range []time.Duration{DefaultAttributionGrace, 5 * time.Millisecond, time.Millisecond} {
+	for _, g := range []time.Duration{testOptions().AttributionGrace, 5 * time.Millisecond, time.Millisecond} {
 		for _, tc := range []struct{ sessions, requests int }{{1, 30}, {4, 30}, {16, 20}, {64, 12}} {
 			t.Run(fmt.Sprintf("grace=%v/sessions=%d", g, tc.sessions), func(t *testing.T) {
 				r := runConcurrentSessions(t, g, tc.sessions, tc.requests)

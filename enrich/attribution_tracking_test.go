@@ -273,7 +273,10 @@ func later(a, b time.Time) time.Time {
 // one naming a request from after is.
 func TestPipelinePushedLinesOnly(t *testing.T) {
 	rec := &recorder{}
-	p, err := New(Options{Publisher: rec, PushedLinesOnly: true})
+	opts := testOptions()
+	opts.Publisher = rec
+	opts.PushedLinesOnly = true
+	p, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,10 @@ func (r *batchRecorder) PublishBatch(b *Batch) (refused int, err error) {
 // to the publisher together, in order, and each document once.
 func TestPipelinePublishesInRounds(t *testing.T) {
 	rec := &batchRecorder{}
-	p, err := New(Options{Publisher: rec, QueueSize: 4096})
+	opts := testOptions()
+	opts.Publisher = rec
+	opts.QueueSize = 4096
+	p, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +101,8 @@ func (r *batchRecorder) count() int {
 // batch costs those documents only, each counted.
 func TestRefusedDocumentsOfABatchAreCounted(t *testing.T) {
 	rec := &batchRecorder{refuse: map[string]bool{"test-2": true, "test-4": true}}
-	a := newTestAssembler(rec, Options{})
+	opts := testOptions()
+	a := newTestAssembler(rec, opts)
 	before := publishErrors.Get()
 	for i := range 5 {
 		a.assembler.addEvent(accessEvent(uint64(i+1), 0, t0, time.Millisecond, "GET", "/", 200), t0)
@@ -142,7 +146,10 @@ func TestBatchFallsBackToPublishAndReplace(t *testing.T) {
 // not at the worker's next tick (here every 15 s).
 func TestIdleWorkerIsWokenByAnEvent(t *testing.T) {
 	rec := &batchRecorder{}
-	p, err := New(Options{Publisher: rec, GroupIdle: time.Minute})
+	opts := testOptions()
+	opts.Publisher = rec
+	opts.GroupIdle = time.Minute
+	p, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,10 @@ func benchEvent() *proxy.AccessEvent {
 // (level, marking, message, encoding, _id), as the worker does it.
 func BenchmarkEncodeAccess(b *testing.B) {
 	pub := &discard{}
-	a := newTestAssembler(pub, Options{ServiceName: "shop", Mark: "all"})
+	opts := testOptions()
+	opts.ServiceName = "shop"
+	opts.Mark = MarkAll
+	a := newTestAssembler(pub, opts)
 	ev := benchEvent()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -43,7 +46,9 @@ func BenchmarkEncodeAccess(b *testing.B) {
 // BenchmarkEncodeAccessError: a 5xx event with a response body and a proxy error.
 func BenchmarkEncodeAccessError(b *testing.B) {
 	pub := &discard{}
-	a := newTestAssembler(pub, Options{ServiceName: "shop"})
+	opts := testOptions()
+	opts.ServiceName = "shop"
+	a := newTestAssembler(pub, opts)
 	ev := benchEvent()
 	ev.Status = 502
 	ev.ProxyError = append(ev.ProxyError, "upstream refused connection"...)
@@ -81,7 +86,9 @@ func BenchmarkParseLine(b *testing.B) {
 // (grouping, parsing, attribution with 100 requests in flight, encoding).
 func BenchmarkBackendLine(b *testing.B) {
 	pub := &discard{}
-	a := newTestAssembler(pub, Options{ServiceName: "shop"})
+	opts := testOptions()
+	opts.ServiceName = "shop"
+	a := newTestAssembler(pub, opts)
 	for i := range uint64(100) {
 		a.attr.RequestStarted(&proxy.RequestStart{Seq: i + 1, Start: t0, Session: i + 1})
 	}
@@ -102,7 +109,9 @@ func BenchmarkBackendLineMarked(b *testing.B) {
 		session string
 	}{{"own-session", "50"}, {"forged", "999"}} {
 		b.Run(bc.name, func(b *testing.B) {
-			a := newTestAssembler(&discard{}, Options{ServiceName: "shop"})
+			opts := testOptions()
+			opts.ServiceName = "shop"
+			a := newTestAssembler(&discard{}, opts)
 			for i := range uint64(100) {
 				a.attr.RequestStarted(&proxy.RequestStart{Seq: i + 1, Start: t0, Session: i + 1})
 			}
@@ -119,7 +128,9 @@ func BenchmarkBackendLineMarked(b *testing.B) {
 // BenchmarkRequestObserved: what the proxy's goroutine pays per request
 // (RequestStarted and RequestFinished; the worker drains the queue).
 func BenchmarkRequestObserved(b *testing.B) {
-	p, err := New(Options{Publisher: &discard{}})
+	opts := testOptions()
+	opts.Publisher = &discard{}
+	p, err := New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -164,7 +175,9 @@ func BenchmarkFindRequest(b *testing.B) {
 // whole reach of an access line is scanned).
 func BenchmarkBackendLineNamed(b *testing.B) {
 	pub := &discard{}
-	a := newTestAssembler(pub, Options{ServiceName: "shop"})
+	opts := testOptions()
+	opts.ServiceName = "shop"
+	a := newTestAssembler(pub, opts)
 	paths := [][]byte{[]byte("/api/cart"), []byte("/api/products"), []byte("/api/user"), []byte("/api/endpoint")}
 	seq := uint64(0)
 	for i := range 2000 {

@@ -49,7 +49,8 @@ func FuzzParseLine(f *testing.F) {
 		}
 		// Whatever the line, its document satisfies the contract.
 		rec := &recorder{}
-		a := newTestAssembler(rec, Options{})
+		opts := testOptions()
+		a := newTestAssembler(rec, opts)
 		a.attr.RequestStarted(&proxy.RequestStart{Seq: 1, Start: t0, Session: 42})
 		a.addLine(&capture.Line{Time: t0, Stream: capture.Stderr, Text: line}, t0)
 		a.flushAll()
@@ -83,7 +84,9 @@ func FuzzGrouper(f *testing.F) {
 		}
 		want := map[capture.Stream][]string{}
 		rec := &recorder{}
-		a := newTestAssembler(rec, Options{GroupIdle: 50 * time.Millisecond})
+		opts := testOptions()
+		opts.GroupIdle = 50 * time.Millisecond
+		a := newTestAssembler(rec, opts)
 		a.attr.RequestStarted(&proxy.RequestStart{Seq: 1, Start: t0, Session: 42})
 		now := t0
 		for i, l := range bytes.Split(data, []byte("\n")) {

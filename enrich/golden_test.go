@@ -45,7 +45,10 @@ func TestCorpusGolden(t *testing.T) {
 // a backend line that could not be attributed.
 func TestExamplesGolden(t *testing.T) {
 	rec := &recorder{}
-	a := newTestAssembler(rec, Options{ServiceName: "shop", HostName: "shop-7d9c-x2k4f"})
+	opts := testOptions()
+	opts.ServiceName = "shop"
+	opts.HostName = "shop-7d9c-x2k4f"
+	a := newTestAssembler(rec, opts)
 	ok := accessEvent(1, 7394857349857, ms(0), 8300*time.Microsecond, "GET", "/api/endpoint", 200)
 	ok.Source = proxy.SourceToken
 	ok.ClientIP = append(ok.ClientIP, "203.0.113.9"...)
@@ -104,7 +107,9 @@ func compareGolden(t *testing.T, golden string, got []byte) {
 
 func runCorpus(t *testing.T, in []byte) []byte {
 	rec := &recorder{}
-	a := newTestAssembler(rec, Options{ServiceName: "shop"})
+	opts := testOptions()
+	opts.ServiceName = "shop"
+	a := newTestAssembler(rec, opts)
 	a.hold = 0 // no access events here: publish records as they complete
 	a.attr.RequestStarted(&proxy.RequestStart{Seq: 1, Start: t0.Add(-time.Millisecond), Session: 42, Source: proxy.SourceHeader})
 	lines := bytes.Split(bytes.TrimSuffix(in, []byte("\n")), []byte("\n"))

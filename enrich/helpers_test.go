@@ -90,6 +90,14 @@ func (r *recorder) decoded(t testing.TB) []map[string]any {
 // t0 is the clock of the deterministic tests.
 var t0 = time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
 
+// testOptions are the options as config's defaults make them (--mark auto,
+// --sessionless all, --mark-info-limit 200, --attribution-grace 20ms,
+// --event-queue 16384), without a publisher: tests of something else start
+// from them and set what they are about.
+func testOptions() Options {
+	return Options{Mark: MarkAuto, Sessionless: SessionlessAll, MarkInfoLimit: 200, AttributionGrace: 20 * time.Millisecond, QueueSize: 16384}
+}
+
 // newTestAssembler returns an assembler with a fixed _id prefix and host,
 // as the worker would run it, committing after every call as the worker
 // does after every round, so that tests see each call's documents.
@@ -98,7 +106,7 @@ func newTestAssembler(pub Publisher, o Options) *testAssembler {
 	if o.HostName == "" {
 		o.HostName = "host-1"
 	}
-	o = o.withDefaults()
+	o = o.withInternalDefaults()
 	return &testAssembler{newAssembler(o, NewAttributor(o.AttributionGrace), "test-")}
 }
 

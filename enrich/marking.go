@@ -1,5 +1,7 @@
 package enrich
 
+import "github.com/replaylink/replaylink/internal/choice"
+
 // The marking policy decides which documents carry [openReplaySession.id=N]
 // in message. OpenReplay finds a session's logs with one match_phrase query
 // on message that returns at most 1000 hits, unsorted: a long session of
@@ -12,13 +14,21 @@ package enrich
 //
 // The marker is owned by the pipeline's worker goroutine.
 
-type markMode uint8
+// MarkMode is the marking policy (--mark). Its zero value is MarkAuto.
+type MarkMode uint8
 
 const (
-	markAuto     markMode = iota // problems always, info up to the limit per session
-	markAll                      // every document of a session
-	markProblems                 // warning and error documents only
+	MarkAuto     MarkMode = iota // problems always, info up to the limit per session
+	MarkAll                      // every document of a session
+	MarkProblems                 // warning and error documents only
 )
+
+var markModeNames = []string{"auto", "all", "problems"}
+
+func (m MarkMode) String() string { return choice.Name(m, markModeNames) }
+
+// UnmarshalText takes auto, all or problems.
+func (m *MarkMode) UnmarshalText(b []byte) error { return choice.Parse(m, b, markModeNames) }
 
 // markerGeneration bounds the sessions whose info count is remembered: two
 // generations of this many, the older dropped when the newer fills (an LRU
@@ -28,12 +38,12 @@ const (
 const markerGeneration = 1 << 16
 
 type marker struct {
-	mode     markMode
+	mode     MarkMode
 	limit    uint32
 	cur, old map[uint64]uint32
 }
 
-func newMarker(mode markMode, limit int) *marker {
+func newMarker(mode MarkMode, limit int) *marker {
 	return &marker{mode: mode, limit: uint32(limit), cur: make(map[uint64]uint32)}
 }
 
@@ -44,9 +54,9 @@ func (m *marker) mark(session uint64, l level) bool {
 		return false
 	}
 	switch {
-	case m.mode == markAll || l.problem():
+	case m.mode == MarkAll || l.problem():
 		return true
-	case m.mode == markProblems:
+	case m.mode == MarkProblems:
 		return false
 	}
 	n, ok := m.cur[session]

@@ -3,7 +3,7 @@ package enrich
 import "testing"
 
 func TestMarkerAuto(t *testing.T) {
-	m := newMarker(markAuto, 3)
+	m := newMarker(MarkAuto, 3)
 	var got []bool
 	for i := range 6 {
 		got = append(got, m.mark(7, levelInfo))
@@ -29,7 +29,7 @@ func TestMarkerAuto(t *testing.T) {
 }
 
 func TestMarkerModes(t *testing.T) {
-	all, problems := newMarker(markAll, 1), newMarker(markProblems, 200)
+	all, problems := newMarker(MarkAll, 1), newMarker(MarkProblems, 200)
 	for range 5 {
 		if !all.mark(1, levelInfo) || !all.mark(1, levelDebug) {
 			t.Fatal("mark all marks every document of a session")
@@ -45,7 +45,7 @@ func TestMarkerModes(t *testing.T) {
 // searchable, OpenReplay returns at most 1000, and every error must be
 // among them.
 func TestMarkerKeepsErrorsInView(t *testing.T) {
-	m := newMarker(markAuto, DefaultMarkInfoLimit)
+	m := newMarker(MarkAuto, testOptions().MarkInfoLimit)
 	marked, errorsMarked, errorsTotal := 0, 0, 0
 	for i := range 5000 {
 		l := levelInfo
@@ -66,13 +66,13 @@ func TestMarkerKeepsErrorsInView(t *testing.T) {
 	if marked > 1000 {
 		t.Errorf("%d marked documents: OpenReplay's 1000 hits would not hold all the errors", marked)
 	}
-	if marked != DefaultMarkInfoLimit+errorsTotal {
-		t.Errorf("%d marked, want %d info + %d errors", marked, DefaultMarkInfoLimit, errorsTotal)
+	if marked != testOptions().MarkInfoLimit+errorsTotal {
+		t.Errorf("%d marked, want %d info + %d errors", marked, testOptions().MarkInfoLimit, errorsTotal)
 	}
 }
 
 func TestMarkerMemoryIsBounded(t *testing.T) {
-	m := newMarker(markAuto, 2)
+	m := newMarker(MarkAuto, 2)
 	m.mark(1, levelInfo) // session 1: count 1
 	for s := uint64(2); s < 2+markerGeneration; s++ {
 		m.mark(s, levelInfo) // fills a generation: session 1 moves to the old one
@@ -88,5 +88,17 @@ func TestMarkerMemoryIsBounded(t *testing.T) {
 	}
 	if len(m.cur)+len(m.old) > 2*markerGeneration {
 		t.Fatalf("%d counters after many sessions", len(m.cur)+len(m.old))
+	}
+}
+
+// --mark-info-limit 0 marks no info document of a session, and every
+// problem still.
+func TestMarkerInfoLimitZero(t *testing.T) {
+	m := newMarker(MarkAuto, 0)
+	if m.mark(42, levelInfo) {
+		t.Error("an info document was marked with limit 0")
+	}
+	if !m.mark(42, levelError) || !m.mark(42, levelWarning) {
+		t.Error("a problem was not marked with limit 0")
 	}
 }

@@ -7,28 +7,31 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/replaylink/replaylink/internal/choice"
 )
 
-// Options configure a Pipeline. Zero values take the defaults below.
+// Options configure a Pipeline. The settings a user gives (Mark,
+// Sessionless, MarkInfoLimit, AttributionGrace, QueueSize) mean what they
+// say at zero, or Validate refuses them; their defaults are config's. Only
+// HostName, LineQueueBytes and GroupIdle, which no user sets, take a
+// value of enrich's own when zero.
 type Options struct {
 	// ServiceName is service.name of every document; empty leaves it out.
 	ServiceName string
 	// HostName is host.name of every document; empty means os.Hostname.
 	HostName string
-	// Mark says which documents carry [openReplaySession.id=N] in message:
-	// "auto" (the default: warnings and errors always, info documents up to
-	// MarkInfoLimit per session), "all", or "problems".
-	Mark string
+	// Mark says which documents carry [openReplaySession.id=N] in message.
+	Mark MarkMode
 	// Sessionless says what becomes of documents that belong to no
 	// session (health checks, bots, server-to-server calls, and backend
-	// lines attributed to none): "all" (the default: every one is
-	// published), "errors" (only those at level error: failed requests and
-	// backend errors), or "none". OpenReplay can never show them; they
+	// lines attributed to none). OpenReplay can never show them; they
 	// remain useful to a Kibana user. Skipped documents are counted
 	// (replaylink_enrich_sessionless_skipped_total), never queued.
-	Sessionless string
+	Sessionless SessionlessPolicy
 	// MarkInfoLimit is, with Mark auto, how many info documents of each
-	// session carry the marker. 0 means 200.
+	// session carry the marker, 0 to 1000: 0 marks none (problems are
+	// marked whatever the limit).
 	MarkInfoLimit int
 	// AttributionGrace is how long after a request's end a backend line
 	// may still be its own (pipe latency, logging after the response):
@@ -38,7 +41,8 @@ type Options struct {
 	// (method, path, status) may come up to 1s after its end whatever the
 	// grace. A smaller grace attributes more lines under concurrency; a
 	// line read later than the grace after its request's end can then
-	// only be attributed by the request it names. 0 means 20ms.
+	// only be attributed by the request it names. 0 is no grace: a line
+	// must be read while its request is in flight. At most 1s.
 	AttributionGrace time.Duration
 	// IgnoreMarkers says that the backend is never given a session a
 	// client chose: the openReplaySession.id header is not a trusted
@@ -59,13 +63,13 @@ type Options struct {
 	// live time anyway).
 	PushedLinesOnly bool
 	// QueueSize bounds the access events and the lines waiting for the
-	// worker (each). 0 means 16384.
+	// worker (each); at least 1.
 	QueueSize int
 	// LineQueueBytes bounds the bytes of the lines waiting for the worker.
-	// 0 means 16 MiB.
+	// 0 means lineQueueBytes.
 	LineQueueBytes int
 	// GroupIdle is how long a multi-line record may wait for its next line
-	// before it is complete. 0 means 250ms.
+	// before it is complete. 0 means groupIdle.
 	GroupIdle time.Duration
 	// Publisher takes the finished documents. Required.
 	Publisher Publisher
@@ -74,37 +78,34 @@ type Options struct {
 	Logger zerolog.Logger
 }
 
-// Defaults.
+// Values of the options no user sets, when left zero.
 const (
-	DefaultMarkInfoLimit    = 200
-	DefaultAttributionGrace = 20 * time.Millisecond
-	DefaultQueueSize        = 16384
-	DefaultLineQueueBytes   = 16 << 20
-	DefaultGroupIdle        = 250 * time.Millisecond
+	lineQueueBytes = 16 << 20
+	groupIdle      = 250 * time.Millisecond
 )
 
-// withDefaults returns o with its zero values replaced by the defaults.
-func (o Options) withDefaults() Options {
+// Ranges of the user's settings, which config checks too.
+const (
+	// MaxMarkInfoLimit: OpenReplay shows at most 1000 documents of a
+	// session, so more marked info documents could only push its problems
+	// out of view.
+	MaxMarkInfoLimit = 1000
+	// MaxAttributionGrace: a wider grace makes concurrent requests'
+	// windows overlap, and their lines ambiguous.
+	MaxAttributionGrace = time.Second
+)
+
+// withInternalDefaults returns o with the options no user sets given
+// enrich's own values where zero.
+func (o Options) withInternalDefaults() Options {
 	if o.HostName == "" {
 		o.HostName, _ = os.Hostname()
 	}
-	if o.Mark == "" {
-		o.Mark = "auto"
-	}
-	if o.MarkInfoLimit == 0 {
-		o.MarkInfoLimit = DefaultMarkInfoLimit
-	}
-	if o.AttributionGrace == 0 {
-		o.AttributionGrace = DefaultAttributionGrace
-	}
-	if o.QueueSize == 0 {
-		o.QueueSize = DefaultQueueSize
-	}
 	if o.LineQueueBytes == 0 {
-		o.LineQueueBytes = DefaultLineQueueBytes
+		o.LineQueueBytes = lineQueueBytes
 	}
 	if o.GroupIdle == 0 {
-		o.GroupIdle = DefaultGroupIdle
+		o.GroupIdle = groupIdle
 	}
 	return o
 }
@@ -116,64 +117,50 @@ func (o *Options) Validate() error {
 	if o.Publisher == nil {
 		bad("Options.Publisher is nil: documents need somewhere to go (the shipper's spool or --output)")
 	}
-	if _, err := parseMarkMode(o.Mark); err != nil {
+	if err := choice.Check("--mark", o.Mark, markModeNames); err != nil {
 		bad("%v", err)
 	}
-	if _, err := parseSessionless(o.Sessionless); err != nil {
+	if err := choice.Check("--sessionless", o.Sessionless, sessionlessNames); err != nil {
 		bad("%v", err)
 	}
-	if o.MarkInfoLimit < 0 || o.MarkInfoLimit > 1000 {
-		bad("--mark-info-limit %d: want 1 to 1000 (OpenReplay shows at most 1000 documents per session; to mark no info documents use --mark problems)", o.MarkInfoLimit)
+	if o.MarkInfoLimit < 0 || o.MarkInfoLimit > MaxMarkInfoLimit {
+		bad("--mark-info-limit %d: want 0 to %d (0 marks no info documents; OpenReplay shows at most 1000 documents per session)", o.MarkInfoLimit, MaxMarkInfoLimit)
 	}
-	if o.AttributionGrace < 0 || o.AttributionGrace > time.Second {
-		bad("--attribution-grace %v: want 0 to 1s (e.g. 20ms); a wide grace makes concurrent requests ambiguous", o.AttributionGrace)
+	if o.AttributionGrace < 0 || o.AttributionGrace > MaxAttributionGrace {
+		bad("--attribution-grace %v: want 0 to %v (0: no grace; e.g. 20ms); a wide grace makes concurrent requests ambiguous", o.AttributionGrace, MaxAttributionGrace)
 	}
-	if o.QueueSize < 0 {
-		bad("QueueSize %d: want 0 (default %d) or more", o.QueueSize, DefaultQueueSize)
+	if o.QueueSize < 1 {
+		bad("--event-queue %d: want 1 or more (e.g. 16384)", o.QueueSize)
 	}
 	if o.LineQueueBytes < 0 {
-		bad("LineQueueBytes %d: want 0 (default %d) or more", o.LineQueueBytes, DefaultLineQueueBytes)
+		bad("LineQueueBytes %d: want 0 (%d) or more", o.LineQueueBytes, lineQueueBytes)
 	}
 	if o.GroupIdle < 0 {
-		bad("GroupIdle %v: want 0 (default %v) or more", o.GroupIdle, DefaultGroupIdle)
+		bad("GroupIdle %v: want 0 (%v) or more", o.GroupIdle, groupIdle)
 	}
 	return errors.Join(errs...)
 }
 
-// sessionlessPolicy is Options.Sessionless.
-type sessionlessPolicy uint8
+// SessionlessPolicy is what becomes of the documents of no session
+// (--sessionless). Its zero value is SessionlessAll.
+type SessionlessPolicy uint8
 
 const (
-	sessionlessAll sessionlessPolicy = iota
-	sessionlessErrors
-	sessionlessNone
+	SessionlessAll    SessionlessPolicy = iota // every one is published
+	SessionlessErrors                          // only those at level error: failed requests and backend errors
+	SessionlessNone                            // none
 )
 
-func parseSessionless(s string) (sessionlessPolicy, error) {
-	switch s {
-	case "", "all":
-		return sessionlessAll, nil
-	case "errors":
-		return sessionlessErrors, nil
-	case "none":
-		return sessionlessNone, nil
-	}
-	return 0, fmt.Errorf("--sessionless %q: want all, errors or none", s)
+var sessionlessNames = []string{"all", "errors", "none"}
+
+func (p SessionlessPolicy) String() string { return choice.Name(p, sessionlessNames) }
+
+// UnmarshalText takes all, errors or none.
+func (p *SessionlessPolicy) UnmarshalText(b []byte) error {
+	return choice.Parse(p, b, sessionlessNames)
 }
 
 // keeps says whether a document of no session at level l is published.
-func (p sessionlessPolicy) keeps(l level) bool {
-	return p == sessionlessAll || p == sessionlessErrors && l == levelError
-}
-
-func parseMarkMode(s string) (markMode, error) {
-	switch s {
-	case "", "auto":
-		return markAuto, nil
-	case "all":
-		return markAll, nil
-	case "problems":
-		return markProblems, nil
-	}
-	return 0, fmt.Errorf("--mark %q: want auto, all or problems", s)
+func (p SessionlessPolicy) keeps(l level) bool {
+	return p == SessionlessAll || p == SessionlessErrors && l == levelError
 }

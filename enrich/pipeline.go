@@ -61,7 +61,7 @@ func New(o Options) (*Pipeline, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	o = o.withDefaults()
+	o = o.withInternalDefaults()
 	attr := newAttributor(o)
 	return &Pipeline{
 		attr:         attr,

@@ -19,7 +19,11 @@ import (
 // goroutines; Close publishes what is pending.
 func TestPipelineFlaskRequest(t *testing.T) {
 	rec := &recorder{}
-	p, err := New(Options{Publisher: rec, ServiceName: "shop", HostName: "pod-1"})
+	opts := testOptions()
+	opts.Publisher = rec
+	opts.ServiceName = "shop"
+	opts.HostName = "pod-1"
+	p, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +84,11 @@ func TestPipelineFlaskRequest(t *testing.T) {
 
 func TestPipelineDropsWhenFull(t *testing.T) {
 	rec := &recorder{}
-	p, err := New(Options{Publisher: rec, QueueSize: 2, LineQueueBytes: 10})
+	opts := testOptions()
+	opts.Publisher = rec
+	opts.QueueSize = 2
+	opts.LineQueueBytes = 10
+	p, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +127,10 @@ func TestPipelineDropsWhenFull(t *testing.T) {
 // becomes a document.
 func TestPipelineConcurrentCalls(t *testing.T) {
 	rec := &recorder{}
-	p, err := New(Options{Publisher: rec, GroupIdle: 5 * time.Millisecond})
+	opts := testOptions()
+	opts.Publisher = rec
+	opts.GroupIdle = 5 * time.Millisecond
+	p, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +165,9 @@ func TestPipelineConcurrentCalls(t *testing.T) {
 
 func TestPipelineCloseTimeout(t *testing.T) {
 	block := make(chan struct{})
-	p, err := New(Options{Publisher: publisherFunc(func() error { <-block; return nil })})
+	opts := testOptions()
+	opts.Publisher = publisherFunc(func() error { <-block; return nil })
+	p, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,19 +190,29 @@ func (f publisherFunc) Publish(id, source []byte) error { return f() }
 func (f publisherFunc) Replace(id, source []byte) error { return f() }
 
 func TestOptionsValidate(t *testing.T) {
-	ok := Options{Publisher: &recorder{}}
+	ok := testOptions()
+	ok.Publisher = &recorder{}
 	if err := ok.Validate(); err != nil {
-		t.Fatalf("zero options with a publisher: %v", err)
+		t.Fatalf("config's defaults with a publisher: %v", err)
 	}
+	// Zero means what it says where a user may type it.
+	zero := ok
+	zero.MarkInfoLimit, zero.AttributionGrace = 0, 0
+	if err := zero.Validate(); err != nil {
+		t.Errorf("--mark-info-limit 0 and --attribution-grace 0: %v", err)
+	}
+	with := func(set func(*Options)) Options { o := ok; set(&o); return o }
 	for _, tc := range []struct {
 		o    Options
 		want string
 	}{
 		{Options{}, "Publisher is nil"},
-		{Options{Publisher: &recorder{}, Mark: "some"}, `--mark "some": want auto, all or problems`},
-		{Options{Publisher: &recorder{}, MarkInfoLimit: 5000}, "--mark-info-limit 5000"},
-		{Options{Publisher: &recorder{}, AttributionGrace: -time.Millisecond}, "--attribution-grace -1ms"},
-		{Options{Publisher: &recorder{}, QueueSize: -1}, "QueueSize -1"},
+		{with(func(o *Options) { o.Mark = MarkMode(7) }), "--mark 7 is not one of auto, all, problems"},
+		{with(func(o *Options) { o.Sessionless = SessionlessPolicy(3) }), "--sessionless 3 is not one of all, errors, none"},
+		{with(func(o *Options) { o.MarkInfoLimit = 5000 }), "--mark-info-limit 5000: want 0 to 1000"},
+		{with(func(o *Options) { o.MarkInfoLimit = -1 }), "--mark-info-limit -1"},
+		{with(func(o *Options) { o.AttributionGrace = -time.Millisecond }), "--attribution-grace -1ms: want 0 to 1s"},
+		{with(func(o *Options) { o.QueueSize = 0 }), "--event-queue 0: want 1 or more"},
 	} {
 		err := tc.o.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -198,5 +221,36 @@ func TestOptionsValidate(t *testing.T) {
 		if _, err := New(tc.o); err == nil {
 			t.Errorf("New accepted %+v", tc.o)
 		}
+	}
+}
+
+func TestChoicesText(t *testing.T) {
+	var m MarkMode
+	if err := m.UnmarshalText([]byte("problems")); err != nil || m != MarkProblems || m.String() != "problems" {
+		t.Errorf("--mark problems: %v %v", m, err)
+	}
+	if err := m.UnmarshalText([]byte("some")); err == nil || !strings.Contains(err.Error(), `"some" is not one of auto, all, problems`) {
+		t.Errorf("--mark some: %v", err)
+	}
+	var p SessionlessPolicy
+	if err := p.UnmarshalText([]byte("errors")); err != nil || p != SessionlessErrors || p.String() != "errors" {
+		t.Errorf("--sessionless errors: %v %v", p, err)
+	}
+	if err := p.UnmarshalText([]byte("some")); err == nil || !strings.Contains(err.Error(), `"some" is not one of all, errors, none`) {
+		t.Errorf("--sessionless some: %v", err)
+	}
+}
+
+// --attribution-grace 0 and --mark-info-limit 0 reach the worker as 0:
+// nothing replaces them.
+func TestZeroSettingsStayZero(t *testing.T) {
+	o := testOptions()
+	o.Publisher, o.AttributionGrace, o.MarkInfoLimit = &recorder{}, 0, 0
+	p, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.attr.grace != 0 || p.asm.marker.limit != 0 {
+		t.Errorf("grace %v, info limit %d; want 0 and 0", p.attr.grace, p.asm.marker.limit)
 	}
 }

@@ -28,7 +28,7 @@ type CLIOptions struct {
 	Session string
 	JSON    bool   // print the answer as JSON (the admin API's shape) instead of a table
 	Level   string // least severe level to show; "" for all
-	Limit   int    // 0 means DefaultLimit
+	Limit   int    // most documents to print, 1 to MaxLimit (--limit)
 
 	// ES, when set (--es-url), is searched directly; otherwise the running
 	// replaylink's admin API at AdminURL answers.
@@ -52,9 +52,7 @@ func RunCLI(ctx context.Context, stdout, stderr io.Writer, o CLIOptions) int {
 	if o.Level != "" {
 		v.Set("level", o.Level)
 	}
-	if o.Limit != 0 {
-		v.Set("limit", strconv.Itoa(o.Limit))
-	}
+	v.Set("limit", strconv.Itoa(o.Limit))
 	q, err := parseQuery(v)
 	if err != nil {
 		fmt.Fprintf(stderr, "replaylink lookup: %v\n", err)

@@ -24,7 +24,7 @@ func TestCLIThroughAdminAPI(t *testing.T) {
 	srv := httptest.NewServer(p.Protect(NewHandler(Options{Recent: rec})))
 	defer srv.Close()
 
-	code, out, errOut := runCLI(t, CLIOptions{Session: "7391048572913", AdminURL: srv.URL, AdminToken: "tok"})
+	code, out, errOut := runCLI(t, CLIOptions{Limit: 1000, Session: "7391048572913", AdminURL: srv.URL, AdminToken: "tok"})
 	if code != CLIOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -47,22 +47,22 @@ func TestCLIThroughAdminAPI(t *testing.T) {
 		t.Error("the table repeats the session marker")
 	}
 
-	code, out, _ = runCLI(t, CLIOptions{Session: "7391048572913", AdminURL: srv.URL, AdminToken: "tok", JSON: true, Level: "error"})
+	code, out, _ = runCLI(t, CLIOptions{Limit: 1000, Session: "7391048572913", AdminURL: srv.URL, AdminToken: "tok", JSON: true, Level: "error"})
 	var a answer
 	if code != CLIOK || json.Unmarshal([]byte(out), &a) != nil || a.Count != 2 || a.Session != "7391048572913" {
 		t.Fatalf("--json --level error: exit %d, count %d:\n%s", code, a.Count, out)
 	}
 
-	code, _, errOut = runCLI(t, CLIOptions{Session: "7391048572913", AdminURL: srv.URL, AdminToken: "wrong"})
+	code, _, errOut = runCLI(t, CLIOptions{Limit: 1000, Session: "7391048572913", AdminURL: srv.URL, AdminToken: "wrong"})
 	if code != CLIFailed || !strings.Contains(errOut, "give --admin-token") || strings.Contains(errOut, "wrong") {
 		t.Errorf("wrong token: exit %d %q", code, errOut)
 	}
-	code, _, errOut = runCLI(t, CLIOptions{Session: "12x"})
+	code, _, errOut = runCLI(t, CLIOptions{Limit: 1000, Session: "12x"})
 	if code != CLIUsage || !strings.Contains(errOut, "invalid session id") {
 		t.Errorf("bad id: exit %d %q", code, errOut)
 	}
 	srv.Close()
-	code, _, errOut = runCLI(t, CLIOptions{Session: "1", AdminURL: srv.URL})
+	code, _, errOut = runCLI(t, CLIOptions{Limit: 1000, Session: "1", AdminURL: srv.URL})
 	if code != CLIFailed || !strings.Contains(errOut, "cannot reach replaylink's admin listener at "+srv.URL) || !strings.Contains(errOut, "--es-url") {
 		t.Errorf("no replaylink: exit %d %q", code, errOut)
 	}

@@ -107,7 +107,7 @@ func TestLookupAgainstSearchNode(t *testing.T) {
 	}
 
 	// The command line, straight to Elasticsearch.
-	code, out, errOut := runCLI(t, CLIOptions{Session: "7391048572913", ES: client, Index: index, JSON: true})
+	code, out, errOut := runCLI(t, CLIOptions{Limit: 1000, Session: "7391048572913", ES: client, Index: index, JSON: true})
 	var cli answer
 	if code != CLIOK || json.Unmarshal([]byte(out), &cli) != nil || cli.Count != 4 {
 		t.Fatalf("lookup --es-url: exit %d count %d %s", code, cli.Count, errOut)

@@ -34,7 +34,8 @@ type Recent interface {
 
 var _ Recent = (*ship.MemoryStore)(nil)
 
-// Options configure a Handler. Recent or ES may be nil, not both.
+// Options configure a Handler. Recent, ES or both may be nil (--memory-store
+// 0, no --es-url): each answer then says what it could not search.
 type Options struct {
 	Recent Recent
 	ES     Transport // nil without --es-url
@@ -131,7 +132,9 @@ func (h *Handler) find(ctx context.Context, field, value string, q query) *resul
 		shipped, res.cut = docs, more
 	}
 	var recent []ship.Document
-	if h.recent != nil {
+	if h.recent == nil {
+		res.warnings = append(res.warnings, h.noRecentWarning())
+	} else {
 		if field == fieldSession {
 			recent = h.recent.Session(value)
 		} else {
@@ -141,6 +144,28 @@ func (h *Handler) find(ctx context.Context, field, value string, q query) *resul
 	docs, cut := merge(shipped, recent, q)
 	res.docs, res.cut = docs, res.cut || cut
 	return &res
+}
+
+// noRecentWarning says what a lookup misses when replaylink keeps no recent
+// documents (--memory-store 0), and how to change it.
+func (h *Handler) noRecentWarning() string {
+	if h.archive == nil {
+		return "replaylink keeps no recent documents in memory (--memory-store 0) and searches no Elasticsearch (no --es-url), so there is nothing to look up in: start it with --memory-store 50000 (the default) or with --es-url"
+	}
+	return "replaylink keeps no recent documents in memory (--memory-store 0): documents not yet in Elasticsearch are not shown"
+}
+
+// sources names where a lookup searched, for the page.
+func (h *Handler) sources() string {
+	switch {
+	case h.archive != nil && h.recent != nil:
+		return "Elasticsearch and from replaylink's memory, merged by _id"
+	case h.archive != nil:
+		return "Elasticsearch only (--memory-store 0)"
+	case h.recent != nil:
+		return "replaylink's memory"
+	}
+	return "nowhere (--memory-store 0 and no --es-url)"
 }
 
 // The two kinds of lookup: their path segment, and the keyword field that
@@ -172,10 +197,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, kind string, alw
 	res := h.find(r.Context(), field, id, q)
 	if !alwaysJSON && !wantsJSON(r) {
 		p := buildPage(kind, id, res)
-		p.Sources = "replaylink's memory"
-		if h.archive != nil {
-			p.Sources = "Elasticsearch and from replaylink's memory, merged by _id"
-		}
+		p.Sources = h.sources()
 		writePage(w, h.log, p)
 		return
 	}

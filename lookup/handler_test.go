@@ -135,7 +135,7 @@ func TestMergeDedupesByID(t *testing.T) {
 	// that is not JSON (skipped, not fatal).
 	recent := []ship.Document{{ID: s[0].id, Source: s[0].src}, {ID: s[5].id, Source: s[5].src},
 		{ID: s[3].id, Source: s[3].src}, {ID: s[4].id, Source: s[4].src}, {ID: "bad", Source: []byte("{not json")}}
-	docs, cut := merge(shipped, recent, query{Limit: DefaultLimit})
+	docs, cut := merge(shipped, recent, query{Limit: queryLimit})
 	if cut || len(docs) != 6 {
 		t.Fatalf("merged %d docs (cut %v), want the 6 distinct ones", len(docs), cut)
 	}
@@ -318,6 +318,31 @@ func BenchmarkSessionLookup(b *testing.B) {
 				if rec.Code != http.StatusOK {
 					b.Fatal(rec.Code)
 				}
+			}
+		})
+	}
+}
+
+// With --memory-store 0 there is no recent store: a lookup says so, with
+// the fix, instead of failing.
+func TestLookupWithoutRecentDocuments(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    *Handler
+		want string
+	}{
+		{"no store, no Elasticsearch", NewHandler(Options{}), "start it with --memory-store 50000 (the default) or with --es-url"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			tc.h.ServeHTTP(rec, httptest.NewRequest("GET", "/sessions/42/logs", nil))
+			if rec.Code != 200 || !strings.Contains(rec.Body.String(), "--memory-store 0") || !strings.Contains(rec.Body.String(), tc.want) {
+				t.Errorf("JSON: %d %s", rec.Code, rec.Body)
+			}
+			rec = httptest.NewRecorder()
+			tc.h.ServeHTTP(rec, httptest.NewRequest("GET", "/sessions/42", nil))
+			if rec.Code != 200 || !strings.Contains(rec.Body.String(), "nowhere (--memory-store 0 and no --es-url)") || !strings.Contains(rec.Body.String(), tc.want) {
+				t.Errorf("page: %d %s", rec.Code, rec.Body)
 			}
 		})
 	}

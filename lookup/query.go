@@ -11,12 +11,13 @@ import (
 	"github.com/replaylink/replaylink/ship"
 )
 
-// Limits of a lookup. MaxLimit stays at Elasticsearch's default
-// index.max_result_window, the most one search may return.
-const (
-	DefaultLimit = 1000
-	MaxLimit     = 10000
-)
+// MaxLimit is the most documents one lookup returns: Elasticsearch's
+// default index.max_result_window, the most one search may return.
+const MaxLimit = 10000
+
+// queryLimit is the admin API's limit when a request names none
+// (?limit=); replaylink lookup always names its --limit.
+const queryLimit = 1000
 
 // query narrows the documents of a lookup (?level=&from=&to=&limit=).
 type query struct {
@@ -27,7 +28,7 @@ type query struct {
 
 // parseQuery reads a lookup's query parameters and names the first bad one.
 func parseQuery(v url.Values) (query, error) {
-	q := query{Limit: DefaultLimit}
+	q := query{Limit: queryLimit}
 	if s := v.Get("level"); s != "" {
 		q.MinLevel = normalLevel(s)
 		if q.MinLevel == "" {

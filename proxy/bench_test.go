@@ -32,11 +32,11 @@ func BenchmarkSessionExtraction(b *testing.B) {
 		name, field string
 		opts        SessionOptions
 	}{
-		{"header", "openReplaySession.id: 7700123456789\r\n", SessionOptions{}},
-		{"token-unverified", "X-OpenReplay-Session-Token: " + token + "\r\n", SessionOptions{}},
-		{"token-verified", "X-OpenReplay-Session-Token: " + token + "\r\n", SessionOptions{TokenSecret: testSecret}},
-		{"baggage", "baggage: userId=alice, openReplaySession.id=7700123456789\r\n", SessionOptions{}},
-		{"none", "", SessionOptions{}},
+		{"header", "openReplaySession.id: 7700123456789\r\n", testSessions},
+		{"token-unverified", "X-OpenReplay-Session-Token: " + token + "\r\n", testSessions},
+		{"token-verified", "X-OpenReplay-Session-Token: " + token + "\r\n", SessionOptions{Sources: testSessions.Sources, TokenSecret: testSecret}},
+		{"baggage", "baggage: userId=alice, openReplaySession.id=7700123456789\r\n", testSessions},
+		{"none", "", testSessions},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			e, err := newSessionExtractor(bc.opts)
@@ -109,7 +109,7 @@ func BenchmarkProxyRequest(b *testing.B) {
 	go backendSrv.Serve(backendLn) //nolint:errcheck
 	defer backendSrv.Shutdown()    //nolint:errcheck
 
-	p, err := New(Options{Upstreams: []string{"http://" + backendLn.Addr().String()}})
+	p, err := New(testOptions("http://" + backendLn.Addr().String()))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func BenchmarkStalledUploadMemory(b *testing.B) {
 	const stalledPerOp = 32
 	const sent = 70 << 10
 	be := startTakingBackend(b)
-	p, err := New(Options{Upstreams: []string{"http://" + be.addr}})
+	p, err := New(testOptions("http://" + be.addr))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -76,18 +76,39 @@ type testProxy struct {
 	rec  *recorder
 }
 
+// testSessions are config's default session sources.
+var testSessions = SessionOptions{Sources: []string{"header", "token", "baggage"}}
+
+// testOptions are the options as config's defaults make them, for
+// upstreams: tests of something else start from them and set what they
+// are about.
+func testOptions(upstreams ...string) Options {
+	return Options{
+		Upstreams:             upstreams,
+		ConnectTimeout:        5 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		IdleTimeout:           90 * time.Second,
+		ClientHeaderTimeout:   30 * time.Second,
+		MaxHeaderBytes:        64 << 10,
+		ClientBodyTimeout:     60 * time.Second,
+		ClientBodyMinRate:     16 << 10,
+		MaxConnsPerClient:     1024,
+		MaxConnsPerUpstream:   4096,
+		MaxFails:              3,
+		FailCooldown:          10 * time.Second,
+		CORSAddSessionHeader:  true,
+		ErrorBodyBytes:        8 << 10,
+		Sessions:              testSessions,
+	}
+}
+
 // startProxy starts a proxy in front of upstreams; fill adjusts the options.
 func startProxy(t *testing.T, upstreams []string, fill func(*Options)) *testProxy {
 	t.Helper()
 	rec := newRecorder()
-	opts := Options{
-		Upstreams:             upstreams,
-		Observer:              rec,
-		ConnectTimeout:        2 * time.Second,
-		ResponseHeaderTimeout: 5 * time.Second,
-		IdleTimeout:           10 * time.Second,
-		CORSAddSessionHeader:  true,
-	}
+	opts := testOptions(upstreams...)
+	opts.Observer = rec
+	opts.ConnectTimeout, opts.ResponseHeaderTimeout, opts.IdleTimeout = 2*time.Second, 5*time.Second, 10*time.Second
 	if fill != nil {
 		fill(&opts)
 	}

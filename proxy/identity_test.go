@@ -4,8 +4,6 @@ import (
 	"encoding/hex"
 	"strings"
 	"testing"
-
-	"github.com/replaylink/replaylink/config"
 )
 
 func TestRequestIDValidation(t *testing.T) {
@@ -147,30 +145,6 @@ func TestRedactQuery(t *testing.T) {
 	for _, bad := range []string{"", "  ", strings.Repeat("x", 200)} {
 		if _, err := newQueryRedactor([]string{bad}); err == nil {
 			t.Errorf("name %q accepted", bad)
-		}
-	}
-}
-
-// --help lists the built-in names, exactly as the redactor has them.
-func TestRedactHelpListsTheBuiltInNames(t *testing.T) {
-	var usage strings.Builder
-	_, _, err := config.Load(config.Command{Name: "serve", Groups: []string{"proxy"}}, []string{"--help"}, func(string) string { return "" }, &usage)
-	if err != config.ErrHelp {
-		t.Fatalf("--help: %v", err)
-	}
-	help := usage.String()
-	i := strings.Index(help, "--redact-query-param")
-	if i < 0 {
-		t.Fatalf("--help has no --redact-query-param:\n%s", help)
-	}
-	line := help[i:]
-	line = line[:strings.Index(line, "[$")]
-	list := func(words []string) string {
-		return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
-	}
-	for _, want := range []string{"names containing " + list(sensitiveQueryWords[:]), "names with the word " + list(sensitiveQueryNames[:])} {
-		if !strings.Contains(line, want) {
-			t.Errorf("--redact-query-param's help does not say %q:\n%s", want, line)
 		}
 	}
 }

@@ -11,9 +11,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Options configures a Proxy. Zero durations and limits take the defaults
-// below; CORSAddSessionHeader's zero value is off.
-// Validate names every field that is wrong and how to fix it.
+// Options configures a Proxy. Every field means what it says at zero or
+// Validate refuses it, naming the flag that sets it: the defaults are
+// config's (package config), none is filled in here. Validate names every
+// field that is wrong and how to fix it.
 type Options struct {
 	// Listen is the address ListenAndServe listens on (Serve ignores it).
 	Listen string
@@ -29,7 +30,7 @@ type Options struct {
 	// silence while a body is being written to a peer that does not read.
 	IdleTimeout time.Duration
 	// ClientHeaderTimeout is how long a client may take to send its request
-	// line and headers (slowloris protection). Default 30s.
+	// line and headers (slowloris protection).
 	ClientHeaderTimeout time.Duration
 	// MaxHeaderBytes limits request line plus headers (then 431) and the
 	// upstream's response headers (then 502).
@@ -38,28 +39,28 @@ type Options struct {
 	// body, counted from the end of its headers, plus a second for every
 	// ClientBodyMinRate bytes it sent (then 408). A slow upload holds an
 	// upstream connection, so without a bound a few clients trickling bytes
-	// could hold them all. Default 60s.
+	// could hold them all.
 	ClientBodyTimeout time.Duration
 	// ClientBodyMinRate, in bytes per second, extends ClientBodyTimeout for
 	// bodies that keep arriving, so a large upload at a fair rate is never
-	// cut: 0 means DefaultClientBodyMinRate, negative no extension.
+	// cut; 0: no extension, the timeout alone bounds a body.
 	ClientBodyMinRate int64
 	// MaxConnsPerClient limits the open connections of one client IP
-	// address; more are answered 429 and closed. Default 1024.
+	// address; more are answered 429 and closed.
 	MaxConnsPerClient int
 	// MaxConnsPerUpstream limits connections to one upstream; requests wait
-	// up to ConnectTimeout for a free one (then 503). Default 4096.
+	// up to ConnectTimeout for a free one (then 503).
 	MaxConnsPerUpstream int
 
-	MaxFails     int           // failures in a row that put an upstream into cool-down
-	FailCooldown time.Duration // how long a failing upstream is skipped
+	MaxFails     int           // failures in a row that put an upstream into cool-down; at least 1
+	FailCooldown time.Duration // how long a failing upstream is skipped; 0: not at all
 
 	// CORSAddSessionHeader adds a session header the browser asked for in a
 	// preflight to the upstream's Access-Control-Allow-Headers. The zero
 	// value is off; the user-facing flag defaults to on.
 	CORSAddSessionHeader bool
 	// ErrorBodyBytes is how much of a 5xx response body is kept in the
-	// access event: 0 means DefaultErrorBodyBytes, negative keeps nothing.
+	// access event, 0 (nothing) to MaxErrorBodyBytes.
 	ErrorBodyBytes int
 	// RedactQueryParams are query parameter names whose values the access
 	// event never keeps, besides the built-in ones (see redact.go).
@@ -76,7 +77,7 @@ type Options struct {
 // SessionOptions says where the OpenReplay session of a request is found.
 type SessionOptions struct {
 	// Sources in the order they are tried: header, token, baggage, cookie,
-	// query. Empty means header, token, baggage.
+	// query; at least one.
 	Sources []string
 	// Cookie names the cookie holding the session id (source "cookie").
 	Cookie string
@@ -88,64 +89,11 @@ type SessionOptions struct {
 	TokenSecret string
 }
 
-// Defaults of Options fields left zero.
-const (
-	DefaultConnectTimeout        = 5 * time.Second
-	DefaultResponseHeaderTimeout = 60 * time.Second
-	DefaultIdleTimeout           = 90 * time.Second
-	DefaultClientHeaderTimeout   = 30 * time.Second
-	DefaultMaxHeaderBytes        = 64 << 10
-	DefaultClientBodyTimeout     = 60 * time.Second
-	DefaultClientBodyMinRate     = 16 << 10
-	DefaultMaxConnsPerClient     = 1024
-	DefaultMaxConnsPerUpstream   = 4096
-	DefaultMaxFails              = 3
-	DefaultFailCooldown          = 10 * time.Second
-	DefaultErrorBodyBytes        = 8 << 10
-)
+// MaxErrorBodyBytes is the most of a 5xx body an access event keeps.
+const MaxErrorBodyBytes = 16 << 10
 
-// DefaultSessionSources are tried when SessionOptions.Sources is empty.
-var DefaultSessionSources = []string{"header", "token", "baggage"}
-
-func (o *Options) applyDefaults() {
-	setDuration := func(d *time.Duration, def time.Duration) {
-		if *d == 0 {
-			*d = def
-		}
-	}
-	setDuration(&o.ConnectTimeout, DefaultConnectTimeout)
-	setDuration(&o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
-	setDuration(&o.IdleTimeout, DefaultIdleTimeout)
-	setDuration(&o.ClientHeaderTimeout, DefaultClientHeaderTimeout)
-	setDuration(&o.ClientBodyTimeout, DefaultClientBodyTimeout)
-	setDuration(&o.FailCooldown, DefaultFailCooldown)
-	if o.MaxHeaderBytes == 0 {
-		o.MaxHeaderBytes = DefaultMaxHeaderBytes
-	}
-	if o.ClientBodyMinRate == 0 {
-		o.ClientBodyMinRate = DefaultClientBodyMinRate
-	}
-	if o.MaxConnsPerClient == 0 {
-		o.MaxConnsPerClient = DefaultMaxConnsPerClient
-	}
-	if o.MaxConnsPerUpstream == 0 {
-		o.MaxConnsPerUpstream = DefaultMaxConnsPerUpstream
-	}
-	if o.MaxFails == 0 {
-		o.MaxFails = DefaultMaxFails
-	}
-	if o.ErrorBodyBytes == 0 {
-		o.ErrorBodyBytes = DefaultErrorBodyBytes
-	}
-	if len(o.Sessions.Sources) == 0 {
-		o.Sessions.Sources = DefaultSessionSources
-	}
-}
-
-// Validate applies the defaults and checks every field, naming each problem
-// and its fix.
+// Validate checks every field, naming each problem and its fix.
 func (o *Options) Validate() error {
-	o.applyDefaults()
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("proxy: "+format, a...)) }
 
@@ -168,22 +116,33 @@ func (o *Options) Validate() error {
 	if strings.ContainsAny(o.UpstreamHost, " \t\r\n/") {
 		bad("UpstreamHost %q is not a host name (e.g. api.internal or api.internal:8080)", o.UpstreamHost)
 	}
-	notNegative := func(name string, v int64) {
-		if v < 0 {
-			bad("%s must not be negative", name)
+	positive := func(flagName string, v int64) {
+		if v <= 0 {
+			bad("--%s %d: must be greater than zero", flagName, v)
 		}
 	}
-	notNegative("ConnectTimeout", int64(o.ConnectTimeout))
-	notNegative("ResponseHeaderTimeout", int64(o.ResponseHeaderTimeout))
-	notNegative("IdleTimeout", int64(o.IdleTimeout))
-	notNegative("ClientHeaderTimeout", int64(o.ClientHeaderTimeout))
-	notNegative("ClientBodyTimeout", int64(o.ClientBodyTimeout))
-	notNegative("MaxConnsPerClient", int64(o.MaxConnsPerClient))
-	notNegative("FailCooldown", int64(o.FailCooldown))
-	notNegative("MaxFails", int64(o.MaxFails))
-	notNegative("MaxConnsPerUpstream", int64(o.MaxConnsPerUpstream))
+	positive("connect-timeout", int64(o.ConnectTimeout))
+	positive("response-header-timeout", int64(o.ResponseHeaderTimeout))
+	positive("idle-timeout", int64(o.IdleTimeout))
+	positive("client-header-timeout", int64(o.ClientHeaderTimeout))
+	positive("client-body-timeout", int64(o.ClientBodyTimeout))
+	positive("max-conns-per-client", int64(o.MaxConnsPerClient))
+	positive("max-conns-per-upstream", int64(o.MaxConnsPerUpstream))
+	positive("max-fails", int64(o.MaxFails))
+	if o.FailCooldown < 0 {
+		bad("--fail-cooldown %v: must not be negative (0: no cool-down)", o.FailCooldown)
+	}
+	if o.ClientBodyMinRate < 0 {
+		bad("--client-body-min-rate %d: must not be negative (0: no extension beyond --client-body-timeout)", o.ClientBodyMinRate)
+	}
 	if o.MaxHeaderBytes < 1024 || o.MaxHeaderBytes > 16<<20 {
-		bad("MaxHeaderBytes %d is out of range: use 1KiB to 16MiB (64KiB is a good default)", o.MaxHeaderBytes)
+		bad("--max-header-bytes %d is out of range: use 1KiB to 16MiB (64KiB is a good default)", o.MaxHeaderBytes)
+	}
+	if o.ErrorBodyBytes < 0 || o.ErrorBodyBytes > MaxErrorBodyBytes {
+		bad("--error-body-bytes %d is out of range: 0 (keep nothing) to 16KiB", o.ErrorBodyBytes)
+	}
+	if len(o.Sessions.Sources) == 0 {
+		bad("--session-source: none given; give at least one of header, token, baggage, cookie, query")
 	}
 	if _, err := newSessionExtractor(o.Sessions); err != nil {
 		errs = append(errs, err)

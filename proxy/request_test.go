@@ -393,7 +393,7 @@ func TestUntrustedSessionSourcesAreRemoved(t *testing.T) {
 			}
 		})
 	}
-	if !(SessionOptions{}).TrustsHeader() || (SessionOptions{Sources: []string{"token", "baggage"}}).TrustsHeader() {
+	if !(testSessions).TrustsHeader() || (SessionOptions{Sources: []string{"token", "baggage"}}).TrustsHeader() {
 		t.Error("TrustsHeader does not follow the sources")
 	}
 }

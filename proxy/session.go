@@ -65,12 +65,8 @@ var configSourceNames = [numConfigSources]string{"header", "token", "baggage", "
 
 func newSessionExtractor(o SessionOptions) (*sessionExtractor, error) {
 	e := &sessionExtractor{cookie: []byte(o.Cookie), query: []byte(o.Query)}
-	sources := o.Sources
-	if len(sources) == 0 {
-		sources = DefaultSessionSources
-	}
 	seen := &e.configured
-	for _, name := range sources {
+	for _, name := range o.Sources {
 		src := numConfigSources
 		for i, n := range configSourceNames {
 			if strings.EqualFold(strings.TrimSpace(name), n) {
@@ -97,16 +93,12 @@ func newSessionExtractor(o SessionOptions) (*sessionExtractor, error) {
 }
 
 // TrustsHeader says whether the openReplaySession.id header is one of the
-// configured sources (the defaults when none are). When it is not, the
+// configured sources. When it is not, the
 // proxy removes it before the request goes upstream, so that the backend
 // cannot print a session the client chose; a marker in the backend's
 // output is then text.
 func (o SessionOptions) TrustsHeader() bool {
-	sources := o.Sources
-	if len(sources) == 0 {
-		sources = DefaultSessionSources
-	}
-	for _, s := range sources {
+	for _, s := range o.Sources {
 		if strings.EqualFold(strings.TrimSpace(s), configSourceNames[cfgHeader]) {
 			return true
 		}

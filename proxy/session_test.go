@@ -66,7 +66,7 @@ func TestSessionExtraction(t *testing.T) {
 		{"cookie name is case-sensitive", all, "Cookie: OR_SID=1\r\n", "", 0, SourceNone},
 		{"query", all, "", "a=1&sid=555&b", 555, SourceQuery},
 		{"query without value", all, "", "sid&x=1", 0, SourceNone},
-		{"cookie off by default", SessionOptions{}, "Cookie: or_sid=1\r\n", "sid=2", 0, SourceNone},
+		{"cookie off by default", testSessions, "Cookie: or_sid=1\r\n", "sid=2", 0, SourceNone},
 		{"order is configurable", SessionOptions{Sources: []string{"query", "header"}, Query: "sid"}, "openReplaySession.id: 1\r\n", "sid=2", 2, SourceQuery},
 		{"source switched off", SessionOptions{Sources: []string{"token"}}, "openReplaySession.id: 1\r\n", "", 0, SourceNone},
 		{"nothing", all, "Host: x\r\n", "", 0, SourceNone},
@@ -84,7 +84,7 @@ func TestSessionExtraction(t *testing.T) {
 func TestInvalidSessionIsCounted(t *testing.T) {
 	before := invalidSession[cfgHeader].Get()
 	beforeBaggage := invalidSession[cfgBaggage].Get()
-	id, _ := extractRaw(t, SessionOptions{}, "openReplaySession.id: 123] [openReplaySession.id=999\r\nbaggage: openReplaySession.id=abc\r\n\r\n", "")
+	id, _ := extractRaw(t, testSessions, "openReplaySession.id: 123] [openReplaySession.id=999\r\nbaggage: openReplaySession.id=abc\r\n\r\n", "")
 	if id != 0 {
 		t.Fatalf("forged header produced session %d", id)
 	}

@@ -29,6 +29,8 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
+
+	"github.com/replaylink/replaylink/internal/choice"
 )
 
 // maxResponseBytes bounds what is read of a bulk response: with
@@ -228,34 +230,40 @@ func (w *bulkWorker) send(ctx context.Context, body []byte) (int, []byte, error)
 	return res.StatusCode, w.resp.Bytes(), nil
 }
 
-// Compression says whether bulk request bodies are gzipped.
-type Compression string
+// Compression says whether bulk request bodies are gzipped
+// (--es-compression). Its zero value is CompressionAuto.
+type Compression uint8
 
 const (
 	// CompressionAuto gzips unless every URL's host is a loopback address
 	// (127.0.0.0/8, ::1, localhost): with the node on the same machine,
 	// compressing saves no network and is about 40% of the shipper's CPU.
-	CompressionAuto Compression = "auto"
-	CompressionGzip Compression = "gzip" // gzip at its fastest level
-	CompressionNone Compression = "none"
+	CompressionAuto Compression = iota
+	CompressionGzip             // gzip at its fastest level
+	CompressionNone
 )
 
+var compressionNames = []string{"auto", "gzip", "none"}
+
+func (c Compression) String() string { return choice.Name(c, compressionNames) }
+
+// UnmarshalText takes auto, gzip or none.
+func (c *Compression) UnmarshalText(b []byte) error { return choice.Parse(c, b, compressionNames) }
+
 // gzipFor tells whether bodies sent to urls are gzipped.
-func (c Compression) gzipFor(urls []string) (bool, error) {
+func (c Compression) gzipFor(urls []string) bool {
 	switch c {
 	case CompressionGzip:
-		return true, nil
+		return true
 	case CompressionNone:
-		return false, nil
-	case CompressionAuto:
-		for _, raw := range urls {
-			if !loopbackURL(raw) {
-				return true, nil
-			}
-		}
-		return false, nil
+		return false
 	}
-	return false, fmt.Errorf("ship: --es-compression %q is not one of %s, %s, %s", string(c), CompressionAuto, CompressionGzip, CompressionNone)
+	for _, raw := range urls {
+		if !loopbackURL(raw) {
+			return true
+		}
+	}
+	return false
 }
 
 func loopbackURL(raw string) bool {

@@ -70,13 +70,8 @@ func TestBulkRequestCompression(t *testing.T) {
 		{CompressionGzip, true},
 		{CompressionNone, false},
 		{CompressionAuto, false}, // the stand-in listens on 127.0.0.1
-		{"", false},              // the default is auto
 	} {
-		name := string(tc.compression)
-		if name == "" {
-			name = "default"
-		}
-		t.Run(name, func(t *testing.T) {
+		t.Run(tc.compression.String(), func(t *testing.T) {
 			srv, got := recordingNode(t)
 			opts := fastOptions(t, srv.URL)
 			opts.Compression = tc.compression
@@ -135,23 +130,29 @@ func TestCompressionGzipFor(t *testing.T) {
 		{CompressionGzip, []string{"http://127.0.0.1:9200"}, true},
 		{CompressionNone, []string{"https://es.example.com:9200"}, false},
 	} {
-		got, err := tc.c.gzipFor(tc.urls)
-		if err != nil || got != tc.want {
-			t.Errorf("%s for %v: gzip %v, %v; want %v", tc.c, tc.urls, got, err, tc.want)
+		if got := tc.c.gzipFor(tc.urls); got != tc.want {
+			t.Errorf("%s for %v: gzip %v; want %v", tc.c, tc.urls, got, tc.want)
 		}
 	}
 }
 
 func TestCompressionRefusesUnknown(t *testing.T) {
+	var c Compression
+	if err := c.UnmarshalText([]byte("zstd")); err == nil || !strings.Contains(err.Error(), `"zstd" is not one of auto, gzip, none`) {
+		t.Errorf("--es-compression zstd: %v", err)
+	}
+	if err := c.UnmarshalText([]byte("gzip")); err != nil || c != CompressionGzip {
+		t.Errorf("--es-compression gzip: %v, %v", c, err)
+	}
 	srv, _ := recordingNode(t)
 	opts := fastOptions(t, srv.URL)
-	opts.Compression = "zstd"
+	opts.Compression = Compression(9) // made by a conversion, never by text
 	p, err := New(opts)
 	if err == nil {
 		closeWithin(t, p, 5*time.Second)
-		t.Fatal("New took --es-compression zstd")
+		t.Fatal("New took Compression(9)")
 	}
-	for _, want := range []string{"--es-compression", `"zstd"`, "auto, gzip, none"} {
+	for _, want := range []string{"--es-compression", "auto, gzip, none"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}

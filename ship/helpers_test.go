@@ -108,9 +108,13 @@ func closeWithin(t testing.TB, p *Pipeline, d time.Duration) {
 func fastOptions(t testing.TB, urls ...string) Options {
 	return Options{
 		SpoolDir:      t.TempDir(),
+		SpoolMaxBytes: 1 << 30,
 		SyncInterval:  20 * time.Millisecond,
 		FlushBytes:    32 << 10,
 		FlushInterval: 50 * time.Millisecond,
+		Workers:       2,
+		Index:         "logs",
+		MemoryDocs:    50_000,
 		Client:        ClientOptions{URLs: urls, Timeout: 5 * time.Second},
 		BackoffMin:    20 * time.Millisecond,
 		BackoffMax:    200 * time.Millisecond,

@@ -25,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/internal/choice"
 	"github.com/replaylink/replaylink/ship/spool"
 )
 
@@ -38,29 +39,35 @@ const (
 	maxDocumentBytes = 16 << 20
 )
 
-// Options configures a Pipeline. Zero values take the defaults.
+// Options configures a Pipeline. The settings a user gives (the spool's,
+// the bulk requests', Index, Compression, MemoryDocs) mean what they say
+// at zero or New refuses them, naming the flag; their defaults are
+// config's. The tuning below them, which no user sets, takes ship's own
+// values when zero.
 type Options struct {
 	SpoolDir      string        // required
-	SpoolMaxBytes int64         // default 1 GiB
-	SyncInterval  time.Duration // spool fsync interval; default 200 ms
-	FlushBytes    int           // bulk request size; default 5 MB
-	FlushInterval time.Duration // longest wait before a partial bulk goes; default 1 s
-	Workers       int           // bulk requests in flight; default 2 (always 1 for Output)
+	SpoolMaxBytes int64         // spool size cap; more than 0
+	SyncInterval  time.Duration // spool fsync interval; more than 0
+	FlushBytes    int           // bulk request size; more than 0
+	FlushInterval time.Duration // longest wait before a partial bulk goes; more than 0
+	Workers       int           // bulk requests in flight; at least 1 (always 1 for Output)
 
 	// Client says how to reach Elasticsearch. Without URLs, documents go to
 	// Output instead (the embedded default).
 	Client     ClientOptions
-	Index      string // write target; default "logs", which OpenReplay searches
+	Index      string // write target; OpenReplay searches "logs"
 	DataStream bool   // write to a data stream with Index as its alias; see Target
 	Namespace  string // the data stream's namespace; default "default"
 	// InstallTemplate installs the index template (and, with DataStream,
 	// the data stream and alias) before the first bulk request.
 	InstallTemplate bool
-	Compression     Compression // of bulk bodies; default CompressionAuto
+	Compression     Compression // of bulk bodies
 
-	Output      io.Writer // embedded default: documents as JSON lines; required without URLs
-	MemoryDocs  int       // recent documents kept for lookups; default 50000, negative for none
-	MemoryBytes int64     // and at most this much JSON; default 64 MiB
+	Output io.Writer // embedded default: documents as JSON lines; required without URLs
+	// MemoryDocs is how many recent documents are kept in memory for
+	// lookups (Store); 0 keeps none, and Store is nil.
+	MemoryDocs  int
+	MemoryBytes int64 // and at most this much JSON; default 64 MiB
 
 	BackoffMin         time.Duration // first retry wait; default 100 ms
 	BackoffMax         time.Duration // longest retry wait; default 30 s
@@ -70,13 +77,9 @@ type Options struct {
 	Logger zerolog.Logger
 }
 
-func (o *Options) applyDefaults() {
-	setDefault(&o.FlushBytes, 5_000_000)
-	setDefault(&o.FlushInterval, time.Second)
-	setDefault(&o.Workers, 2)
-	setDefault(&o.Index, "logs")
-	setDefault(&o.Compression, CompressionAuto)
-	setDefault(&o.MemoryDocs, 50_000)
+// withInternalDefaults gives the tuning no user sets ship's own values
+// where zero.
+func (o *Options) withInternalDefaults() {
 	setDefault(&o.MemoryBytes, 64<<20)
 	setDefault(&o.BackoffMin, 100*time.Millisecond)
 	setDefault(&o.BackoffMax, 30*time.Second)
@@ -89,6 +92,29 @@ func setDefault[T comparable](v *T, def T) {
 	if *v == zero {
 		*v = def
 	}
+}
+
+// validate refuses the user's settings that cannot work, each by its flag
+// and the allowed range.
+func (o *Options) validate() error {
+	var errs []error
+	positive := func(flagName string, v int64, shown any) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("ship: --%s %v: must be greater than zero", flagName, shown))
+		}
+	}
+	positive("spool-max-bytes", o.SpoolMaxBytes, o.SpoolMaxBytes)
+	positive("spool-sync-interval", int64(o.SyncInterval), o.SyncInterval)
+	positive("flush-bytes", int64(o.FlushBytes), o.FlushBytes)
+	positive("flush-interval", int64(o.FlushInterval), o.FlushInterval)
+	positive("workers", int64(o.Workers), o.Workers)
+	if o.MemoryDocs < 0 {
+		errs = append(errs, fmt.Errorf("ship: --memory-store %d: must not be negative (0 keeps no recent documents)", o.MemoryDocs))
+	}
+	if err := choice.Check("--es-compression", o.Compression, compressionNames); err != nil {
+		errs = append(errs, fmt.Errorf("ship: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // Pipeline is the shipper: it implements enrich.Publisher.
@@ -137,11 +163,10 @@ type deliverer interface {
 
 // New opens the spool, replays what it holds, and starts shipping.
 func New(opts Options) (*Pipeline, error) {
-	opts.applyDefaults()
-	if opts.Workers < 1 || opts.FlushBytes < 1 || opts.FlushInterval < 0 || opts.SpoolMaxBytes < 0 || opts.SyncInterval < 0 {
-		return nil, fmt.Errorf("ship: --workers (%d), --flush-bytes (%d), --flush-interval (%v), --spool-max-bytes (%d) and --spool-sync-interval (%v) must be positive",
-			opts.Workers, opts.FlushBytes, opts.FlushInterval, opts.SpoolMaxBytes, opts.SyncInterval)
+	if err := opts.validate(); err != nil {
+		return nil, err
 	}
+	opts.withInternalDefaults()
 	embedded := len(opts.Client.URLs) == 0
 	if embedded && opts.Output == nil {
 		return nil, errors.New("ship: no Elasticsearch URL and no output: give --es-url, or --output FILE (- for stdout)")
@@ -167,10 +192,7 @@ func New(opts Options) (*Pipeline, error) {
 	if embedded {
 		p.sink = &outputSink{w: opts.Output, log: p.log, backoffMin: opts.BackoffMin, backoffMax: opts.BackoffMax, stats: &p.stats}
 	} else {
-		gzip, err := opts.Compression.gzipFor(opts.Client.URLs)
-		if err != nil {
-			return nil, err
-		}
+		gzip := opts.Compression.gzipFor(opts.Client.URLs)
 		client, transport, err := newClient(opts.Client)
 		if err != nil {
 			return nil, err

@@ -344,16 +344,29 @@ func TestPublishRefusesBadDocuments(t *testing.T) {
 }
 
 func TestNewValidatesOptions(t *testing.T) {
+	with := func(set func(*Options)) Options {
+		o := fastOptions(t)
+		o.Output = &lockedBuffer{}
+		set(&o)
+		return o
+	}
 	for _, tc := range []struct {
 		name string
 		opts Options
 		want string
 	}{
-		{"no url, no output", Options{SpoolDir: t.TempDir()}, "--output"},
-		{"no spool dir", Options{Output: &lockedBuffer{}}, "--spool-dir"},
-		{"bad index", Options{SpoolDir: t.TempDir(), Output: &lockedBuffer{}, Index: "Logs"}, "--index"},
-		{"bad url", Options{SpoolDir: t.TempDir(), Client: ClientOptions{URLs: []string{"localhost:9200"}}}, "--es-url"},
-		{"negative workers", Options{SpoolDir: t.TempDir(), Output: &lockedBuffer{}, Workers: -1}, "--workers"},
+		{"no url, no output", with(func(o *Options) { o.Output = nil }), "--output"},
+		{"no spool dir", with(func(o *Options) { o.SpoolDir = "" }), "--spool-dir"},
+		{"bad index", with(func(o *Options) { o.Index = "Logs" }), "--index"},
+		{"no index", with(func(o *Options) { o.Index = "" }), "--index"},
+		{"bad url", with(func(o *Options) { o.Output, o.Client.URLs = nil, []string{"localhost:9200"} }), "--es-url"},
+		{"negative workers", with(func(o *Options) { o.Workers = -1 }), "--workers -1: must be greater than zero"},
+		{"no workers", with(func(o *Options) { o.Workers = 0 }), "--workers 0"},
+		{"no flush bytes", with(func(o *Options) { o.FlushBytes = 0 }), "--flush-bytes 0"},
+		{"no flush interval", with(func(o *Options) { o.FlushInterval = 0 }), "--flush-interval 0s"},
+		{"no spool", with(func(o *Options) { o.SpoolMaxBytes = 0 }), "--spool-max-bytes 0"},
+		{"no sync interval", with(func(o *Options) { o.SyncInterval = 0 }), "--spool-sync-interval 0s"},
+		{"negative memory store", with(func(o *Options) { o.MemoryDocs = -1 }), "--memory-store -1: must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(tc.opts)

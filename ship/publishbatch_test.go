@@ -20,7 +20,9 @@ import (
 // lookups.
 func TestPublishBatch(t *testing.T) {
 	out := &lockedBuffer{}
-	p, err := New(Options{SpoolDir: t.TempDir(), Output: out, FlushInterval: 10 * time.Millisecond})
+	opts := fastOptions(t)
+	opts.Output, opts.FlushInterval = out, 10*time.Millisecond
+	p, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,11 +68,13 @@ func TestPublishBatch(t *testing.T) {
 // store filled from enrich's batches must answer every lookup as a store
 // filled by scanning the same documents.
 func TestPublishBatchKeysMatchTheJSON(t *testing.T) {
-	p, err := New(Options{SpoolDir: t.TempDir(), Output: &lockedBuffer{}})
+	opts := fastOptions(t)
+	opts.Output = &lockedBuffer{}
+	p, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := enrich.New(enrich.Options{Publisher: p, ServiceName: "shop"})
+	e, err := enrich.New(enrich.Options{Publisher: p, ServiceName: "shop", MarkInfoLimit: 200, AttributionGrace: 20 * time.Millisecond, QueueSize: 16384})
 	if err != nil {
 		t.Fatal(err)
 	}

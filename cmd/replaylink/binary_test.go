@@ -53,17 +53,26 @@ func freeAddr(t *testing.T) string {
 type instance struct {
 	cmd           *exec.Cmd
 	listen, admin string
-	out, errOut   *bytes.Buffer
+	out, errOut   fmt.Stringer // what the process wrote to stdout and stderr
 }
 
 // startServe starts `replaylink serve` and waits until its admin listener is ready.
 func startServe(t *testing.T, extra ...string) *instance {
 	t.Helper()
-	in := &instance{listen: freeAddr(t), admin: freeAddr(t), out: new(bytes.Buffer), errOut: new(bytes.Buffer)}
+	in := &instance{listen: freeAddr(t), admin: freeAddr(t)}
 	args := append([]string{"serve", "--listen", in.listen, "--admin", in.admin, "--spool-dir", t.TempDir(), "--flush-interval", "100ms"}, extra...)
+	out, errOut := new(bytes.Buffer), new(bytes.Buffer)
+	in.out, in.errOut = out, errOut
 	in.cmd = exec.Command(binary, args...)
-	in.cmd.Stdout, in.cmd.Stderr = in.out, in.errOut
+	in.cmd.Stdout, in.cmd.Stderr = out, errOut
 	in.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	in.start(t)
+	return in
+}
+
+// start starts in.cmd and waits until its admin listener is ready.
+func (in *instance) start(t *testing.T) {
+	t.Helper()
 	if err := in.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +83,7 @@ func startServe(t *testing.T, extra ...string) *instance {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return in
+				return
 			}
 		}
 		if time.Now().After(deadline) {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -160,11 +159,11 @@ func (s *server) start(child []string, stdout, stderr io.Writer) error {
 // answers 403 with the reason and the fix when it keeps them off.
 func (s *server) adminHandler() (http.Handler, error) {
 	c, log := s.c, s.base
-	policy, warning := lookup.NewPolicy(c.AdminListen, c.AdminToken, c.AllowRemoteAdmin)
+	policy, warning := adminPolicy(c)
 	if warning != "" {
 		s.log.Warn().Msg(warning)
 	}
-	lo := lookup.Options{Recent: s.shipper.Store(), Index: c.Index, Logger: log.With().Str("component", "lookup").Logger()}
+	lo := lookupHandlerOptions(c, s.shipper.Store(), log)
 	if len(c.ESURLs) > 0 {
 		es, err := ship.NewClient(clientOptions(c))
 		if err != nil {
@@ -176,8 +175,7 @@ func (s *server) adminHandler() (http.Handler, error) {
 		ready:   s.px.Ready,
 		protect: policy.Protect,
 		lookup:  lookup.NewHandler(lo),
-		ingest: &capture.IngestHandler{Sink: s.pipe, MaxLineBytes: int(c.MaxLineBytes), HookNonce: s.hookNonce,
-			Logger: log.With().Str("component", "ingest").Logger()},
+		ingest:  ingestHandler(c, s.pipe, s.hookNonce, log),
 	}
 	return routes.handler(), nil
 }
@@ -186,7 +184,6 @@ func (s *server) adminHandler() (http.Handler, error) {
 // started ends replaylink with a shell's exit code (127 not found, 126 not
 // executable), through childCode like any exit.
 func (s *server) startChild(child []string, stdout, stderr io.Writer) {
-	restart, _ := capture.ParseRestartPolicy(s.c.Restart) // validated with the config
 	env := childEnv(os.Environ())
 	if !s.hookNonce.IsZero() {
 		env = hooks.Env(env, s.hooksDir, s.hookNonce)
@@ -194,11 +191,8 @@ func (s *server) startChild(child []string, stdout, stderr io.Writer) {
 			s.log.Warn().Msg("the backend's Python runs with -I, -S or -E, which skip the runtime hook: its lines are attributed by request id, trace id or time only")
 		}
 	}
-	s.proc = &capture.Process{
-		Command: child, Env: env, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr,
-		Sink: s.pipe, MaxLineBytes: int(s.c.MaxLineBytes), Restart: restart, HookNonce: s.hookNonce,
-		Logger: s.base.With().Str("component", "run").Logger(),
-	}
+	s.proc = childProcess(s.c, s.pipe, s.hookNonce, s.base)
+	s.proc.Command, s.proc.Env, s.proc.Stdin, s.proc.Stdout, s.proc.Stderr = child, env, os.Stdin, stdout, stderr
 	if err := s.proc.Start(); err != nil {
 		fmt.Fprintf(stderr, "replaylink: %v\n", err)
 		code := 1
@@ -272,30 +266,22 @@ func (s *server) stop(childExited bool) (code int, waited bool) {
 	return code, waited
 }
 
-// openOutput picks where the embedded default writes documents: --output,
-// else stdout for serve and a file in the spool dir for run (whose stdout
-// carries the backend's own output). With --es-url there is no output. A
-// file is rotated by size (--output-max-bytes, --output-keep); stdout never.
+// openOutput opens outputPath: stdout, or a file rotated by size
+// (--output-max-bytes, --output-keep); nil with Elasticsearch only.
 func openOutput(c *config.Config, isRun bool, stdout io.Writer, log zerolog.Logger) (io.Writer, func(), error) {
 	noop := func() {}
-	if len(c.ESURLs) > 0 && c.Output == "" {
+	switch path := outputPath(c, isRun); path {
+	case "":
 		return nil, noop, nil
-	}
-	path := c.Output
-	if path == "" {
-		if !isRun {
-			return stdout, noop, nil
-		}
-		path = filepath.Join(c.SpoolDir, "documents.ndjson")
-	}
-	if path == "-" {
+	case "-":
 		return stdout, noop, nil
+	default:
+		f, err := ship.OpenOutputFile(outputFileOptions(c, path, log))
+		if err != nil {
+			return nil, noop, err
+		}
+		return f, func() { f.Close() }, nil
 	}
-	f, err := ship.OpenOutputFile(outputFileOptions(c, path, log))
-	if err != nil {
-		return nil, noop, err
-	}
-	return f, func() { f.Close() }, nil
 }
 
 // childEnv is the backend's environment: replaylink's own, with Python's

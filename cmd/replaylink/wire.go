@@ -13,6 +13,7 @@ import (
 	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/replaylink/replaylink/config"
 	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/lookup"
 	"github.com/replaylink/replaylink/proxy"
 	"github.com/replaylink/replaylink/ship"
 	"github.com/replaylink/replaylink/ship/setup"
@@ -32,13 +33,13 @@ func proxyOptions(c *config.Config, obs proxy.Observer, log zerolog.Logger) prox
 		ClientHeaderTimeout:   c.ClientHeaderTimeout,
 		MaxHeaderBytes:        int(c.MaxHeaderBytes),
 		ClientBodyTimeout:     c.ClientBodyTimeout,
-		ClientBodyMinRate:     clientBodyMinRate(c.ClientBodyMinRate),
+		ClientBodyMinRate:     int64(c.ClientBodyMinRate),
 		MaxConnsPerClient:     c.MaxConnsPerClient,
 		MaxConnsPerUpstream:   c.MaxConnsPerUpstream,
 		MaxFails:              c.MaxFails,
 		FailCooldown:          c.FailCooldown,
 		CORSAddSessionHeader:  c.CORSAddSessionHeader,
-		ErrorBodyBytes:        errorBodyBytes(c.ErrorBodyBytes),
+		ErrorBodyBytes:        int(c.ErrorBodyBytes),
 		RedactQueryParams:     c.RedactQueryParams,
 		Sessions: proxy.SessionOptions{
 			Sources:     c.SessionSources,
@@ -49,24 +50,6 @@ func proxyOptions(c *config.Config, obs proxy.Observer, log zerolog.Logger) prox
 		Observer: obs,
 		Logger:   log.With().Str("component", "proxy").Logger(),
 	}
-}
-
-// errorBodyBytes maps the flag (0 keeps nothing) to proxy's option (0 means
-// the default, negative keeps nothing).
-func errorBodyBytes(b config.ByteSize) int {
-	if b == 0 {
-		return -1
-	}
-	return int(b)
-}
-
-// clientBodyMinRate maps the flag (0: the timeout alone) to proxy's option
-// (0 means the default, negative none).
-func clientBodyMinRate(b config.ByteSize) int64 {
-	if b == 0 {
-		return -1
-	}
-	return int64(b)
 }
 
 // enrichOptions maps the config to the pipeline's options; isRun says that
@@ -134,7 +117,7 @@ func shipOptions(c *config.Config, out io.Writer, log zerolog.Logger) ship.Optio
 		Index:           c.Index,
 		DataStream:      c.DataStream,
 		InstallTemplate: c.ESSetup,
-		Compression:     ship.Compression(c.ESCompression),
+		Compression:     c.ESCompression,
 		Output:          out,
 		MemoryDocs:      c.MemoryStore,
 		Logger:          log.With().Str("component", "ship").Logger(),
@@ -151,6 +134,18 @@ func outputFileOptions(c *config.Config, path string, log zerolog.Logger) ship.O
 	}
 }
 
+// lookupHandlerOptions are the admin lookup's, but for the Elasticsearch
+// client. recent is nil with --memory-store 0: lookup then gets no Recent
+// at all (a nil store inside the interface would be called) and says so in
+// its answers.
+func lookupHandlerOptions(c *config.Config, recent *ship.MemoryStore, log zerolog.Logger) lookup.Options {
+	o := lookup.Options{Index: c.Index, Logger: log.With().Str("component", "lookup").Logger()}
+	if recent != nil {
+		o.Recent = recent
+	}
+	return o
+}
+
 // adminServer is the admin listener's server. Its timeouts bound every
 // connection: a client that sends its headers or body slowly, or keeps a
 // connection open doing nothing, is cut off.
@@ -163,33 +158,73 @@ func adminServer(c *config.Config, h http.Handler) *http.Server {
 	}
 }
 
-// hookSetup decides whether the backend's lines come from the runtime hooks
-// and installs them, unless --hooks is off: with run, into --hooks-dir
-// (default SPOOL_DIR/hooks) with a nonce of this run's; with serve and
-// --hooks-dir, into that directory, shared with a sidecar's app container,
-// with the nonce kept there. A zero nonce means no hooks.
-func hookSetup(c *config.Config, isRun bool) (dir string, nonce hooks.Nonce, err error) {
+// hooksDir is where the runtime hooks go, "" for none: with run, into
+// --hooks-dir (default SPOOL_DIR/hooks); with serve and --hooks-dir, into
+// that directory, shared with a sidecar's app container; never with
+// --hooks off.
+func hooksDir(c *config.Config, isRun bool) string {
 	switch {
-	case c.Hooks == "off":
+	case c.Hooks == hooks.ModeOff:
+		return ""
+	case isRun && c.HooksDir == "":
+		return filepath.Join(c.SpoolDir, "hooks")
+	}
+	return c.HooksDir
+}
+
+// hookSetup installs the runtime hooks where hooksDir says, with a nonce of
+// this run's (run) or the one kept in the shared directory (serve). A zero
+// nonce means no hooks.
+func hookSetup(c *config.Config, isRun bool) (dir string, nonce hooks.Nonce, err error) {
+	if dir = hooksDir(c, isRun); dir == "" {
 		return "", hooks.Nonce{}, nil
-	case isRun:
-		dir = c.HooksDir
-		if dir == "" {
-			dir = filepath.Join(c.SpoolDir, "hooks")
-		}
+	}
+	if isRun {
 		nonce = hooks.NewNonce()
-	case !isRun && c.HooksDir != "":
-		dir = c.HooksDir
-		if nonce, err = hooks.LoadOrCreateNonce(dir); err != nil {
-			return "", hooks.Nonce{}, fmt.Errorf("--hooks-dir: %w", err)
-		}
-	default:
-		return "", hooks.Nonce{}, nil
+	} else if nonce, err = hooks.LoadOrCreateNonce(dir); err != nil {
+		return "", hooks.Nonce{}, fmt.Errorf("--hooks-dir: %w", err)
 	}
 	if err := hooks.Install(dir); err != nil {
 		return "", hooks.Nonce{}, fmt.Errorf("--hooks-dir: %w", err)
 	}
 	return dir, nonce, nil
+}
+
+// childProcess is the backend of run, as far as settings say: the caller
+// adds its command line, environment and streams.
+func childProcess(c *config.Config, sink capture.Sink, nonce hooks.Nonce, log zerolog.Logger) *capture.Process {
+	return &capture.Process{
+		Sink: sink, MaxLineBytes: int(c.MaxLineBytes), Restart: c.Restart, HookNonce: nonce,
+		Logger: log.With().Str("component", "run").Logger(),
+	}
+}
+
+// ingestHandler serves POST /ingest.
+func ingestHandler(c *config.Config, sink capture.Sink, nonce hooks.Nonce, log zerolog.Logger) *capture.IngestHandler {
+	return &capture.IngestHandler{Sink: sink, MaxLineBytes: int(c.MaxLineBytes), HookNonce: nonce,
+		Logger: log.With().Str("component", "ingest").Logger()}
+}
+
+// adminPolicy guards lookup and ingest on the admin listener; the string
+// is a warning to log.
+func adminPolicy(c *config.Config) (*lookup.Policy, string) {
+	return lookup.NewPolicy(c.AdminListen, c.AdminToken, c.AllowRemoteAdmin)
+}
+
+// outputPath is where documents go without Elasticsearch: "" nowhere (with
+// --es-url and no --output), "-" stdout (serve's default), else a file
+// (run's default: SPOOL_DIR/documents.ndjson, as its stdout carries the
+// backend's).
+func outputPath(c *config.Config, isRun bool) string {
+	switch {
+	case c.Output != "":
+		return c.Output
+	case len(c.ESURLs) > 0:
+		return ""
+	case isRun:
+		return filepath.Join(c.SpoolDir, "documents.ndjson")
+	}
+	return "-"
 }
 
 // defaultServiceName is service.name when --service-name is not given, as

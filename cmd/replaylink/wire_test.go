@@ -13,6 +13,7 @@ import (
 
 	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/replaylink/replaylink/config"
+	"github.com/replaylink/replaylink/enrich"
 	"github.com/replaylink/replaylink/proxy"
 	"github.com/replaylink/replaylink/ship"
 )
@@ -70,7 +71,7 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 	}
 
 	eo := enrichOptions(cfg, false, false, nopPublisher{}, log)
-	if eo.ServiceName != "cart" || eo.Mark != "problems" || eo.Sessionless != "errors" || eo.MarkInfoLimit != 50 || eo.AttributionGrace != 5*time.Millisecond ||
+	if eo.ServiceName != "cart" || eo.Mark != enrich.MarkProblems || eo.Sessionless != enrich.SessionlessErrors || eo.MarkInfoLimit != 50 || eo.AttributionGrace != 5*time.Millisecond ||
 		eo.PushedLinesOnly || eo.QueueSize != 99 || eo.Publisher == nil {
 		t.Errorf("enrich options = %+v", eo)
 	}
@@ -135,27 +136,6 @@ func TestPushedLinesOnly(t *testing.T) {
 	}
 }
 
-// --error-body-bytes 0 keeps nothing (proxy's 0 would mean its default).
-func TestErrorBodyBytesZeroKeepsNothing(t *testing.T) {
-	if got := errorBodyBytes(0); got >= 0 {
-		t.Errorf("errorBodyBytes(0) = %d, want negative", got)
-	}
-	if got := errorBodyBytes(8192); got != 8192 {
-		t.Errorf("errorBodyBytes(8192) = %d", got)
-	}
-}
-
-// --client-body-min-rate 0 means no extension (proxy's 0 would mean its
-// default).
-func TestClientBodyMinRateZeroMeansNone(t *testing.T) {
-	if got := clientBodyMinRate(0); got >= 0 {
-		t.Errorf("clientBodyMinRate(0) = %d, want negative", got)
-	}
-	if got := clientBodyMinRate(16 << 10); got != 16<<10 {
-		t.Errorf("clientBodyMinRate(16KiB) = %d", got)
-	}
-}
-
 func TestChildEnvUnbuffersPython(t *testing.T) {
 	got := childEnv([]string{"PATH=/bin"})
 	if !reflect.DeepEqual(got, []string{"PATH=/bin", "PYTHONUNBUFFERED=1"}) {
@@ -174,16 +154,17 @@ func TestHookSetup(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
 		isRun         bool
-		hooks, dir    string
+		hooks         hooks.Mode
+		dir           string
 		wantDir       string
 		wantKeptNonce bool // the nonce is the one in dir's nonce file
 	}{
-		{"run, auto", true, "auto", "", filepath.Join(spool, "hooks"), false},
-		{"run, auto, a directory", true, "auto", shared, shared, false},
-		{"run, off", true, "off", "", "", false},
-		{"serve, no directory", false, "auto", "", "", false},
-		{"serve, a shared directory", false, "auto", shared, shared, true},
-		{"serve, a shared directory, off", false, "off", shared, "", false},
+		{"run, auto", true, hooks.ModeAuto, "", filepath.Join(spool, "hooks"), false},
+		{"run, auto, a directory", true, hooks.ModeAuto, shared, shared, false},
+		{"run, off", true, hooks.ModeOff, "", "", false},
+		{"serve, no directory", false, hooks.ModeAuto, "", "", false},
+		{"serve, a shared directory", false, hooks.ModeAuto, shared, shared, true},
+		{"serve, a shared directory, off", false, hooks.ModeOff, shared, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &config.Config{}
