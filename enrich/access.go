@@ -57,7 +57,7 @@ func (a *assembler) accessDoc(ev *proxy.AccessEvent) {
 	d.dataset, d.tagAccess = datasetAccess, true
 	if ev.Session != 0 {
 		d.session, d.source, d.attribution = ev.Session, ev.Source.String(), attributionExact
-		d.marked = a.marker.mark(ev.Session, d.level)
+		d.marked = a.marking.mark(ev.Session, d.level)
 	}
 	d.method = d.capped(ev.Method, maxMethodField, false, truncMethod)
 	a.msg = appendAccessLine(a.msg[:0], d, ev)

@@ -61,7 +61,7 @@ const (
 type assembler struct {
 	attr    *Attributor
 	pub     Publisher
-	marker  *marker
+	marking *markingPolicy
 	grouper *grouper
 	parser  lineParser
 	service string
@@ -143,7 +143,7 @@ func newAssembler(o Options, attr *Attributor, idPrefix string) *assembler {
 	return &assembler{
 		attr:        attr,
 		pub:         o.Publisher,
-		marker:      newMarker(o.Mark, o.MarkInfoLimit),
+		marking:     newMarkingPolicy(o.Mark, o.MarkInfoLimit),
 		grouper:     newGrouper(o.GroupIdle),
 		service:     o.ServiceName,
 		host:        o.HostName,
@@ -391,7 +391,7 @@ func (a *assembler) publishBackend(g *group, p *parsed, at *attribution) uint64 
 	d.attribution = at.level
 	if at.level != attributionNone {
 		d.session, d.source = at.session, at.source
-		d.marked = a.marker.mark(at.session, r.level)
+		d.marked = a.marking.mark(at.session, r.level)
 	} else {
 		d.candidates = append(d.candidates, at.candidates[:at.n]...)
 	}

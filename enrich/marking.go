@@ -12,7 +12,7 @@ import "github.com/replaylink/replaylink/internal/choice"
 // Every document of a session still carries openReplaySession.id, so lookups
 // and Kibana find all of them.
 //
-// The marker is owned by the pipeline's worker goroutine.
+// The markingPolicy is owned by the pipeline's worker goroutine.
 
 // MarkMode is the marking policy (--mark). Its zero value is MarkAuto.
 type MarkMode uint8
@@ -30,26 +30,26 @@ func (m MarkMode) String() string { return choice.Name(m, markModeNames) }
 // UnmarshalText takes auto, all or problems.
 func (m *MarkMode) UnmarshalText(b []byte) error { return choice.Parse(m, b, markModeNames) }
 
-// markerGeneration bounds the sessions whose info count is remembered: two
+// markingGeneration bounds the sessions whose info count is remembered: two
 // generations of this many, the older dropped when the newer fills (an LRU
 // approximation without per-entry pointers). A session forgotten this way
 // starts counting again, so its marked info documents can exceed the limit;
 // its problems are marked either way.
-const markerGeneration = 1 << 16
+const markingGeneration = 1 << 16
 
-type marker struct {
+type markingPolicy struct {
 	mode     MarkMode
 	limit    uint32
 	cur, old map[uint64]uint32
 }
 
-func newMarker(mode MarkMode, limit int) *marker {
-	return &marker{mode: mode, limit: uint32(limit), cur: make(map[uint64]uint32)}
+func newMarkingPolicy(mode MarkMode, limit int) *markingPolicy {
+	return &markingPolicy{mode: mode, limit: uint32(limit), cur: make(map[uint64]uint32)}
 }
 
 // mark says whether a document of session at level l carries the marker,
 // counting it against the session's info limit when it is not a problem.
-func (m *marker) mark(session uint64, l level) bool {
+func (m *markingPolicy) mark(session uint64, l level) bool {
 	if session == 0 {
 		return false
 	}
@@ -75,9 +75,9 @@ func (m *marker) mark(session uint64, l level) bool {
 	return false
 }
 
-func (m *marker) setCount(session uint64, n uint32) {
-	if _, ok := m.cur[session]; !ok && len(m.cur) >= markerGeneration {
-		m.old, m.cur = m.cur, make(map[uint64]uint32, markerGeneration)
+func (m *markingPolicy) setCount(session uint64, n uint32) {
+	if _, ok := m.cur[session]; !ok && len(m.cur) >= markingGeneration {
+		m.old, m.cur = m.cur, make(map[uint64]uint32, markingGeneration)
 	}
 	m.cur[session] = n
 }

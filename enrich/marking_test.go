@@ -2,8 +2,8 @@ package enrich
 
 import "testing"
 
-func TestMarkerAuto(t *testing.T) {
-	m := newMarker(MarkAuto, 3)
+func TestMarkingPolicyAuto(t *testing.T) {
+	m := newMarkingPolicy(MarkAuto, 3)
 	var got []bool
 	for i := range 6 {
 		got = append(got, m.mark(7, levelInfo))
@@ -28,8 +28,8 @@ func TestMarkerAuto(t *testing.T) {
 	}
 }
 
-func TestMarkerModes(t *testing.T) {
-	all, problems := newMarker(MarkAll, 1), newMarker(MarkProblems, 200)
+func TestMarkingPolicyModes(t *testing.T) {
+	all, problems := newMarkingPolicy(MarkAll, 1), newMarkingPolicy(MarkProblems, 200)
 	for range 5 {
 		if !all.mark(1, levelInfo) || !all.mark(1, levelDebug) {
 			t.Fatal("mark all marks every document of a session")
@@ -40,12 +40,12 @@ func TestMarkerModes(t *testing.T) {
 	}
 }
 
-// TestMarkerKeepsErrorsInView plays a long session as OpenReplay sees it:
+// TestMarkingPolicyKeepsErrorsInView plays a long session as OpenReplay sees it:
 // of 5000 documents (mostly info, one error in 50) only the marked ones are
 // searchable, OpenReplay returns at most 1000, and every error must be
 // among them.
-func TestMarkerKeepsErrorsInView(t *testing.T) {
-	m := newMarker(MarkAuto, testOptions().MarkInfoLimit)
+func TestMarkingPolicyKeepsErrorsInView(t *testing.T) {
+	m := newMarkingPolicy(MarkAuto, testOptions().MarkInfoLimit)
 	marked, errorsMarked, errorsTotal := 0, 0, 0
 	for i := range 5000 {
 		l := levelInfo
@@ -71,22 +71,22 @@ func TestMarkerKeepsErrorsInView(t *testing.T) {
 	}
 }
 
-func TestMarkerMemoryIsBounded(t *testing.T) {
-	m := newMarker(MarkAuto, 2)
+func TestMarkingPolicyMemoryIsBounded(t *testing.T) {
+	m := newMarkingPolicy(MarkAuto, 2)
 	m.mark(1, levelInfo) // session 1: count 1
-	for s := uint64(2); s < 2+markerGeneration; s++ {
+	for s := uint64(2); s < 2+markingGeneration; s++ {
 		m.mark(s, levelInfo) // fills a generation: session 1 moves to the old one
 	}
-	if len(m.cur)+len(m.old) > 2*markerGeneration {
+	if len(m.cur)+len(m.old) > 2*markingGeneration {
 		t.Fatalf("%d counters", len(m.cur)+len(m.old))
 	}
 	if !m.mark(1, levelInfo) || m.mark(1, levelInfo) {
 		t.Error("a session seen in the previous generation keeps its count")
 	}
-	for s := uint64(1 << 40); s < 1<<40+3*markerGeneration; s++ {
+	for s := uint64(1 << 40); s < 1<<40+3*markingGeneration; s++ {
 		m.mark(s, levelInfo)
 	}
-	if len(m.cur)+len(m.old) > 2*markerGeneration {
+	if len(m.cur)+len(m.old) > 2*markingGeneration {
 		t.Fatalf("%d counters after many sessions", len(m.cur)+len(m.old))
 	}
 }
@@ -94,7 +94,7 @@ func TestMarkerMemoryIsBounded(t *testing.T) {
 // --mark-info-limit 0 marks no info document of a session, and every
 // problem still.
 func TestMarkerInfoLimitZero(t *testing.T) {
-	m := newMarker(MarkAuto, 0)
+	m := newMarkingPolicy(MarkAuto, 0)
 	if m.mark(42, levelInfo) {
 		t.Error("an info document was marked with limit 0")
 	}

@@ -250,7 +250,7 @@ func TestZeroSettingsStayZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.attr.grace != 0 || p.asm.marker.limit != 0 {
-		t.Errorf("grace %v, info limit %d; want 0 and 0", p.attr.grace, p.asm.marker.limit)
+	if p.attr.grace != 0 || p.asm.marking.limit != 0 {
+		t.Errorf("grace %v, info limit %d; want 0 and 0", p.attr.grace, p.asm.marking.limit)
 	}
 }
