@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -91,6 +92,12 @@ func (c *Config) Validate() error {
 	positive("admin-header-timeout", int64(c.AdminHeaderTimeout))
 	positive("admin-read-timeout", int64(c.AdminReadTimeout))
 	positive("admin-idle-timeout", int64(c.AdminIdleTimeout))
+	if c.ESDiscoverInterval < 0 {
+		bad("es-discover-interval", "must not be negative (0: learn the nodes only at start)")
+	}
+	if _, _, err := c.Replicas(); err != nil {
+		bad("es-replicas", "%v", err)
+	}
 	if c.MarkInfoLimit < 0 {
 		bad("mark-info-limit", "must not be negative")
 	}
@@ -127,6 +134,18 @@ func (c *Config) Validate() error {
 	readSecret("openreplay-token-secret-file", c.TokenSecretFile, &c.TokenSecret)
 	readSecret("admin-token-file", c.AdminTokenFile, &c.AdminToken)
 	return errors.Join(errs...)
+}
+
+// Replicas reads --es-replicas: auto is false with a number of replicas.
+func (c *Config) Replicas() (n int, fixed bool, err error) {
+	if c.ESReplicas == "auto" {
+		return 0, false, nil
+	}
+	n, err = strconv.Atoi(c.ESReplicas)
+	if err != nil || n < 0 || n > 32 {
+		return 0, false, fmt.Errorf("%q is not auto or a number of replicas from 0 to 32", c.ESReplicas)
+	}
+	return n, true, nil
 }
 
 func checkURL(raw string) error {
