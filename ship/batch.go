@@ -27,6 +27,10 @@ type docSpan struct {
 	src, end     int   // source line; end is past its '\n'
 	created      int64 // Unix nanoseconds, from the spool record
 	failingSince int64 // first item-level 5xx, Unix nanoseconds; 0 while none
+	// replace: a replacement sent as a create (into a data stream, which
+	// refuses the index action): its 409 means the original is there, to
+	// be overwritten in its backing index (dataStreamOverwrite).
+	replace bool
 }
 
 func (d *docSpan) source(b *batch) []byte { return b.body[d.src : d.end-1] }
@@ -50,10 +54,12 @@ func (b *batch) release(flushBytes int) {
 }
 
 // add appends a document: {"create":{"_id":"ID"}}\nSOURCE\n, or with the
-// index action for a replacement, which overwrites what the _id holds.
-func (b *batch) add(op spool.Op, id, source []byte, created time.Time) {
-	d := docSpan{start: len(b.body), created: created.UnixNano()}
-	if op == spool.OpReplace {
+// index action for a replacement, which overwrites what the _id holds. Into
+// a data stream (dataStream), a replacement goes as a create too, marked
+// replace.
+func (b *batch) add(op spool.Op, id, source []byte, created time.Time, dataStream bool) {
+	d := docSpan{start: len(b.body), created: created.UnixNano(), replace: dataStream && op == spool.OpReplace}
+	if op == spool.OpReplace && !dataStream {
 		b.body = append(b.body, `{"index":{"_id":"`...)
 	} else {
 		b.body = append(b.body, `{"create":{"_id":"`...)

@@ -522,14 +522,7 @@ func (p *Pipeline) read() {
 				b.started = time.Now()
 				timer.Reset(min(idleFlush, p.opts.FlushInterval))
 			}
-			op := rec.Op
-			if p.opts.DataStream {
-				// Data streams take the create action only (any other is a
-				// 400): a replacement gets in only when it arrives before
-				// its original. See docs/reliability.md.
-				op = spool.OpCreate
-			}
-			b.add(op, rec.ID, rec.Source, rec.Created)
+			b.add(rec.Op, rec.ID, rec.Source, rec.Created, p.opts.DataStream)
 			b.end = rec.End
 			if len(b.body) >= p.opts.FlushBytes || time.Since(b.started) >= p.opts.FlushInterval {
 				if !dispatch() {
