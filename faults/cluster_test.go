@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -199,11 +200,33 @@ func (f *fleet) finish() {
 	f.stop()
 	f.done.Wait()
 	f.x.url = f.c.Live(t)
+	// As checkConservation, for the four loads at once: one scan of the
+	// index instead of one per load.
+	answered := 0
 	for _, l := range f.loads {
 		l.requireAllServed(f.r)
-		checkConservation(t, f.x, l, f.r, catchUp)
+		answered += len(l.answeredIDs())
 	}
+	start := time.Now()
+	for time.Since(start) < catchUp && f.accessDocs() < answered {
+		time.Sleep(500 * time.Millisecond)
+	}
+	f.r.add("catch_up_s", seconds(time.Since(start)))
+	time.Sleep(1500 * time.Millisecond) // retries still in flight land, so a duplicate they make is seen
 	docs := f.x.docs()
+	for _, l := range f.loads {
+		checkExactlyOnce(t, docs, l, l.answeredIDs(), l.sentIDs(), f.r)
+	}
+	before := f.accessDocs()
+	fresh := 0
+	for _, l := range f.loads {
+		fresh += len(l.send(5))
+	}
+	if took, ok := waitFor(60*time.Second, func() bool { return f.accessDocs() >= before+fresh }); !ok || took > livenessBound {
+		t.Errorf("liveness: %d fresh requests were searchable after %v (bound %v)", fresh, took.Round(time.Millisecond), livenessBound)
+	} else {
+		f.r.add("liveness_s", seconds(took))
+	}
 	ids := map[string]bool{}
 	for _, d := range docs {
 		ids[d.ID] = true
@@ -224,6 +247,21 @@ func (f *fleet) finish() {
 		m := in.metrics()
 		f.r.add(fmt.Sprintf("i%d_retried_docs", i), m["replaylink_ship_documents_retried_total"])
 	}
+}
+
+// accessDocs counts the access documents in the index (the backend's own
+// lines are documents too).
+func (f *fleet) accessDocs() int {
+	if st, _, err := esDo(f.x.url, http.MethodPost, "/"+f.x.Name+"/_refresh", nil); err != nil || st != http.StatusOK {
+		return -1
+	}
+	st, b, err := esDo(f.x.url, http.MethodPost, "/"+f.x.Name+"/_count", map[string]any{
+		"query": map[string]any{"term": map[string]any{"event.dataset": "replaylink.access"}}})
+	var c struct{ Count int }
+	if err != nil || st != http.StatusOK || json.Unmarshal(b, &c) != nil {
+		return -1
+	}
+	return c.Count
 }
 
 // TestClusterNodeFailuresUnderLoad: the node every instance names first is
