@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -92,6 +93,10 @@ func newClient(o ClientOptions) (*esClient, error) {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.ResponseHeaderTimeout = timeout
 	base.MaxIdleConnsPerHost = 16
+	// A node that is down but not refusing (a host powered off, a network
+	// that drops packets) costs each request that tries it this long
+	// before the node pool sends it to another node.
+	base.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CACertFile != "" {
 		pem, err := os.ReadFile(o.CACertFile)

@@ -86,6 +86,10 @@ type esNode struct {
 	requests    *metrics.Counter
 	unreachable *metrics.Counter
 	pushedBack  *metrics.Counter
+	// available is 0 from a failure to the node's next answer. (Set, not
+	// read from the pool: the metrics are process-wide, and a process may
+	// have several clients, e.g. the shipper's and lookup's.)
+	available *metrics.Gauge
 }
 
 // nodeOutcome is what one attempt says about the node it went to.
@@ -174,29 +178,14 @@ func (p *nodePool) setNodes(us []*url.URL) {
 				unreachable: metrics.GetOrCreateCounter(fmt.Sprintf(`replaylink_ship_node_failures_total{node=%q,reason="unreachable"}`, label)),
 				pushedBack:  metrics.GetOrCreateCounter(fmt.Sprintf(`replaylink_ship_node_failures_total{node=%q,reason="pushed_back"}`, label)),
 			}
-			metrics.GetOrCreateGauge(fmt.Sprintf(`replaylink_ship_node_available{node=%q}`, label), func() float64 {
-				p.mu.Lock()
-				defer p.mu.Unlock()
-				if p.inRotation(n) && !p.now().Before(n.waitTill) {
-					return 1
-				}
-				return 0
-			})
+			n.available = metrics.GetOrCreateGauge(fmt.Sprintf(`replaylink_ship_node_available{node=%q}`, label), nil)
+			n.available.Set(1)
 			p.known[u.Host] = n
 		}
 		n.url = u
 		nodes = append(nodes, n)
 	}
 	p.nodes = nodes
-}
-
-func (p *nodePool) inRotation(n *esNode) bool {
-	for _, m := range p.nodes {
-		if m == n {
-			return true
-		}
-	}
-	return false
 }
 
 // hosts lists the host:port of the nodes in rotation, in order.
@@ -255,8 +244,10 @@ func (p *nodePool) report(n *esNode, o nodeOutcome, cause string) {
 			p.log.Info().Str("node", n.label).Msg("ship: Elasticsearch node answers again; back in rotation")
 		}
 		n.failures, n.waitTill = 0, time.Time{}
+		n.available.Set(1)
 		return
 	}
+	n.available.Set(0)
 	wait := backoffDelay(n.failures, nodeWaitMin, nodeWaitMax, rand.Float64())
 	if n.failures == 0 {
 		p.log.Warn().Str("node", n.label).Str("cause", cause).Dur("retry_in", wait).

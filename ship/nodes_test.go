@@ -160,6 +160,10 @@ func TestDeadNodeIsSkippedAtOnceAndUsedAgainWhenBack(t *testing.T) {
 	if got := unreachable.Get() - before; got != 1 {
 		t.Errorf("node a was tried %d times while left out of rotation, want 1 (then it waits)", got)
 	}
+	available := metrics.GetOrCreateGauge(fmt.Sprintf(`replaylink_ship_node_available{node=%q}`, label), nil)
+	if available.Get() != 0 {
+		t.Error("replaylink_ship_node_available of the dead node is not 0")
+	}
 
 	// Back, but still waiting: not tried yet. Once its wait is over, it
 	// takes its share again.
@@ -174,6 +178,9 @@ func TestDeadNodeIsSkippedAtOnceAndUsedAgainWhenBack(t *testing.T) {
 	}
 	if got := a.served.Load(); got < 4 {
 		t.Errorf("node a served %d of 10 requests once back, want about half", got)
+	}
+	if available.Get() != 1 {
+		t.Error("replaylink_ship_node_available of the node back is not 1")
 	}
 }
 
