@@ -116,7 +116,7 @@ func InstallTemplate(ctx context.Context, c esapi.Transport, t Target) (changed 
 	}
 	replicas := t.Replicas.n
 	if !t.Replicas.set {
-		nodes, err := DataNodes(ctx, c)
+		nodes, err := dataNodes(ctx, c)
 		if err != nil {
 			return false, err
 		}
@@ -331,8 +331,8 @@ func isOpenSearch(ctx context.Context, c esapi.Transport) (bool, error) {
 	return info.Version.Distribution == "opensearch", nil
 }
 
-// DataNodes asks the cluster how many data nodes it has.
-func DataNodes(ctx context.Context, c esapi.Transport) (int, error) {
+// dataNodes asks the cluster how many data nodes it has.
+func dataNodes(ctx context.Context, c esapi.Transport) (int, error) {
 	res, err := esapi.ClusterHealthRequest{FilterPath: []string{"number_of_data_nodes"}}.Do(ctx, c)
 	if err != nil {
 		return 0, fmt.Errorf("ship: read cluster health: %w", err)
