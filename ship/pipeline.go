@@ -3,7 +3,10 @@
 // exactly once as far as anyone searching can tell: at least once through
 // the disk spool (package spool), and without duplicates because every
 // document has a deterministic _id and is sent with the create action (a
-// Replace with the index action, which overwrites).
+// Replace with the index action, which overwrites; into a data stream, which
+// takes creates only, with a conditional write on the backing index that
+// holds the original: datastream.go). With several nodes, requests are
+// spread over them (nodePool, nodes.go).
 //
 // Data flows Publish -> spool (disk) -> one reader goroutine that cuts
 // batches -> Workers goroutines that send them -> in-order acknowledgements
