@@ -305,3 +305,25 @@ func TestDiscoverOnTheRealNode(t *testing.T) {
 		t.Errorf("nodes after discovery: %v, want [%s]: the dead URL dropped, the node's own address kept", got, u.Host)
 	}
 }
+
+// TestPipelineDiscoversTheNodes: with Discover, a pipeline given a dead URL
+// and the real node learns the node's own address from _nodes/http, drops
+// the dead URL, and ships everything.
+func TestPipelineDiscoversTheNodes(t *testing.T) {
+	n := realNode(t)
+	index := testIndex(t, n)
+	opts := fastOptions(t, deadURL(t), n.url)
+	opts.Index, opts.InstallTemplate = index, true
+	opts.Client.Discover, opts.Client.DiscoverInterval = true, time.Hour
+	p, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(n.url)
+	waitFor(t, "discovery", func() bool { h := p.nodes.hosts(); return len(h) == 1 && h[0] == u.Host })
+	publishN(t, p, 0, 50)
+	closeWithin(t, p, 30*time.Second)
+	if got := n.count(index); got != 50 {
+		t.Errorf("index holds %d documents, want 50", got)
+	}
+}
