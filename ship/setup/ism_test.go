@@ -119,13 +119,7 @@ func (s *ismNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *ismNode) count(prefix string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
-	for _, r := range s.requests {
-		if strings.HasPrefix(r, prefix) {
-			n++
-		}
-	}
-	return n
+	return countPrefixed(s.requests, prefix)
 }
 
 func TestRetentionISMOnOpenSearch(t *testing.T) {
