@@ -36,7 +36,16 @@ var (
 )
 
 const (
-	fleetSize = 4
+	// recoveryBound is how soon after a node's failure the cluster must take
+	// documents again, searchable: the survivors notice the failure,
+	// elect a cluster manager if it was one, promote the replicas of its
+	// primaries, and the shippers' retries land. On this 2-core machine,
+	// shared with the load and eight processes, the errors of an outage's
+	// first seconds were mostly found within its 10 s, but once (load
+	// average 20) 6 of 40 were not; errors_found_s in the report says how
+	// long it took.
+	recoveryBound = 30 * time.Second
+	fleetSize     = 4
 	// failEvery: every failEvery-th request goes to /fail, a 500 whose
 	// document is an error OpenReplay must find.
 	failEvery = 40
@@ -172,17 +181,21 @@ func (f *fleet) outage(name string, n int, takeAway func(testing.TB, int)) {
 	baseline := f.rate(before.Add(-3*time.Second), before)
 	takeAway(t, n)
 	gone := time.Now()
-	// The errors made in the first third of the outage must be found
-	// before it ends: the other nodes took the work.
+	// The errors made in the first third of the outage must be found while
+	// the node is still away: the other nodes took the work. The node stays
+	// away until they are, for up to recoveryBound after the failure.
 	time.Sleep(clusterOutage / 3)
 	sessions := f.errorSessions(gone, time.Now(), 40)
-	lost := f.findErrors(sessions, time.Until(gone.Add(clusterOutage)), n)
+	lost := f.findErrors(sessions, time.Until(gone.Add(recoveryBound)), n)
+	f.r.add(name+"_errors_found_s", seconds(time.Since(gone)))
+	time.Sleep(time.Until(gone.Add(clusterOutage)))
 	during := f.rate(gone, time.Now())
 	f.r.add(name+"_rate_before", int(baseline))
 	f.r.add(name+"_rate_during", int(during))
 	f.r.add(name+"_errors_found_during", fmt.Sprintf("%d/%d", len(sessions)-lost, len(sessions)))
 	if lost > 0 || len(sessions) == 0 {
-		t.Errorf("%s: OpenReplay's query found %d of %d error sessions made while node %d was away", name, len(sessions)-lost, len(sessions), n)
+		t.Errorf("%s: within %v of node %d's failure, while it was away, OpenReplay's query found %d of %d error sessions made after it",
+			name, recoveryBound, n, len(sessions)-lost, len(sessions))
 	}
 	if during < 0.9*baseline {
 		t.Errorf("%s: the proxies served %.0f requests/s while node %d was away, %.0f before: more than 10%% less", name, during, n, baseline)
