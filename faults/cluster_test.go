@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,16 +152,17 @@ func (f *fleet) errorSessions(from, to time.Time, max int) []string {
 }
 
 // findErrors runs OpenReplay's exact query (match_phrase on message, size
-// 1000) for each session on a node that is up, until each finds its error
-// document or within runs out; it returns how many were not found.
+// 1000) for each session on the nodes that are up, until each finds its
+// error document or within runs out; it returns how many were not found.
+// A node that does not answer meanwhile (a restarted node while the
+// cluster elects a new manager, say) is a miss to try again, not a failure.
 func (f *fleet) findErrors(sessions []string, within time.Duration, down ...int) int {
-	f.x.url = f.c.Live(f.t, down...)
 	left := sessions
 	deadline := time.Now().Add(within)
 	for {
 		var still []string
 		for _, s := range left {
-			if f.x.matchPhrase(s) == 0 {
+			if !f.errorFound(s, down) {
 				still = append(still, s)
 			}
 		}
@@ -170,6 +172,34 @@ func (f *fleet) findErrors(sessions []string, within time.Duration, down ...int)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// errorFound asks the nodes not down, in turn, for OpenReplay's query on
+// session, after a refresh; true once one finds a document.
+func (f *fleet) errorFound(session string, down []int) bool {
+	query := map[string]any{
+		"size":  1000,
+		"query": map[string]any{"match_phrase": map[string]any{"message": "openReplaySession.id=" + session}},
+	}
+	for i, u := range f.c.URLs {
+		if slices.Contains(down, i+1) {
+			continue
+		}
+		if st, _, err := esDo(u, http.MethodPost, "/"+f.x.Name+"/_refresh", nil); err != nil || st != http.StatusOK {
+			continue
+		}
+		st, b, err := esDo(u, http.MethodPost, "/"+f.x.Name+"/_search", query)
+		var r struct {
+			Hits struct {
+				Hits []json.RawMessage `json:"hits"`
+			} `json:"hits"`
+		}
+		if err != nil || st != http.StatusOK || json.Unmarshal(b, &r) != nil {
+			continue
+		}
+		return len(r.Hits.Hits) > 0
+	}
+	return false
 }
 
 // outage keeps node n away for clusterOutage while the load runs (killed
