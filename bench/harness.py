@@ -54,7 +54,11 @@ PATH = "/api/orders?page=2"
 LOAD_CPU, SUT_CPU = "0", "1"
 ES_URL = os.environ.get("BENCH_ES_URL", "")
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
-SCENARIOS = ["throughput", "latency", "shipping", "memory", "outage", "hooks", "stack", "mapping", "gobench"]
+SCENARIOS = ["throughput", "latency", "shipping", "memory", "outage", "cluster", "hooks", "stack", "mapping", "gobench"]
+# The cluster scenario's three-node cluster (testenv/es/cluster.sh, started
+# and stopped by bench/run.sh): its URLs, comma-separated, and its state.
+CLUSTER_URLS = os.environ.get("BENCH_CLUSTER_URLS", "")
+CLUSTER_STATE = os.environ.get("BENCH_CLUSTER_STATE", "")
 HOOK_SECONDS = env_num("BENCH_HOOK_SECONDS", 8, 2)
 HOOK_LINES = env_num("BENCH_HOOK_LINES", 200000, 20000)
 
@@ -411,6 +415,18 @@ def es_cpu():
         return cpu_seconds(int(f.read().strip()))
 
 
+def cluster_cpu():
+    """CPU seconds the three cluster nodes have used, or None without them."""
+    pids = []
+    for n in (1, 2, 3):
+        f = os.path.join(CLUSTER_STATE, f"node{n}", "pid")
+        if not CLUSTER_STATE or not os.path.exists(f):
+            return None
+        with open(f) as fh:
+            pids.append(int(fh.read().strip()))
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
 def node(cmd):
     """bench/esnode.sh: stop, start (same data and port)."""
     return subprocess.run([os.path.join(ROOT, "bench", "esnode.sh"), cmd], check=True, capture_output=True,
@@ -715,6 +731,42 @@ def scenario_shipping(res, backend):
                                                            events="$BENCH_WORK/events.ndjson").strip()}
 
 
+def scenario_cluster(res, backend):
+    """Shipping throughput and the search cluster's CPU per document, into
+    one node and into three (replaylink given all three URLs; replicas as
+    --es-replicas auto sets them: 0 on one node, 1 on three, so three nodes
+    write every document twice)."""
+    log(f"== 5b. cluster: one node against three ({DOCS} requests' documents)")
+    spool, n, size = generate_spool(backend)
+    targets = [("one node", ES_URL, es_cpu), ("three nodes", CLUSTER_URLS, cluster_cpu)]
+    runs = []
+    for rnd in range(ROUNDS):
+        for name, urls, cpu in targets if rnd % 2 == 0 else list(reversed(targets)):
+            first = urls.split(",")[0]
+            bulkload(["-mode", "prepare", "-es", first], cpu=LOAD_CPU)
+            run_spool = copy_spool(spool, "cluster-spool")
+            node0 = cpu()
+            t0 = time.time()
+            p = start_replaylink("replaylink-cluster", backend.port, es_url=urls, spool=run_spool)
+            while metrics(p).get("replaylink_ship_documents_shipped_total", 0) < n:
+                if time.time() - t0 > 600:
+                    raise RuntimeError(f"replaylink did not ship the spool into {name} within 600 s")
+                time.sleep(0.05)
+            secs = time.time() - t0
+            m = metrics(p)
+            r = {"round": rnd, "target": name, "docs": n, "seconds": secs, "docs_per_s": n / secs, "cpu_s": p.cpu(),
+                 "node_requests": {k: v for k, v in m.items() if k.startswith("replaylink_ship_node_requests_total")}}
+            p.stop()
+            r["indexed"] = bulkload(["-mode", "indexed", "-es", first], cpu=LOAD_CPU)["docs"]
+            if node0 is not None:
+                r["node_cpu_s"] = cpu() - node0
+            r["load"] = loadavg()
+            runs.append(r)
+            log(f"  round {rnd} {name:11s}: {r['docs_per_s']:8.0f} docs/s, indexed {r['indexed']}, "
+                f"cluster cpu {r.get('node_cpu_s', 0):.1f} s")
+    res["cluster"] = {"docs": n, "spool_bytes": size, "runs": runs}
+
+
 def scenario_memory(res, backend):
     log("== 4a. memory with idle keep-alive connections")
     starters = {
@@ -947,7 +999,7 @@ def main():
         with open(path) as f:
             res = json.load(f)
     want = ONLY or SCENARIOS
-    if not ES_URL and any(s in want for s in ("throughput", "latency", "shipping", "outage", "stack", "mapping")):
+    if not ES_URL and any(s in want for s in ("throughput", "latency", "shipping", "outage", "cluster", "stack", "mapping")):
         raise SystemExit("harness: BENCH_ES_URL is not set: run it through bench/run.sh")
     m = machine()
     partial = bool(ONLY) and "machine" in res
@@ -963,7 +1015,7 @@ def main():
             scenario_throughput(res)
         if "latency" in want:
             scenario_latency(res)
-        if any(s in want for s in ("shipping", "memory", "outage", "mapping")):
+        if any(s in want for s in ("shipping", "memory", "outage", "cluster", "mapping")):
             backend = start_backend("backend", SUT_CPU)
             if "shipping" in want:
                 scenario_shipping(res, backend)
@@ -971,6 +1023,11 @@ def main():
                 scenario_memory(res, backend)
             if "outage" in want:
                 scenario_outage(res, backend)
+            if "cluster" in want:
+                if CLUSTER_URLS:
+                    scenario_cluster(res, backend)
+                else:
+                    log("== 5b. cluster: skipped, BENCH_CLUSTER_URLS is not set (bench/run.sh sets it)")
             if "mapping" in want:
                 import mapping  # bench/mapping.py: it uses this module's helpers
                 mapping.scenario_mapping(res, sys.modules[__name__], backend)

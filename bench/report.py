@@ -267,6 +267,29 @@ def shipping(res, page, goals, chart):
         page.add("rsyslog configuration (`rsyslogd -n -f rsyslog.conf`):", "", "```", sh["rsyslog_conf"], "```", "")
 
 
+def cluster(res, page, goals, chart):
+    cl = res.get("cluster")
+    if not cl:
+        return
+    page.add("## 5b. One node against three", "",
+             f"The same {fmt(cl['docs'])} documents, shipped from a spool by one replaylink (CPU 1, GOMAXPROCS=1) into "
+             "the single test node and into a cluster of three (testenv/es/cluster.sh: three runner processes, "
+             "-Xmx512m each, given to replaylink as three --es-url). The template's replicas are --es-replicas auto's: "
+             "0 on one node, 1 on three, so the cluster writes every document twice. The nodes' CPU is their "
+             "processes' user + system time during the run; all of them share this machine's two cores.", "")
+    g = by(cl["runs"], "target")
+    rows = []
+    for name in ("one node", "three nodes"):
+        if name not in g:
+            continue
+        rs = g[name]
+        node = [r["node_cpu_s"] / r["docs"] for r in rs if r.get("node_cpu_s")]
+        rows.append([name, fmt(med(r["docs_per_s"] for r in rs)), fmt(med(r["cpu_s"] for r in rs) / cl["docs"] * 1e6, 2),
+                     fmt(min(node) * 1e6) if node else "n/a", ", ".join(str(r["indexed"]) for r in rs)])
+    page.table(["target", "documents/s", "replaylink CPU µs per document", "cluster CPU µs per document (fastest run)",
+                "documents indexed (per run)"], rows)
+
+
 def memory(res, page, goals, chart):
     mem = res.get("memory")
     ou = res.get("outage")
@@ -594,6 +617,7 @@ def main():
     latency(res, body, goals, chart)
     shipping(res, body, goals, chart)
     memory(res, body, goals, chart)
+    cluster(res, body, goals, chart)
     hooks(res, body, goals)
     stack(res, body, goals)
     mapping(res, body, goals)

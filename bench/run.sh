@@ -6,13 +6,16 @@
 #   make bench                   the full run (about 20 minutes on 2 cores)
 #   BENCH_QUICK=1 make bench     a smoke run of every scenario (about 8 minutes)
 #
-# Other knobs (environment): BENCH_ONLY=throughput,latency,shipping,memory,outage,hooks,stack,mapping,gobench
+# Other knobs (environment): BENCH_ONLY=throughput,latency,shipping,memory,outage,cluster,hooks,stack,mapping,gobench
 # runs a subset (the report keeps the other sections from the last full run);
 # BENCH_ROUNDS, BENCH_SECONDS, BENCH_DOCS, BENCH_OUTAGE_SECONDS and
 # BENCH_NODE_WARMUP_SECONDS override the sizes; BENCH_ES_PORT (default 9290, at
 # most 9299) and BENCH_ES_STATE place the search node; BENCH_KEEP_ES=1 leaves it
-# running afterwards. BENCH_STACK_RATES, BENCH_STACK_LADDER (requests/s, comma-
-# separated) and BENCH_STACK_SECONDS size the side-by-side scenario (bench/stack.py).
+# running afterwards. The cluster scenario starts three more nodes
+# (testenv/es/cluster.sh; BENCH_CLUSTER_PORT, default 9280, and
+# BENCH_CLUSTER_STATE) and stops them at the end. BENCH_STACK_RATES,
+# BENCH_STACK_LADDER (requests/s, comma-separated) and BENCH_STACK_SECONDS
+# size the side-by-side scenario (bench/stack.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -74,12 +77,24 @@ ulimit -n "$(ulimit -Hn)"
 # name of its own, so that it never merges with another engineer's node).
 node() { "$root/bench/esnode.sh" "$@"; }
 needs_es=1
-if [[ -n ${BENCH_ONLY:-} && ! ${BENCH_ONLY} =~ (throughput|latency|shipping|memory|outage|stack|mapping) ]]; then needs_es=""; fi
-stop_es() { if [[ -n $needs_es && -z ${BENCH_KEEP_ES:-} ]]; then node down >/dev/null 2>&1 || true; fi; }
+if [[ -n ${BENCH_ONLY:-} && ! ${BENCH_ONLY} =~ (throughput|latency|shipping|memory|outage|cluster|stack|mapping) ]]; then needs_es=""; fi
+needs_cluster=1
+if [[ -n ${BENCH_ONLY:-} && ! ${BENCH_ONLY} =~ cluster ]]; then needs_cluster=""; fi
+export BENCH_CLUSTER_STATE=${BENCH_CLUSTER_STATE:-/tmp/replaylink-bench-cluster}
+cluster() { REPLAYLINK_CLUSTER_STATE=$BENCH_CLUSTER_STATE REPLAYLINK_CLUSTER_PORT=${BENCH_CLUSTER_PORT:-9280} "$root/testenv/es/cluster.sh" "$@"; }
+stop_es() {
+  if [[ -n $needs_es && -z ${BENCH_KEEP_ES:-} ]]; then node down >/dev/null 2>&1 || true; fi
+  if [[ -n $needs_cluster ]]; then cluster down >/dev/null 2>&1 || true; fi
+}
 trap stop_es EXIT
 if [[ -n $needs_es ]]; then
   echo "== starting the search node (state $BENCH_ES_STATE)"
   export BENCH_ES_URL=$(node up)
+fi
+
+if [[ -n $needs_cluster ]]; then
+  echo "== starting the three-node cluster (state $BENCH_CLUSTER_STATE)"
+  export BENCH_CLUSTER_URLS=$(cluster up)
 fi
 
 python3 bench/harness.py

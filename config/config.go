@@ -106,7 +106,14 @@ type Enrich struct {
 // the write target's form (target) the commands that write; the spool and
 // shipping (ship) serve and run only.
 type Ship struct {
-	ESURLs            []string         `flag:"es-url" group:"es" help:"Elasticsearch URL (several: tried in turn); without it, serve and run write documents to --output"`
+	ESURLs []string `flag:"es-url" group:"es" help:"Elasticsearch URL, repeatable: give several nodes of a cluster and requests are spread over them (a node that does not answer or pushes back is left alone for a while); without it, serve and run write documents to --output"`
+	// ESDiscover and ESDiscoverInterval: the shipper's node pool follows
+	// the cluster (ship.ClientOptions.Discover).
+	ESDiscover         bool          `flag:"es-discover" group:"ship" help:"learn the cluster's HTTP nodes from _nodes/http (at start and every --es-discover-interval) and spread bulk requests over them instead of the --es-url nodes; leave off when the nodes' published addresses cannot be reached from here (behind a load balancer, in another network)"`
+	ESDiscoverInterval time.Duration `flag:"es-discover-interval" default:"5m" group:"ship" help:"with --es-discover: how often the nodes are learnt again; 0 only at start"`
+	// ESReplicas is one setting for setup and the shipper's own template
+	// install (ship.Replicas): "auto" or a number.
+	ESReplicas        string           `flag:"es-replicas" default:"auto" group:"target" help:"replica shards of each index the template makes: auto (0 on a cluster with one data node, 1 with several) or a number"`
 	Index             string           `flag:"index" default:"logs" group:"es" help:"write target; OpenReplay searches the index named logs"`
 	DataStream        bool             `flag:"data-stream" group:"target" help:"write to data stream logs-replaylink-default with alias --index"`
 	ESAPIKey          string           `flag:"es-api-key" group:"es" secret:"true" help:"API key, id:key or base64"`

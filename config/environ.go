@@ -8,11 +8,12 @@ import (
 // notSettings are REPLAYLINK_* variables that are not settings but are
 // read by name elsewhere: the config file's path, the runtime hooks' nonce
 // (set in an app container, see package capture/hooks), and those of the
-// test search node and make test, soak and bench (testenv/, faults/); so
-// are the prefixes in notSettingPrefixes.
+// test search node and cluster and make test, soak and bench (testenv/,
+// faults/); so are the prefixes in notSettingPrefixes.
 var notSettings = map[string]bool{
 	"REPLAYLINK_CONFIG": true, "REPLAYLINK_HOOK_NONCE": true, "REPLAYLINK_HOOK_NONCE_FILE": true,
 	"REPLAYLINK_ARTIFACTS": true, "REPLAYLINK_ES_STATE": true, "REPLAYLINK_ES_PORT": true, "REPLAYLINK_SOAK": true,
+	"REPLAYLINK_CLUSTER_STATE": true, "REPLAYLINK_CLUSTER_PORT": true, // testenv/es/cluster.sh
 }
 
 var notSettingPrefixes = [...]string{"REPLAYLINK_TEST_", "REPLAYLINK_FAULTS_"}

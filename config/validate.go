@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/replaylink/replaylink/enrich"
@@ -97,6 +98,12 @@ func (c *Config) Validate() error {
 	positive("admin-header-timeout", int64(c.AdminHeaderTimeout))
 	positive("admin-read-timeout", int64(c.AdminReadTimeout))
 	positive("admin-idle-timeout", int64(c.AdminIdleTimeout))
+	if c.ESDiscoverInterval < 0 {
+		bad("es-discover-interval", "%v must not be negative: give 0 (learn the nodes only at start) or more, e.g. 5m", c.ESDiscoverInterval)
+	}
+	if _, _, err := c.Replicas(); err != nil {
+		bad("es-replicas", "%v", err)
+	}
 	if c.MarkInfoLimit < 0 || c.MarkInfoLimit > enrich.MaxMarkInfoLimit {
 		bad("mark-info-limit", "%d is out of range: 0 to %d (0 marks no info documents; OpenReplay shows at most 1000 documents per session)", c.MarkInfoLimit, enrich.MaxMarkInfoLimit)
 	}
@@ -142,6 +149,18 @@ func (c *Config) Validate() error {
 	readSecret("openreplay-token-secret-file", c.TokenSecretFile, &c.TokenSecret)
 	readSecret("admin-token-file", c.AdminTokenFile, &c.AdminToken)
 	return errors.Join(errs...)
+}
+
+// Replicas reads --es-replicas: auto is false with a number of replicas.
+func (c *Config) Replicas() (n int, fixed bool, err error) {
+	if c.ESReplicas == "auto" {
+		return 0, false, nil
+	}
+	n, err = strconv.Atoi(c.ESReplicas)
+	if err != nil || n < 0 || n > 32 {
+		return 0, false, fmt.Errorf("%q is not auto or a number of replicas from 0 to 32", c.ESReplicas)
+	}
+	return n, true, nil
 }
 
 // maxUpstreams is the most backends the proxy balances over.

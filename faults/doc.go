@@ -7,7 +7,8 @@
 // and that hostile input gets nowhere.
 //
 // The package holds tests only. Short forms run in `make test` (tests named
-// TestOutage* in its outage phase); `make soak` (testenv/soak.sh) runs the
+// TestOutage* in its outage phase, TestCluster* in its cluster phase against
+// the three-node cluster of testenv/es/cluster.sh); `make soak` (testenv/soak.sh) runs the
 // same tests with the sizes of sizes_test.go's long forms. The guarantees and
 // the test of each are listed in docs/reliability.md.
 package faults

@@ -46,6 +46,7 @@ type result struct {
 	upstreamError bool
 	err           string // why there was no complete response
 	latency       time.Duration
+	at            time.Time // when it ended
 }
 
 func newLoad(t testing.TB, prefix string, target string) *load {
@@ -185,7 +186,8 @@ func (l *load) one(i int) {
 	if err != nil {
 		r.err = err.Error()
 	}
-	r.latency = time.Since(start)
+	r.at = time.Now()
+	r.latency = r.at.Sub(start)
 	l.record(i, r)
 }
 
@@ -217,6 +219,20 @@ func isCleanUpstreamError(resp *http.Response, body []byte, rid string) bool {
 	return prefix != "" && strings.HasPrefix(string(body), prefix) &&
 		strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") &&
 		resp.Header.Get("X-Request-ID") == rid && strings.Contains(string(body), "request id: "+rid)
+}
+
+// answeredBetween counts the requests answered by the backend that ended
+// within [from, to).
+func (l *load) answeredBetween(from, to time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.results {
+		if r.backend && !r.at.Before(from) && r.at.Before(to) {
+			n++
+		}
+	}
+	return n
 }
 
 // stats summarises the results so far.

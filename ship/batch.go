@@ -28,6 +28,10 @@ type docSpan struct {
 	created      int64 // Unix nanoseconds, from the spool record
 	replace      bool  // a new version of the document of this _id
 	failingSince int64 // first item-level 5xx, Unix nanoseconds; 0 while none
+	// viaCreate: a replacement sent as a create (into a data stream, which
+	// refuses the index action): its 409 means the original is there, to
+	// be overwritten in its backing index (dataStreamOverwrite).
+	viaCreate bool
 }
 
 func (d *docSpan) source(b *batch) []byte { return b.body[d.src : d.end-1] }
@@ -51,10 +55,13 @@ func (b *batch) release(flushBytes int) {
 }
 
 // add appends a document: {"create":{"_id":"ID"}}\nSOURCE\n, or with the
-// index action for a replacement, which overwrites what the _id holds.
-func (b *batch) add(op spool.Op, id, source []byte, created time.Time) {
-	d := docSpan{start: len(b.body), created: created.UnixNano(), replace: op == spool.OpReplace}
-	if op == spool.OpReplace {
+// index action for a replacement, which overwrites what the _id holds. Into
+// a data stream (dataStream), a replacement goes as a create too, marked
+// viaCreate.
+func (b *batch) add(op spool.Op, id, source []byte, created time.Time, dataStream bool) {
+	d := docSpan{start: len(b.body), created: created.UnixNano(), replace: op == spool.OpReplace,
+		viaCreate: dataStream && op == spool.OpReplace}
+	if op == spool.OpReplace && !dataStream {
 		b.body = append(b.body, `{"index":{"_id":"`...)
 	} else {
 		b.body = append(b.body, `{"create":{"_id":"`...)

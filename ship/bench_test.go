@@ -41,7 +41,7 @@ func BenchmarkBatchEncode(b *testing.B) {
 	for b.Loop() {
 		bt.body, bt.docs = bt.body[:0], bt.docs[:0]
 		for i := range ids {
-			bt.add(spool.OpCreate, ids[i], srcs[i], benchTime)
+			bt.add(spool.OpCreate, ids[i], srcs[i], benchTime, false)
 		}
 	}
 }
@@ -50,7 +50,7 @@ func BenchmarkBatchGzip(b *testing.B) {
 	ids, srcs := benchDocs()
 	bt := newBatch()
 	for i := range ids {
-		bt.add(spool.OpCreate, ids[i], srcs[i], benchTime)
+		bt.add(spool.OpCreate, ids[i], srcs[i], benchTime, false)
 	}
 	gz, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
 	var out bytes.Buffer
@@ -137,7 +137,7 @@ func benchBulkLoop(b *testing.B, gzip bool) {
 		if docs%len(ids) == 0 {
 			bt.body, bt.docs = bt.body[:0], bt.docs[:0]
 		}
-		bt.add(spool.OpCreate, ids[docs%len(ids)], srcs[docs%len(ids)], benchTime)
+		bt.add(spool.OpCreate, ids[docs%len(ids)], srcs[docs%len(ids)], benchTime, false)
 		docs++
 		if len(bt.docs) == len(ids) {
 			if err := w.deliver(context.Background(), bt); err != nil {

@@ -76,6 +76,9 @@ type bulkWorker struct {
 	all     []int
 	results []ItemResult
 	rejects []deadLetter
+	// overwrites are the replacements into a data stream whose create met
+	// their original (dataStreamOverwrite), from the last settle.
+	overwrites []int
 }
 
 // deliver returns once every document of b is indexed, a duplicate, or in
@@ -86,7 +89,19 @@ func (w *bulkWorker) deliver(ctx context.Context, b *batch) error {
 	}
 	w.all = w.all[:0]
 	for i := range b.docs {
+		if b.docs[i].viaCreate {
+			done, err := w.replaceInPlace(ctx, b, i)
+			if err != nil {
+				return err
+			}
+			if done {
+				continue
+			}
+		}
 		w.all = append(w.all, i)
+	}
+	if len(w.all) == 0 {
+		return nil
 	}
 	pending := [][]int{w.all} // a stack of groups of documents to send
 	attempt := 0
@@ -116,6 +131,11 @@ func (w *bulkWorker) deliver(ctx context.Context, b *batch) error {
 			continue
 		}
 		retry, split, progressed := w.settle(b, g, status, resp)
+		if again, err := w.overwrite(ctx, b); err != nil {
+			return err
+		} else if len(again) > 0 {
+			retry = append(retry, again...)
+		}
 		if split {
 			pending = append(pending, g[len(g)/2:], g[:len(g)/2])
 		}
@@ -140,6 +160,7 @@ func (w *bulkWorker) deliver(ctx context.Context, b *batch) error {
 func (w *bulkWorker) settle(b *batch, g []int, status int, resp []byte) (retry []int, split, progressed bool) {
 	w.results = ClassifyBulk(status, resp, len(g), w.results)
 	w.rejects = w.rejects[:0]
+	w.overwrites = w.overwrites[:0]
 	now := time.Now()
 	var first *ItemResult
 	failed, shipped, dups := 0, 0, 0
@@ -152,6 +173,9 @@ func (w *bulkWorker) settle(b *batch, g []int, status int, resp []byte) (retry [
 		case Duplicate:
 			shipped++
 			dups++
+			if d.viaCreate {
+				w.overwrites = append(w.overwrites, g[i])
+			}
 		case Split:
 			split = true
 			if len(g) == 1 {
@@ -191,6 +215,70 @@ func (w *bulkWorker) settle(b *batch, g []int, status int, resp []byte) (retry [
 		w.s.troubleEnded()
 	}
 	return retry, split, progressed
+}
+
+// replaceInPlace writes replacement i of b over its original when the
+// original is already in a backing index of the data stream, which a create
+// would not see when a rollover has made that index old (a create is
+// unique per backing index only). done: it is settled; otherwise it goes
+// in the bulk request as a create (its original is not there yet, or could
+// not be looked up: a 409 then brings it to overwrite).
+func (w *bulkWorker) replaceInPlace(ctx context.Context, b *batch, i int) (done bool, err error) {
+	d := &b.docs[i]
+	id, ok := rawID(b, d)
+	if !ok {
+		return false, nil
+	}
+	err = dataStreamOverwrite(ctx, w.s.client, w.s.target, []byte(id), d.source(b))
+	switch {
+	case err == nil:
+		overwrittenTotal.Inc()
+		w.s.stats.shippedN(1, 0)
+		return true, nil
+	case ctx.Err() != nil:
+		return false, ctx.Err()
+	}
+	return false, nil
+}
+
+// rawID is d's _id as it was published (the batch holds it escaped).
+func rawID(b *batch, d *docSpan) (string, bool) {
+	var id string
+	err := json.Unmarshal(append(append([]byte{'"'}, d.escapedID(b)...), '"'), &id)
+	return id, err == nil
+}
+
+// overwrite writes the replacements of the last settle over their
+// originals in the data stream's backing indices, and returns those to send
+// again: after a passing failure their create meets the original once more
+// and they come back here. One the cluster refuses for good (no privilege
+// to write to the backing index, say) keeps its original, as before
+// replacements into data streams were possible, and says so.
+func (w *bulkWorker) overwrite(ctx context.Context, b *batch) (again []int, err error) {
+	for _, i := range w.overwrites {
+		d := &b.docs[i]
+		id, ok := rawID(b, d)
+		if !ok {
+			continue // cannot happen: the batch escaped it
+		}
+		err := dataStreamOverwrite(ctx, w.s.client, w.s.target, []byte(id), d.source(b))
+		var re *ResponseError
+		switch {
+		case err == nil:
+			overwrittenTotal.Inc()
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.Is(err, errOriginalGone):
+			w.s.log.Debug().Str("id", id).Msg("ship: the original of a replacement is gone from the data stream; nothing to replace")
+		case errors.As(err, &re) && !retryable(err):
+			overwriteFailedTotal.Inc()
+			w.s.log.Warn().Err(err).Str("id", id).Str("fix", "give replaylink's credentials the index privilege on the data stream's backing indices").
+				Msg("ship: could not replace a document in the data stream; the original stays")
+		default:
+			again = append(again, i)
+		}
+	}
+	return again, nil
 }
 
 // send posts one bulk body, gzipped unless compression is off, and returns

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,15 +27,23 @@ import (
 // Secrets (APIKey, Password, and a password inside a URL) never appear in
 // errors or logs.
 type ClientOptions struct {
-	URLs          []string // tried in turn; user:password@ in a URL is taken as basic auth
-	APIKey        string   // "id:key" or its base64 form
-	Username      string
-	Password      string
-	CACertFile    string // PEM
-	CAFingerprint string // SHA-256 of a certificate in the server's chain, hex, colons allowed
-	Insecure      bool   // skip certificate verification (warned about loudly)
-	Timeout       time.Duration
-	Logger        zerolog.Logger // for the --es-insecure warning
+	// URLs are the cluster's HTTP nodes, requests are spread over them
+	// (nodePool); user:password@ in a URL is taken as basic auth.
+	URLs []string
+	// Discover: the shipper learns the cluster's HTTP nodes from
+	// _nodes/http at start and every DiscoverInterval (0: at start only),
+	// and spreads its requests over those instead of URLs. Set-up, check
+	// and lookup use URLs as given.
+	Discover         bool
+	DiscoverInterval time.Duration
+	APIKey           string // "id:key" or its base64 form
+	Username         string
+	Password         string
+	CACertFile       string // PEM
+	CAFingerprint    string // SHA-256 of a certificate in the server's chain, hex, colons allowed
+	Insecure         bool   // skip certificate verification (warned about loudly)
+	Timeout          time.Duration
+	Logger           zerolog.Logger // for the --es-insecure warning
 }
 
 // NewClient builds the one Elasticsearch client replaylink uses for
@@ -43,21 +52,30 @@ type ClientOptions struct {
 // refuses servers that do not send X-Elastic-Product, so productTransport
 // recognises OpenSearch from its root endpoint and vouches for it.
 func NewClient(o ClientOptions) (*elasticsearch.Client, error) {
-	c, _, err := newClient(o)
-	return c, err
+	c, err := newClient(o)
+	if err != nil {
+		return nil, err
+	}
+	return c.es, nil
 }
 
-// newClient is NewClient, also returning the HTTP transport so that its
-// owner can close idle connections when done.
-func newClient(o ClientOptions) (*elasticsearch.Client, *http.Transport, error) {
+// esClient is the client with the parts below it that its owner uses: the
+// node pool (discovery) and the HTTP transport (idle connections to close).
+type esClient struct {
+	es        *elasticsearch.Client
+	nodes     *nodePool
+	transport *http.Transport
+}
+
+func newClient(o ClientOptions) (*esClient, error) {
 	if len(o.URLs) == 0 {
-		return nil, nil, errors.New("no Elasticsearch URL: give --es-url")
+		return nil, errors.New("no Elasticsearch URL: give --es-url")
 	}
 	urls := make([]string, len(o.URLs))
 	for i, raw := range o.URLs {
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, nil, fmt.Errorf("--es-url %s: want http(s)://host:port", redactURL(raw))
+			return nil, fmt.Errorf("--es-url %s: want http(s)://host:port", redactURL(raw))
 		}
 		if u.User != nil {
 			if o.Username == "" {
@@ -75,22 +93,26 @@ func newClient(o ClientOptions) (*elasticsearch.Client, *http.Transport, error) 
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.ResponseHeaderTimeout = timeout
 	base.MaxIdleConnsPerHost = 16
+	// A node that is down but not refusing (a host powered off, a network
+	// that drops packets) costs each request that tries it this long
+	// before the node pool sends it to another node.
+	base.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CACertFile != "" {
 		pem, err := os.ReadFile(o.CACertFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--es-ca-cert: %w", err)
+			return nil, fmt.Errorf("--es-ca-cert: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, nil, fmt.Errorf("--es-ca-cert: %s holds no PEM certificate", o.CACertFile)
+			return nil, fmt.Errorf("--es-ca-cert: %s holds no PEM certificate", o.CACertFile)
 		}
 		tc.RootCAs = pool
 	}
 	if o.CAFingerprint != "" {
 		fp, err := parseFingerprint(o.CAFingerprint)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		// As Elasticsearch's own clients do: trust the server when a
 		// certificate of its chain has this fingerprint (the CA's, printed
@@ -112,15 +134,23 @@ func newClient(o ClientOptions) (*elasticsearch.Client, *http.Transport, error) 
 			Msg("--es-insecure: NOT verifying Elasticsearch's certificate; anyone on the path can read the documents and the credentials. Use --es-ca-cert or --es-ca-fingerprint instead")
 	}
 	base.TLSClientConfig = tc
+	pool, err := newNodePool(base, urls, o.Logger)
+	if err != nil {
+		return nil, err
+	}
 	c, err := elasticsearch.NewClient(elasticsearch.Config{
-		Addresses:    urls,
+		// One address: the pool below aims each request at a node.
+		Addresses:    urls[:1],
 		Username:     o.Username,
 		Password:     o.Password,
 		APIKey:       EncodeAPIKey(o.APIKey),
-		Transport:    &productTransport{next: base},
-		DisableRetry: true, // the shipper owns retries and backoff
+		Transport:    &productTransport{next: pool},
+		DisableRetry: true, // the shipper owns retries and backoff; the pool, failing over
 	})
-	return c, base, err
+	if err != nil {
+		return nil, err
+	}
+	return &esClient{es: c, nodes: pool, transport: base}, nil
 }
 
 // EncodeAPIKey turns "id:key" into the base64 form the Authorization header

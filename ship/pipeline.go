@@ -3,7 +3,10 @@
 // exactly once as far as anyone searching can tell: at least once through
 // the disk spool (package spool), and without duplicates because every
 // document has a deterministic _id and is sent with the create action (a
-// Replace with the index action, which overwrites).
+// Replace with the index action, which overwrites; into a data stream, which
+// takes creates only, with a conditional write on the backing index that
+// holds the original: datastream.go). With several nodes, requests are
+// spread over them (nodePool, nodes.go).
 //
 // Data flows Publish -> spool (disk) -> one reader goroutine that cuts
 // batches -> Workers goroutines that send them -> in-order acknowledgements
@@ -15,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
@@ -55,9 +59,10 @@ type Options struct {
 	// Client says how to reach Elasticsearch. Without URLs, documents go to
 	// Output instead (the embedded default).
 	Client     ClientOptions
-	Index      string // write target; OpenReplay searches "logs"
-	DataStream bool   // write to a data stream with Index as its alias; see Target
-	Namespace  string // the data stream's namespace; default "default"
+	Index      string   // write target; OpenReplay searches "logs"
+	DataStream bool     // write to a data stream with Index as its alias; see Target
+	Namespace  string   // the data stream's namespace; default "default"
+	Replicas   Replicas // of the indices the template makes; zero: suit the cluster
 	// InstallTemplate installs the index template (and, with DataStream,
 	// the data stream and alias) before the first bulk request.
 	InstallTemplate bool
@@ -128,18 +133,23 @@ type Pipeline struct {
 	// transport is the HTTP transport of the Elasticsearch client, whose
 	// idle connections Close closes.
 	transport *http.Transport
-	acks      *ackTracker
-	batches   chan *batch
-	inflight  atomic.Int32  // batches dispatched and not yet delivered
-	idle      chan struct{} // workers -> reader: none in flight (capacity 1)
-	drain     chan struct{} // closed by Close: ship what is there, then stop
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	closed    atomic.Bool
-	once      sync.Once
-	err       error
-	stats     counters
+	// nodes spreads requests over the cluster's nodes; with
+	// Client.Discover, discover keeps it up to date until discovered is
+	// closed.
+	nodes      *nodePool
+	discovered chan struct{}
+	acks       *ackTracker
+	batches    chan *batch
+	inflight   atomic.Int32  // batches dispatched and not yet delivered
+	idle       chan struct{} // workers -> reader: none in flight (capacity 1)
+	drain      chan struct{} // closed by Close: ship what is there, then stop
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	closed     atomic.Bool
+	once       sync.Once
+	err        error
+	stats      counters
 
 	batchMu    sync.Mutex // PublishBatch's scratch: enrich's worker is its one caller, tests may be more
 	spoolBatch *spool.Batch
@@ -171,7 +181,7 @@ func New(opts Options) (*Pipeline, error) {
 	if embedded && opts.Output == nil {
 		return nil, errors.New("ship: no Elasticsearch URL and no output: give --es-url, or --output FILE (- for stdout)")
 	}
-	target := Target{Index: opts.Index, DataStream: opts.DataStream, Namespace: opts.Namespace}
+	target := Target{Index: opts.Index, DataStream: opts.DataStream, Namespace: opts.Namespace, Replicas: opts.Replicas}
 	if err := target.validate(); err != nil {
 		return nil, err
 	}
@@ -189,15 +199,18 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.MemoryDocs > 0 {
 		p.store = NewMemoryStore(opts.MemoryDocs, opts.MemoryBytes)
 	}
+	var discoverWith esapi.Transport // the client, when the nodes are to be discovered
 	if embedded {
 		p.sink = &outputSink{w: opts.Output, log: p.log, backoffMin: opts.BackoffMin, backoffMax: opts.BackoffMax, stats: &p.stats}
 	} else {
 		gzip := opts.Compression.gzipFor(opts.Client.URLs)
-		client, transport, err := newClient(opts.Client)
+		c, err := newClient(opts.Client)
 		if err != nil {
 			return nil, err
 		}
-		p.transport = transport
+		client := c.es
+		p.transport = c.transport
+		p.nodes = c.nodes
 		bs := &bulkSink{
 			client: client, target: target.WriteName(), log: p.log,
 			deadLetters: newDeadLetters(opts.SpoolDir, target.WriteName(), opts.DeadLetterMaxBytes),
@@ -209,6 +222,9 @@ func New(opts Options) (*Pipeline, error) {
 		}
 		p.dead = bs.deadLetters
 		p.sink = bs
+		if opts.Client.Discover {
+			discoverWith = client
+		}
 	}
 
 	q, err := spool.Open(spool.Options{
@@ -229,12 +245,51 @@ func New(opts Options) (*Pipeline, error) {
 		ev.Strs("es", redactedURLs(opts.Client.URLs)).Str("target", target.WriteName()).Msg("ship: shipping to Elasticsearch")
 	}
 
+	if discoverWith != nil {
+		p.discovered = make(chan struct{})
+		go p.discover(discoverWith)
+	}
 	p.wg.Add(1 + opts.Workers)
 	go p.read()
 	for range opts.Workers {
 		go p.work(p.sink.deliverer())
 	}
 	return p, nil
+}
+
+// discover learns the cluster's HTTP nodes now, and again every
+// DiscoverInterval (0: never again); until it first succeeds, it tries again
+// with backoff. Meanwhile, and whenever it fails, the nodes known go on
+// taking requests.
+func (p *Pipeline) discover(client esapi.Transport) {
+	defer close(p.discovered)
+	learnt := false
+	for attempt := 0; ; {
+		err := p.nodes.discover(p.ctx, client)
+		if p.ctx.Err() != nil {
+			return
+		}
+		wait := p.opts.Client.DiscoverInterval
+		if err != nil {
+			p.log.Warn().Err(err).Strs("nodes", p.nodes.hosts()).Msg("ship: could not discover the cluster's nodes; using those known")
+			if !learnt {
+				wait = backoffDelay(attempt, p.opts.BackoffMin, p.opts.BackoffMax, rand.Float64())
+				attempt++
+			}
+		} else {
+			learnt = true
+		}
+		if wait == 0 {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-p.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
 }
 
 // setUp installs the template and the write target, saying what changed.
@@ -415,6 +470,9 @@ func (p *Pipeline) Close(ctx context.Context) error {
 			p.err = fmt.Errorf("ship: time is up with documents not shipped; they stay in the spool %s for the next start: %w", p.opts.SpoolDir, ctx.Err())
 		}
 		p.cancel()
+		if p.discovered != nil {
+			<-p.discovered
+		}
 		if err := p.queue.Close(); err != nil && p.err == nil {
 			p.err = err
 		}
@@ -489,14 +547,7 @@ func (p *Pipeline) read() {
 				b.started = time.Now()
 				timer.Reset(min(idleFlush, p.opts.FlushInterval))
 			}
-			op := rec.Op
-			if p.opts.DataStream {
-				// Data streams take the create action only (any other is a
-				// 400): a replacement gets in only when it arrives before
-				// its original. See docs/reliability.md.
-				op = spool.OpCreate
-			}
-			b.add(op, rec.ID, rec.Source, rec.Created)
+			b.add(rec.Op, rec.ID, rec.Source, rec.Created, p.opts.DataStream)
 			b.end = rec.End
 			if len(b.body) >= p.opts.FlushBytes || time.Since(b.started) >= p.opts.FlushInterval {
 				if !dispatch() {

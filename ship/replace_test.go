@@ -2,6 +2,8 @@ package ship
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -21,13 +23,68 @@ func replacedDoc(req string, v int) []byte {
 func TestReplaceOverwritesWhicheverArrivesFirst(t *testing.T) {
 	n := realNode(t)
 	p, _, index := shipTo(t, n, n.url)
+	replaceThreeWays(t, n, p, index)
+	if st := p.Stats(); st.Queued != 6 || st.Replaced != 3 || st.Shipped != 6 || st.Duplicates != 1 || st.DeadLettered != 0 {
+		t.Fatalf("stats %+v, want 6 queued (3 replacements) and shipped, 1 duplicate (the late original)", st)
+	}
+}
+
+// TestReplaceInDataStreamWinsWithOneDocument: the same into a data stream,
+// which refuses the index action: a replacement after its original is
+// written over it in its backing index (dataStreamOverwrite), also after a
+// rollover put the original in an older backing index.
+func TestReplaceInDataStreamWinsWithOneDocument(t *testing.T) {
+	n := realNode(t)
+	var r [4]byte
+	rand.Read(r[:])
+	opts := fastOptions(t, n.url)
+	opts.Index, opts.DataStream, opts.Namespace, opts.InstallTemplate = testIndex(t, n), true, "t"+hex.EncodeToString(r[:]), true
+	target := Target{Index: opts.Index, DataStream: true, Namespace: opts.Namespace}
+	t.Cleanup(func() {
+		n.do("DELETE", "/_data_stream/"+target.DataStreamName(), "")
+		n.do("DELETE", "/_index_template/"+target.TemplateName(), "")
+	})
+	p, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := overwrittenTotal.Get()
+	// An original in a backing index that a rollover made old.
+	if err := p.Publish([]byte("rolled"), replacedDoc("req-rolled", 1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the original shipped", func() bool { return p.Stats().Shipped >= 1 })
+	if st, b := n.do("POST", "/"+target.DataStreamName()+"/_rollover", ""); st != 200 {
+		t.Fatalf("rollover: %d %s", st, b)
+	}
+	if err := p.Replace([]byte("rolled"), replacedDoc("req-rolled", 2)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the replacement shipped", func() bool { return p.Stats().Shipped >= 2 })
+	replaceThreeWays(t, n, p, target.Index)
+	if got := n.count(target.Index); got != 4 {
+		t.Errorf("the alias finds %d documents, want 4", got)
+	}
+	// after, same and rolled were written over their original.
+	if got := overwrittenTotal.Get() - before; got != 3 {
+		t.Errorf("%d replacements written over their original, want 3", got)
+	}
+}
+
+// replaceThreeWays ships three replaced documents through p into target
+// (an index, or the alias of a data stream): the original first, the
+// replacement first, both in one bulk request; each must end as one
+// document, the replacement.
+func replaceThreeWays(t *testing.T, n *node, p *Pipeline, target string) {
+	t.Helper()
 	shipped := func(want uint64) func() bool { return func() bool { return p.Stats().Shipped >= want } }
+	base := p.Stats().Shipped
 
 	// Original first, in Elasticsearch before the replacement is published.
 	if err := p.Publish([]byte("after"), replacedDoc("req-after", 1)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the original shipped", shipped(1))
+	waitFor(t, "the original shipped", shipped(base+1))
 	if err := p.Replace([]byte("after"), replacedDoc("req-after", 2)); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +92,7 @@ func TestReplaceOverwritesWhicheverArrivesFirst(t *testing.T) {
 	if err := p.Replace([]byte("before"), replacedDoc("req-before", 2)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the replacements shipped", shipped(3))
+	waitFor(t, "the replacements shipped", shipped(base+3))
 	if err := p.Publish([]byte("before"), replacedDoc("req-before", 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -48,23 +105,32 @@ func TestReplaceOverwritesWhicheverArrivesFirst(t *testing.T) {
 	}
 	closeWithin(t, p, 30*time.Second)
 
-	if got := n.count(index); got != 3 {
-		t.Fatalf("index holds %d documents, want 3", got)
+	n.do("POST", "/"+target+"/_refresh", "")
+	st, b := n.do("POST", "/"+target+"/_search", `{"size":100,"query":{"ids":{"values":["after","before","same","rolled"]}}}`)
+	var res struct {
+		Hits struct {
+			Hits []struct {
+				ID     string                `json:"_id"`
+				Source struct{ Version int } `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	if err := json.Unmarshal(b, &res); st != 200 || err != nil {
+		t.Fatalf("search %s: %d %s", target, st, b)
+	}
+	versions := map[string][]int{}
+	for _, h := range res.Hits.Hits {
+		versions[h.ID] = append(versions[h.ID], h.Source.Version)
+	}
+	for id, v := range versions {
+		if !reflect.DeepEqual(v, []int{2}) {
+			t.Errorf("document %s: versions %v, want exactly one, the replacement (2)", id, v)
+		}
 	}
 	for _, id := range []string{"after", "before", "same"} {
-		st, b := n.do("GET", "/"+index+"/_doc/"+id, "")
-		var res struct {
-			Source struct{ Version int } `json:"_source"`
+		if versions[id] == nil {
+			t.Errorf("document %s is missing", id)
 		}
-		if err := json.Unmarshal(b, &res); st != 200 || err != nil {
-			t.Fatalf("GET %s: %d %s", id, st, b)
-		}
-		if res.Source.Version != 2 {
-			t.Errorf("document %s is version %d, want the replacement (2): %s", id, res.Source.Version, b)
-		}
-	}
-	if st := p.Stats(); st.Queued != 6 || st.Replaced != 3 || st.Shipped != 6 || st.Duplicates != 1 || st.DeadLettered != 0 {
-		t.Fatalf("stats %+v, want 6 queued (3 replacements) and shipped, 1 duplicate (the late original)", st)
 	}
 }
 

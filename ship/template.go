@@ -34,6 +34,32 @@ type Target struct {
 	Index      string
 	DataStream bool
 	Namespace  string
+	Replicas   Replicas // of the indices the template makes
+}
+
+// Replicas is how many replica shards the index template gives each index:
+// a fixed number, or (the zero value) one that suits the cluster when the
+// template is installed: 0 with one data node, where a replica could never
+// be assigned and the cluster would stay yellow; 1 with several, so that
+// losing a node loses no document.
+type Replicas struct {
+	n   int
+	set bool
+}
+
+// FixedReplicas is n replicas whatever the cluster (--es-replicas N).
+func FixedReplicas(n int) Replicas { return Replicas{n: n, set: true} }
+
+// resolve returns the number of replicas for a cluster of dataNodes.
+func (r Replicas) resolve(dataNodes int) int {
+	switch {
+	case r.set:
+		return r.n
+	case dataNodes > 1:
+		return 1
+	default:
+		return 0
+	}
 }
 
 // DataStreamName is the name of the data stream used with DataStream.
@@ -88,7 +114,15 @@ func InstallTemplate(ctx context.Context, c esapi.Transport, t Target) (changed 
 			return false, err
 		}
 	}
-	body, digest := templateBody(t, openSearch)
+	replicas := t.Replicas.n
+	if !t.Replicas.set {
+		nodes, err := dataNodes(ctx, c)
+		if err != nil {
+			return false, err
+		}
+		replicas = t.Replicas.resolve(nodes)
+	}
+	body, digest := templateBody(t, openSearch, replicas)
 
 	res, err := esapi.IndicesGetIndexTemplateRequest{Name: t.TemplateName()}.Do(ctx, c)
 	if err != nil {
@@ -297,12 +331,33 @@ func isOpenSearch(ctx context.Context, c esapi.Transport) (bool, error) {
 	return info.Version.Distribution == "opensearch", nil
 }
 
+// dataNodes asks the cluster how many data nodes it has.
+func dataNodes(ctx context.Context, c esapi.Transport) (int, error) {
+	res, err := esapi.ClusterHealthRequest{FilterPath: []string{"number_of_data_nodes"}}.Do(ctx, c)
+	if err != nil {
+		return 0, fmt.Errorf("ship: read cluster health: %w", err)
+	}
+	status, resp, err := readResponse(res)
+	if err != nil {
+		return 0, err
+	}
+	if status != http.StatusOK {
+		return 0, responseError("read cluster health", status, resp)
+	}
+	var h struct {
+		DataNodes int `json:"number_of_data_nodes"`
+	}
+	json.Unmarshal(resp, &h)
+	return h.DataNodes, nil
+}
+
 // templateBody returns the template for t and the digest of its content.
-func templateBody(t Target, openSearch bool) (body []byte, digest string) {
+func templateBody(t Target, openSearch bool, replicas int) (body []byte, digest string) {
 	tmpl := map[string]any{
 		"settings": map[string]any{
 			// A malformed number or date loses that field, not the document.
 			"index.mapping.ignore_malformed": true,
+			"index.number_of_replicas":       replicas,
 		},
 		"mappings": documentMappings,
 	}

@@ -47,6 +47,33 @@ func TestInstallTemplateIsIdempotent(t *testing.T) {
 	}
 }
 
+// TestTemplateReplicasSuitTheCluster: on the real node (one data node) the
+// template asks for no replica, which could never be placed; a fixed
+// number is taken as it is.
+func TestTemplateReplicasSuitTheCluster(t *testing.T) {
+	n := realNode(t)
+	c, err := NewClient(ClientOptions{URLs: []string{n.url}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		replicas Replicas
+		want     string
+	}{{Replicas{}, "0"}, {FixedReplicas(2), "2"}} {
+		target := Target{Index: testIndex(t, n), Replicas: tc.replicas}
+		if _, err := InstallTemplate(t.Context(), c, target); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := EnsureWriteTarget(t.Context(), c, target); err != nil {
+			t.Fatal(err)
+		}
+		_, b := n.do("GET", "/"+target.Index+"/_settings/index.number_of_replicas", "")
+		if !strings.Contains(string(b), `"number_of_replicas":"`+tc.want+`"`) {
+			t.Errorf("replicas %+v: index settings %s, want %s replicas", tc.replicas, b, tc.want)
+		}
+	}
+}
+
 // TestDataStreamWithAlias runs the data-stream option on the OpenSearch
 // node: the data stream, the alias OpenReplay searches (on every backing
 // index, rollovers included), and shipping into it.
@@ -132,6 +159,8 @@ func (e *elasticsearchDataStreamNode) ServeHTTP(w http.ResponseWriter, r *http.R
 	switch {
 	case r.URL.Path == "/":
 		io.WriteString(w, `{"version":{"number":"8.15.0","build_flavor":"default"}}`)
+	case r.URL.Path == "/_cluster/health":
+		io.WriteString(w, `{"number_of_data_nodes":3}`)
 	case r.Method == "PUT" && strings.HasPrefix(r.URL.Path, "/_index_template/"):
 		json.Unmarshal(body, &e.template)
 		io.WriteString(w, `{"acknowledged":true}`)
@@ -164,6 +193,9 @@ func TestDataStreamOnElasticsearch(t *testing.T) {
 	}
 	if p := es.template["index_patterns"].([]any); len(p) != 1 || p[0] != "logs-replaylink-default" {
 		t.Errorf("index_patterns %v", p)
+	}
+	if got := tmpl["settings"].(map[string]any)["index.number_of_replicas"]; got != 1.0 {
+		t.Errorf("replicas %v on a cluster of three data nodes, want 1", got)
 	}
 	if pr := es.template["priority"].(float64); pr <= 100 {
 		t.Errorf("priority %v does not beat the built-in logs-*-* template (100)", pr)

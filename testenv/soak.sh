@@ -15,6 +15,11 @@
 # With REPLAYLINK_TEST_ES_URL it uses that node, and runs the outage test only
 # if REPLAYLINK_TEST_ES_CTL says how to stop and start it.
 #
+# The cluster tests (TestCluster*) run last, against a three-node cluster
+# of their own (testenv/es/cluster.sh; state .es-cluster-soak, HTTP ports
+# 9267-9269) unless REPLAYLINK_TEST_CLUSTER_URLS and REPLAYLINK_TEST_CLUSTER_CTL
+# name one.
+#
 # SOAK_RUN=REGEXP runs only the matching tests (go test -run).
 #
 # Tests run without -race (the rates need the CPU; `make test` runs the
@@ -32,6 +37,14 @@ log=$REPLAYLINK_ARTIFACTS/soak-go-test.log
 : > "$log"
 export REPLAYLINK_FAULTS_SUMMARY=$summary
 
+# What this script started, it stops.
+own_node=0 own_cluster=0
+cleanup() {
+  if ((own_cluster)); then testenv/es/cluster.sh down; fi
+  if ((own_node)); then testenv/es/node.sh down; fi
+}
+trap cleanup EXIT
+
 if [[ -z ${REPLAYLINK_TEST_ES_URL:-} ]]; then
   export REPLAYLINK_ES_STATE=${REPLAYLINK_ES_STATE:-$PWD/.es-soak}
   export REPLAYLINK_ES_PORT=${REPLAYLINK_ES_PORT:-9260}
@@ -39,7 +52,7 @@ if [[ -z ${REPLAYLINK_TEST_ES_URL:-} ]]; then
   REPLAYLINK_TEST_ES_URL=$(testenv/es/node.sh up) || { echo "soak: the search node did not start" >&2; exit 1; }
   export REPLAYLINK_TEST_ES_URL
   export REPLAYLINK_TEST_ES_CTL=$PWD/testenv/es/node.sh
-  trap 'testenv/es/node.sh down' EXIT
+  own_node=1
 fi
 echo "search node at $REPLAYLINK_TEST_ES_URL"
 
@@ -61,6 +74,30 @@ elif [[ -n ${REPLAYLINK_TEST_ES_CTL:-} ]]; then
   [[ ${PIPESTATUS[0]} == 0 ]] || status=1
 else
   echo "== outage tests skipped: REPLAYLINK_TEST_ES_CTL is not set for the given node"
+fi
+
+if [[ -n ${SOAK_RUN:-} ]] && ! grep -q 'Cluster' <<<"$SOAK_RUN"; then
+  echo "== cluster tests not selected by SOAK_RUN"
+else
+  # A three-node cluster of its own (state .es-cluster-soak, HTTP ports
+  # 9267-9269), unless REPLAYLINK_TEST_CLUSTER_URLS and _CTL name one.
+  if [[ -z ${REPLAYLINK_TEST_CLUSTER_URLS:-} ]]; then
+    export REPLAYLINK_CLUSTER_STATE=${REPLAYLINK_CLUSTER_STATE:-$PWD/.es-cluster-soak}
+    export REPLAYLINK_CLUSTER_PORT=${REPLAYLINK_CLUSTER_PORT:-9267}
+    echo "== three-node cluster (state $REPLAYLINK_CLUSTER_STATE)"
+    own_cluster=1
+    if REPLAYLINK_TEST_CLUSTER_URLS=$(testenv/es/cluster.sh up); then
+      export REPLAYLINK_TEST_CLUSTER_URLS
+      export REPLAYLINK_TEST_CLUSTER_CTL=$PWD/testenv/es/cluster.sh
+    else
+      echo "soak: the cluster did not start" >&2; status=1
+    fi
+  fi
+  if [[ -n ${REPLAYLINK_TEST_CLUSTER_URLS:-} ]]; then
+    echo "== cluster tests, long forms (2,000 requests/s, nodes killed, restarted, pushing back)"
+    go test "${race[@]}" -count=1 -timeout 30m -run '^TestCluster' ./faults/ 2>&1 | tee -a "$log"
+    [[ ${PIPESTATUS[0]} == 0 ]] || status=1
+  fi
 fi
 
 echo

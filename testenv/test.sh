@@ -4,6 +4,9 @@
 #  2. go vet, gofmt and staticcheck
 #  3. start the real search node (testenv/es/node.sh), run all tests with -race
 #  4. run the outage tests alone (they stop and start the node), then stop it
+#  5. start a real three-node cluster (testenv/es/cluster.sh), run the
+#     cluster tests against it (nodes killed, stopped, restarted, pushing
+#     back under load), then stop it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -24,7 +27,8 @@ echo "== search node"
 export REPLAYLINK_ES_STATE=${REPLAYLINK_ES_STATE:-$PWD/.es}
 REPLAYLINK_TEST_ES_URL=$(testenv/es/node.sh up)
 export REPLAYLINK_TEST_ES_URL
-trap 'testenv/es/node.sh down' EXIT
+export REPLAYLINK_CLUSTER_STATE=${REPLAYLINK_CLUSTER_STATE:-$PWD/.es-cluster}
+trap 'testenv/es/node.sh down; testenv/es/cluster.sh down' EXIT
 echo "search node at $REPLAYLINK_TEST_ES_URL"
 
 export REPLAYLINK_ARTIFACTS=${REPLAYLINK_ARTIFACTS:-$PWD/artifacts}
@@ -35,12 +39,21 @@ python3 -m pytest -q -p no:cacheprovider capture/hooks/pytest
 node --test capture/hooks/nodetest/
 
 echo "== unit and integration tests (-race)"
-go test -race -count=1 -timeout 12m -skip '^TestOutage' ./...
+go test -race -count=1 -timeout 12m -skip '^(TestOutage|TestCluster)' ./...
 
 echo "== outage tests (the node is stopped and started; nothing else runs)"
 # Only the packages that have outage tests; -p 1: one at a time, as each of
 # these stops the node.
 outage_pkgs=$(grep -l '^func TestOutage' $(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go') | xargs -n1 dirname | sort -u | sed 's|^|./|; s|^\./\./|./|')
 REPLAYLINK_TEST_ES_CTL=$PWD/testenv/es/node.sh go test -race -count=1 -p 1 -timeout 8m -run '^TestOutage' $outage_pkgs
+
+echo "== cluster tests (a real three-node cluster; nodes are killed, stopped and restarted under load)"
+testenv/es/node.sh down # its CPU is the cluster's now
+t1=$(date +%s)
+REPLAYLINK_TEST_CLUSTER_URLS=$(testenv/es/cluster.sh up)
+REPLAYLINK_TEST_CLUSTER_URLS=$REPLAYLINK_TEST_CLUSTER_URLS REPLAYLINK_TEST_CLUSTER_CTL=$PWD/testenv/es/cluster.sh \
+  go test -race -count=1 -timeout 15m -run '^TestCluster' ./faults/
+testenv/es/cluster.sh down
+echo "cluster phase: $(( $(date +%s) - t1 )) s"
 
 echo "make test: passed in $(( $(date +%s) - t0 )) s"

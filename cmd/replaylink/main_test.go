@@ -126,6 +126,8 @@ func otherValue(f config.Flag, file string) string {
 		return "127.0.0.1:1"
 	case f.Name == "index":
 		return "other"
+	case f.Name == "es-replicas":
+		return "2"
 	case f.Default == "false" || f.Default == "":
 		if d, err := time.ParseDuration(f.Default); err == nil {
 			return (d + time.Second).String()

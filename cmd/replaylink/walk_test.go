@@ -95,7 +95,7 @@ func TestEverySettingReachesItsComponent(t *testing.T) {
 	// Text for values of each kind, tried in turn: the first config
 	// accepts and that is not the default is the setting's other value.
 	words := []string{secret, "127.0.0.1:18081", "http://127.0.0.1:5001", "shop", "json", "debug", "all", "errors", "none",
-		"problems", "gzip", "on-failure", "off", "token"}
+		"problems", "gzip", "on-failure", "off", "token", "2"}
 	walkFields(reflect.TypeOf(config.Config{}), func(sf reflect.StructField) {
 		name := sf.Tag.Get("flag")
 		if name == "" {

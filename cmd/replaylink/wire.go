@@ -85,13 +85,15 @@ func tailerOptions(c *config.Config, sink capture.Sink, nonce hooks.Nonce, log z
 
 func clientOptions(c *config.Config) ship.ClientOptions {
 	return ship.ClientOptions{
-		URLs:          c.ESURLs,
-		APIKey:        c.ESAPIKey,
-		Username:      c.ESUsername,
-		Password:      c.ESPassword,
-		CACertFile:    c.ESCACert,
-		CAFingerprint: c.ESCAFingerprint,
-		Insecure:      c.ESInsecure,
+		URLs:             c.ESURLs,
+		Discover:         c.ESDiscover,
+		DiscoverInterval: c.ESDiscoverInterval,
+		APIKey:           c.ESAPIKey,
+		Username:         c.ESUsername,
+		Password:         c.ESPassword,
+		CACertFile:       c.ESCACert,
+		CAFingerprint:    c.ESCAFingerprint,
+		Insecure:         c.ESInsecure,
 	}
 }
 
@@ -102,7 +104,16 @@ func setupOptions(c *config.Config) setup.Options {
 		DataStream: c.DataStream,
 		Retention:  c.Retention,
 		APIKeys:    c.APIKeys,
+		Replicas:   replicas(c),
 	}
+}
+
+// replicas is --es-replicas, checked by Validate.
+func replicas(c *config.Config) ship.Replicas {
+	if n, fixed, _ := c.Replicas(); fixed {
+		return ship.FixedReplicas(n)
+	}
+	return ship.Replicas{}
 }
 
 func shipOptions(c *config.Config, out io.Writer, log zerolog.Logger) ship.Options {
@@ -116,6 +127,7 @@ func shipOptions(c *config.Config, out io.Writer, log zerolog.Logger) ship.Optio
 		Client:          clientOptions(c),
 		Index:           c.Index,
 		DataStream:      c.DataStream,
+		Replicas:        replicas(c),
 		InstallTemplate: c.ESSetup,
 		Compression:     c.ESCompression,
 		Output:          out,

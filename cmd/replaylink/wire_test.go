@@ -40,6 +40,7 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 		"--openreplay-token-secret", "s3cret", "--service-name", "cart", "--mark", "problems", "--mark-info-limit", "50", "--sessionless", "errors",
 		"--attribution-grace", "5ms", "--event-queue", "99", "--tail", "/var/log/app/*.log", "--max-line-bytes", "1KiB",
 		"--tail-from-beginning", "--es-url", "http://127.0.0.1:9200", "--index", "logs2", "--data-stream",
+		"--es-discover", "--es-discover-interval", "90s", "--es-replicas", "2",
 		"--es-api-key", "id:key", "--es-ca-cert", "/ca.pem", "--es-insecure", "--es-setup=false", "--es-compression", "none", "--flush-bytes", "1MB",
 		"--flush-interval", "250ms", "--workers", "3", "--spool-dir", "/tmp/spool-x", "--spool-max-bytes", "10MiB",
 		"--spool-sync-interval", "50ms", "--memory-store", "7", "--output-max-bytes", "3MiB", "--output-keep", "9",
@@ -86,13 +87,14 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 
 	var out bytes.Buffer
 	so := shipOptions(cfg, &out, log)
-	wantClient := ship.ClientOptions{URLs: []string{"http://127.0.0.1:9200"}, APIKey: "id:key", CACertFile: "/ca.pem", Insecure: true}
+	wantClient := ship.ClientOptions{URLs: []string{"http://127.0.0.1:9200"}, Discover: true, DiscoverInterval: 90 * time.Second,
+		APIKey: "id:key", CACertFile: "/ca.pem", Insecure: true}
 	if !reflect.DeepEqual(so.Client, wantClient) {
 		t.Errorf("client options\n got %+v\nwant %+v", so.Client, wantClient)
 	}
 	if so.SpoolDir != "/tmp/spool-x" || so.SpoolMaxBytes != 10<<20 || so.SyncInterval != 50*time.Millisecond || so.FlushBytes != 1_000_000 ||
 		so.FlushInterval != 250*time.Millisecond || so.Workers != 3 || so.Index != "logs2" || !so.DataStream || so.InstallTemplate ||
-		so.MemoryDocs != 7 || so.Output != &out || so.Compression != ship.CompressionNone {
+		so.MemoryDocs != 7 || so.Output != &out || so.Compression != ship.CompressionNone || so.Replicas != ship.FixedReplicas(2) {
 		t.Errorf("ship options = %+v", so)
 	}
 
@@ -108,7 +110,8 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 	}
 
 	st := setupOptions(cfg)
-	if st.Index != "logs2" || !st.DataStream || st.Retention != 720*time.Hour || st.APIKeys || !reflect.DeepEqual(st.Client, wantClient) {
+	if st.Index != "logs2" || !st.DataStream || st.Retention != 720*time.Hour || st.APIKeys || !reflect.DeepEqual(st.Client, wantClient) ||
+		st.Replicas != ship.FixedReplicas(2) {
 		t.Errorf("setup options = %+v", st)
 	}
 }

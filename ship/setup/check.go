@@ -27,7 +27,7 @@ const OpenReplayIndex = "logs"
 
 // Check walks the path a document takes, from replaylink to OpenReplay's
 // search, and prints one line per step with ok or the cause and a fix:
-// node reachable, auth accepted, version, template present, probe written,
+// node reachable, auth accepted, version, cluster health, template present, probe written,
 // refresh, found by OpenReplay's query, probe deleted. It stops at the first
 // failure, as later steps depend on earlier ones (except that a probe
 // that was written is always deleted). It returns ExitOK only when every
@@ -42,6 +42,9 @@ func Check(ctx context.Context, w io.Writer, o Options) int {
 		}
 	}
 	n := c.node
+	if rep.print(clusterHealth(ctx, n, &o)) {
+		return ExitMisconfigured
+	}
 	if rep.print(templatePresent(ctx, n, &o)) || rep.print(targetMappings(ctx, n, &o)) {
 		return ExitMisconfigured
 	}

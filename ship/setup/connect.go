@@ -20,6 +20,7 @@ type Options struct {
 	DataStream bool          // write to DataStreamName with the alias Index
 	Retention  time.Duration // delete documents older than this; default 30 days
 	APIKeys    bool          // create the writer and reader API keys (setup only)
+	Replicas   ship.Replicas // of the indices the template makes; zero: suit the cluster
 }
 
 // DataStreamName is the data stream written with --data-stream.
@@ -40,7 +41,9 @@ func (o *Options) defaults() {
 	}
 }
 
-func (o *Options) target() ship.Target { return ship.Target{Index: o.Index, DataStream: o.DataStream} }
+func (o *Options) target() ship.Target {
+	return ship.Target{Index: o.Index, DataStream: o.DataStream, Replicas: o.Replicas}
+}
 
 // writeName is where documents are written: the index, or the data stream
 // behind the alias.

@@ -16,6 +16,9 @@ const (
 	Unchanged Outcome = "unchanged" // set-up found it already as wanted
 	Skipped   Outcome = "skipped"   // not applicable here; the note says why
 	Failed    Outcome = "failed"    // the note names the cause and the fix
+	// Warning: it works, but not as it should; the note says what, the fix
+	// what to do. It does not fail the command.
+	Warning Outcome = "warning"
 )
 
 // step is one line of output: "name: outcome: note".

@@ -24,15 +24,20 @@ const ILMPolicyName = "replaylink-logs"
 //   - plain index on Elasticsearch: an ILM policy can only delete an index
 //     whole, which would wipe the newest documents with the oldest, so setup
 //     leaves the index alone and says how to get retention (--data-stream);
-//   - OpenSearch: neither ILM nor data-stream lifecycles exist (its ISM
-//     plugin is separate), so setup says what to do instead.
+//   - data stream on OpenSearch: an ISM policy (Index State Management, the
+//     plugin OpenSearch's distribution ships) that rolls over daily and
+//     deletes a backing index once its rollover is older than the
+//     retention, attached to the backing indices there are and, through
+//     its ism_template, to those rollovers make (ismRetention).
 func retention(ctx context.Context, n *node, o *Options) step {
 	const name = "retention"
 	keep := esDuration(o.Retention)
 	switch {
+	case n.info.openSearch() && o.DataStream:
+		return ismRetention(ctx, n, keep)
 	case n.info.openSearch():
 		return step{name: name, outcome: Skipped, note: fmt.Sprintf(
-			"OpenSearch has no ILM or data stream lifecycle; to delete documents after %s, add an ISM policy with a delete state (min_index_age %s) for %s, or delete old documents with _delete_by_query on @timestamp", keep, keep, o.writeName())}
+			"the plain index %s keeps documents until they are deleted (an ISM policy can only delete whole indices); for retention of %s, run setup with --data-stream (and run replaylink with it too)", o.Index, keep)}
 	case !o.DataStream:
 		return step{name: name, outcome: Skipped, note: fmt.Sprintf(
 			"the plain index %s keeps documents until they are deleted (ILM can only delete whole indices); for retention of %s, run setup with --data-stream (and run replaylink with it too)", o.Index, keep)}

@@ -199,8 +199,13 @@ func fillILMDefaults(pol json.RawMessage) string {
 func (s *standIn) count(prefix string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return countPrefixed(s.requests, prefix)
+}
+
+// countPrefixed counts the requests ("METHOD path") that start with prefix.
+func countPrefixed(requests []string, prefix string) int {
 	n := 0
-	for _, r := range s.requests {
+	for _, r := range requests {
 		if strings.HasPrefix(r, prefix) {
 			n++
 		}
