@@ -15,9 +15,9 @@ index made from each variant of the template:
   disk).
 
 CPU: the node's CPU seconds from the first bulk request until the index is
-refreshed, per document. Bytes: the index's store size after a flush, per
-document (segment merges differ between runs; the median of the rounds is
-shown). The spool holds access documents only: choices about backend
+refreshed, per document. Bytes: the index's store size after a force merge
+to one segment and a flush, per document (without the merge the size
+depends on where the node's background merges happen to be). The spool holds access documents only: choices about backend
 payloads (stack traces, original lines) cannot show on it, and are said to.
 """
 import copy
@@ -130,8 +130,10 @@ def load(h, spool, mappings, settings):
                 "-flush-bytes", "5000000", "-workers", "2"])
     es(h, "POST", f"/{INDEX}/_refresh")
     cpu = h.es_cpu() - node0
+    # Merged to one segment, so that the size does not depend on where the
+    # node's background merges happen to be (not in the CPU figure).
+    es(h, "POST", f"/{INDEX}/_forcemerge?max_num_segments=1")
     es(h, "POST", f"/{INDEX}/_flush")
-    time.sleep(1)
     st = es(h, "GET", f"/{INDEX}/_stats/store,docs")["_all"]["primaries"]
     return cpu, st["store"]["size_in_bytes"], st["docs"]["count"]
 
