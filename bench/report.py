@@ -487,7 +487,7 @@ def mapping(res, page, goals):
              f"The same {fmt(mp['docs'])} access documents bulk-loaded (bench/bulkload -mode raw) into an index made "
              "from each variant of the template: the template before issue 17, that template with one choice applied, "
              "and replaylink's template now (`ship/template.go`; configurations in `bench/mapping.py`). Node CPU from "
-             "the first bulk request until the index is refreshed, per document; bytes: the index's store after a "
+             "the first bulk request until the index is refreshed, per document; bytes: the index's store after a force merge to one segment and a "
              "flush, per document. The documents are access documents only, so the choice about backend payloads "
              "(stack traces, original lines, response bodies) cannot show here. Goal (issue 17): the node's CPU per "
              "document from about 36 µs to 25 µs or less.", "")
