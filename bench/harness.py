@@ -245,12 +245,10 @@ def start_backend(name, cpu):
     return Proc(name, cmd, cpu=cpu, port=port)
 
 
-def start_nginx_proxy(backend_port, access_log):
-    port = free_port()
-    d = os.path.join(WORK, "nginx-proxy" if access_log else "nginx-proxy-nolog")
-    log_line = f"access_log {d}/logs/access.log combined;" if access_log else "access_log off;"
-    cmd = nginx_conf(os.path.basename(d), f"""  {log_line}
-  upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 64; keepalive_requests 1000000; }}
+def nginx_proxy_block(port, backend_port):
+    """nginx's reverse proxy to the backend, keep-alive both sides: the
+    upstream and server blocks every nginx proxy of the bench uses."""
+    return f"""  upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 64; keepalive_requests 1000000; }}
   server {{
     listen 127.0.0.1:{port};
     location / {{
@@ -260,7 +258,14 @@ def start_nginx_proxy(backend_port, access_log):
       proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     }}
-  }}""")
+  }}"""
+
+
+def start_nginx_proxy(backend_port, access_log):
+    port = free_port()
+    d = os.path.join(WORK, "nginx-proxy" if access_log else "nginx-proxy-nolog")
+    log_line = f"access_log {d}/logs/access.log combined;" if access_log else "access_log off;"
+    cmd = nginx_conf(os.path.basename(d), f"  {log_line}\n" + nginx_proxy_block(port, backend_port))
     return Proc(os.path.basename(d), cmd, cpu=SUT_CPU, port=port)
 
 

@@ -73,17 +73,7 @@ NGINX_BODY = """  js_import or from {njs};
     '"url":{{"path":"$uri","query":"$args"}},"client":{{"ip":"$remote_addr"}},'
     '"user_agent":{{"original":"$http_user_agent"}},"service":{{"name":"bench"}}}}';
   access_log {log} openreplay;
-  upstream backend {{ server 127.0.0.1:{backend}; keepalive 64; keepalive_requests 1000000; }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    }}
-  }}"""
+"""
 
 # searchType="": no `_type` in the bulk metadata, which Elasticsearch 8 and
 # OpenSearch 2 refuse (rsyslog 8.2302 still sends "events" by default).
@@ -137,7 +127,7 @@ class Stack:
             f.write(NJS)
         open(log, "w").close()
         port = h.free_port()
-        cmd = h.nginx_conf("stack-nginx", NGINX_BODY.format(njs=njs, log=log, backend=backend.port, port=port))
+        cmd = h.nginx_conf("stack-nginx", NGINX_BODY.format(njs=njs, log=log) + h.nginx_proxy_block(port, backend.port))
         # the njs module must load before the http block: prepend it
         conf = cmd[-1]
         with open(conf) as f:
