@@ -97,7 +97,31 @@ func startFleet(t *testing.T, c *estest.Cluster, urls []string) *fleet {
 		go func() { defer f.done.Done(); f.watchReady(ctx, f.ins[i]) }()
 	}
 	t.Cleanup(f.end)
+	f.waitIndexGreen()
 	return f
+}
+
+// waitIndexGreen waits until the instances have created the index and each
+// of its shards has its replica started. Breaking a node before that is a
+// different test: a node killed while it holds the only started copy of a
+// shard takes the shard with it (the index is red, bulk requests wait for
+// the primary) until it is back, and no client can help it.
+func (f *fleet) waitIndexGreen() {
+	if _, ok := waitFor(30*time.Second, func() bool {
+		st, _, err := esDo(f.c.URLs[1], http.MethodHead, "/"+f.x.Name, nil)
+		return err == nil && st == http.StatusOK
+	}); !ok {
+		f.t.Fatalf("the instances did not create index %s within 30 s of the load's start", f.x.Name)
+	}
+	f.c.WaitGreen(f.t)
+	f.logf("index %s is green; the load runs", f.x.Name)
+}
+
+// logf logs a step with the time of day, so that the cluster phase's
+// output (go test -v in make test) shows how far a slow run got.
+func (f *fleet) logf(format string, args ...any) {
+	f.t.Helper()
+	f.t.Logf("%s "+format, append([]any{time.Now().Format("15:04:05.000")}, args...)...)
 }
 
 // watchReady asks /readyz four times a second: it must stay ready, since
@@ -156,17 +180,14 @@ func (f *fleet) errorSessions(from, to time.Time, max int) []string {
 // error document or within runs out; it returns how many were not found.
 // A node that does not answer meanwhile (a restarted node while the
 // cluster elects a new manager, say) is a miss to try again, not a failure.
+// Each round asks one node (the next that answers, in turn) and stops at
+// the deadline between two searches, so a slow node cannot stretch the
+// wait past within.
 func (f *fleet) findErrors(sessions []string, within time.Duration, down ...int) int {
 	left := sessions
 	deadline := time.Now().Add(within)
-	for {
-		var still []string
-		for _, s := range left {
-			if !f.errorFound(s, down) {
-				still = append(still, s)
-			}
-		}
-		left = still
+	for round := 0; ; round++ {
+		left = f.notFound(left, round, down, deadline)
 		if len(left) == 0 || time.Now().After(deadline) {
 			return len(left)
 		}
@@ -174,32 +195,51 @@ func (f *fleet) findErrors(sessions []string, within time.Duration, down ...int)
 	}
 }
 
-// errorFound asks the nodes not down, in turn, for OpenReplay's query on
-// session, after a refresh; true once one finds a document.
-func (f *fleet) errorFound(session string, down []int) bool {
+// notFound returns those of sessions whose error document OpenReplay's
+// query does not find (yet), asking the round-th node that is not down and
+// answers a refresh; all of them when none does.
+func (f *fleet) notFound(sessions []string, round int, down []int, deadline time.Time) []string {
+	n := len(f.c.URLs)
+	for k := range n {
+		i := (round + k) % n
+		if slices.Contains(down, i+1) {
+			continue
+		}
+		u := f.c.URLs[i]
+		if st, _, err := esDo(u, http.MethodPost, "/"+f.x.Name+"/_refresh", nil); err != nil || st != http.StatusOK {
+			continue
+		}
+		var still []string
+		for j, s := range sessions {
+			if time.Now().After(deadline) {
+				return append(still, sessions[j:]...)
+			}
+			if !errorFound(u, f.x.Name, s) {
+				still = append(still, s)
+			}
+		}
+		return still
+	}
+	return sessions
+}
+
+// errorFound runs OpenReplay's query for session on the node at u: true
+// when it finds a document.
+func errorFound(u, index, session string) bool {
 	query := map[string]any{
 		"size":  1000,
 		"query": map[string]any{"match_phrase": map[string]any{"message": "openReplaySession.id=" + session}},
 	}
-	for i, u := range f.c.URLs {
-		if slices.Contains(down, i+1) {
-			continue
-		}
-		if st, _, err := esDo(u, http.MethodPost, "/"+f.x.Name+"/_refresh", nil); err != nil || st != http.StatusOK {
-			continue
-		}
-		st, b, err := esDo(u, http.MethodPost, "/"+f.x.Name+"/_search", query)
-		var r struct {
-			Hits struct {
-				Hits []json.RawMessage `json:"hits"`
-			} `json:"hits"`
-		}
-		if err != nil || st != http.StatusOK || json.Unmarshal(b, &r) != nil {
-			continue
-		}
-		return len(r.Hits.Hits) > 0
+	st, b, err := esDo(u, http.MethodPost, "/"+index+"/_search", query)
+	var r struct {
+		Hits struct {
+			Hits []json.RawMessage `json:"hits"`
+		} `json:"hits"`
 	}
-	return false
+	if err != nil || st != http.StatusOK || json.Unmarshal(b, &r) != nil {
+		return false
+	}
+	return len(r.Hits.Hits) > 0
 }
 
 // outage keeps node n away for clusterOutage while the load runs (killed
@@ -211,6 +251,7 @@ func (f *fleet) outage(name string, n int, takeAway func(testing.TB, int)) {
 	baseline := f.rate(before.Add(-3*time.Second), before)
 	takeAway(t, n)
 	gone := time.Now()
+	f.logf("%s: node %d is away", name, n)
 	// The errors made in the first third of the outage must be found while
 	// the node is still away: the other nodes took the work. The node stays
 	// away until they are, for up to recoveryBound after the failure.
@@ -218,6 +259,7 @@ func (f *fleet) outage(name string, n int, takeAway func(testing.TB, int)) {
 	sessions := f.errorSessions(gone, time.Now(), 40)
 	lost := f.findErrors(sessions, time.Until(gone.Add(recoveryBound)), n)
 	f.r.add(name+"_errors_found_s", seconds(time.Since(gone)))
+	f.logf("%s: %d of %d error sessions found", name, len(sessions)-lost, len(sessions))
 	time.Sleep(time.Until(gone.Add(clusterOutage)))
 	during := f.rate(gone, time.Now())
 	f.r.add(name+"_rate_before", int(baseline))
@@ -232,6 +274,7 @@ func (f *fleet) outage(name string, n int, takeAway func(testing.TB, int)) {
 	}
 	f.c.Start(t, n)
 	f.r.add(name+"_away_s", seconds(time.Since(gone)))
+	f.logf("%s: node %d is back", name, n)
 }
 
 // finish stops the load and checks, on a node that is up: every answered
@@ -242,6 +285,7 @@ func (f *fleet) finish() {
 	time.Sleep(2 * time.Second)
 	f.stop()
 	f.done.Wait()
+	f.logf("load stopped; checking the index")
 	f.x.url = f.c.Live(t)
 	// As checkConservation, for the four loads at once: one scan of the
 	// index instead of one per load.
@@ -330,9 +374,11 @@ func TestClusterRollingRestart(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	for n := 1; n <= 3; n++ {
 		c.Stop(t, n)
+		f.logf("node %d stopped", n)
 		time.Sleep(2 * time.Second)
 		c.Start(t, n)
 		c.WaitGreen(t)
+		f.logf("node %d back; green", n)
 	}
 	f.finish()
 }

@@ -52,7 +52,7 @@ testenv/es/node.sh down # its CPU is the cluster's now
 t1=$(date +%s)
 REPLAYLINK_TEST_CLUSTER_URLS=$(testenv/es/cluster.sh up)
 REPLAYLINK_TEST_CLUSTER_URLS=$REPLAYLINK_TEST_CLUSTER_URLS REPLAYLINK_TEST_CLUSTER_CTL=$PWD/testenv/es/cluster.sh \
-  go test -race -count=1 -timeout 15m -run '^TestCluster' ./faults/
+  go test -race -count=1 -timeout 15m -v -run '^TestCluster' ./faults/
 testenv/es/cluster.sh down
 echo "cluster phase: $(( $(date +%s) - t1 )) s"
 
