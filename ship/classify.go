@@ -285,7 +285,7 @@ func itemVerdict(status int) Verdict {
 	case status == http.StatusConflict:
 		return Duplicate
 	case status == http.StatusTooManyRequests, status == http.StatusRequestTimeout,
-		// Missing privileges on the index (an API key without create_doc),
+		// Missing privileges on the index (an API key without index),
 		// or no index with auto-creation off: fixed outside replaylink.
 		status == http.StatusUnauthorized, status == http.StatusForbidden, status == http.StatusNotFound:
 		return Backoff

@@ -224,7 +224,7 @@ func writeProbe(ctx context.Context, n *node, o *Options, session, id string) st
 	case r.errorType() == "index_not_found_exception":
 		return fail(name, target+" does not exist and may not be created", "run replaylink setup (it creates the write target)")
 	case !r.ok():
-		return fail(name, fmt.Sprintf("writing to %s: %d %s", target, r.status, r.reason()), privilegeFix(r, "create_doc on "+target))
+		return fail(name, fmt.Sprintf("writing to %s: %d %s", target, r.status, r.reason()), privilegeFix(r, "index on "+target))
 	}
 	return step{name: name, outcome: OK, note: "session " + session + " in " + target}
 }

@@ -44,7 +44,7 @@ func TestAPIKeysLeastPrivilegeAndIdempotent(t *testing.T) {
 			t.Fatalf("first run: %+v, keys %+v", st, keys)
 		}
 		want := map[string]string{
-			WriterKeyName: `{"replaylink-writer":{"cluster":["monitor"],"indices":[{"names":` + wantNames + `,"privileges":["create_doc","auto_configure","view_index_metadata"]}]}}`,
+			WriterKeyName: `{"replaylink-writer":{"cluster":["monitor"],"indices":[{"names":` + wantNames + `,"privileges":["index","auto_configure","view_index_metadata"]}]}}`,
 			ReaderKeyName: `{"openreplay-reader":{"cluster":["monitor"],"indices":[{"names":` + wantNames + `,"privileges":["read"]}]}}`,
 		}
 		for _, k := range s.keys {

@@ -77,7 +77,7 @@ func starterDoc(ctx context.Context, n *node, o *Options, now time.Time) step {
 	case r.status == http.StatusConflict:
 		return done(name, false, "present in "+target)
 	case !r.ok():
-		return fail(name, fmt.Sprintf("writing to %s: %d %s", target, r.status, r.reason()), privilegeFix(r, "create_doc on "+target))
+		return fail(name, fmt.Sprintf("writing to %s: %d %s", target, r.status, r.reason()), privilegeFix(r, "index on "+target))
 	}
 	return done(name, true, "written to "+target)
 }
