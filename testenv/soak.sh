@@ -95,7 +95,7 @@ else
   fi
   if [[ -n ${REPLAYLINK_TEST_CLUSTER_URLS:-} ]]; then
     echo "== cluster tests, long forms (2,000 requests/s, nodes killed, restarted, pushing back)"
-    go test "${race[@]}" -count=1 -timeout 30m -run '^TestCluster' ./faults/ 2>&1 | tee -a "$log"
+    go test "${race[@]}" -count=1 -timeout 30m -v -run '^TestCluster' ./faults/ 2>&1 | tee -a "$log"
     [[ ${PIPESTATUS[0]} == 0 ]] || status=1
   fi
 fi
