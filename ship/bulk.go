@@ -30,6 +30,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
 
+	"github.com/replaylink/replaylink/internal/backoff"
 	"github.com/replaylink/replaylink/internal/choice"
 )
 
@@ -124,7 +125,7 @@ func (w *bulkWorker) deliver(ctx context.Context, b *batch) error {
 			w.s.troubleStarted("Elasticsearch is unreachable; documents wait in the spool", err)
 			pending = append(pending, g)
 			w.s.stats.retried(len(g))
-			if err := sleepBackoff(ctx, attempt, w.s.backoffMin, w.s.backoffMax); err != nil {
+			if err := backoff.Sleep(ctx, attempt, w.s.backoffMin, w.s.backoffMax); err != nil {
 				return err
 			}
 			attempt++
@@ -145,7 +146,7 @@ func (w *bulkWorker) deliver(ctx context.Context, b *batch) error {
 		if len(retry) > 0 {
 			pending = append(pending, retry)
 			w.s.stats.retried(len(retry))
-			if err := sleepBackoff(ctx, attempt, w.s.backoffMin, w.s.backoffMax); err != nil {
+			if err := backoff.Sleep(ctx, attempt, w.s.backoffMin, w.s.backoffMax); err != nil {
 				return err
 			}
 			attempt++
@@ -432,7 +433,7 @@ func (s *bulkSink) ensureSetup(ctx context.Context) error {
 			s.setupDone = true
 		default:
 			s.troubleStarted("Elasticsearch is unreachable; documents wait in the spool", err)
-			if err := sleepBackoff(ctx, attempt, s.backoffMin, s.backoffMax); err != nil {
+			if err := backoff.Sleep(ctx, attempt, s.backoffMin, s.backoffMax); err != nil {
 				return err
 			}
 		}

@@ -18,6 +18,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/rs/zerolog"
+
+	"github.com/replaylink/replaylink/internal/backoff"
 )
 
 // nodePool spreads requests over the HTTP nodes of one cluster, below the
@@ -248,7 +250,7 @@ func (p *nodePool) report(n *esNode, o nodeOutcome, cause string) {
 		return
 	}
 	n.available.Set(0)
-	wait := backoffDelay(n.failures, nodeWaitMin, nodeWaitMax, rand.Float64())
+	wait := backoff.Delay(n.failures, nodeWaitMin, nodeWaitMax, rand.Float64())
 	if n.failures == 0 {
 		p.log.Warn().Str("node", n.label).Str("cause", cause).Dur("retry_in", wait).
 			Msg("ship: Elasticsearch node left out of rotation; requests go to the others")

@@ -29,6 +29,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/internal/backoff"
 	"github.com/replaylink/replaylink/internal/choice"
 	"github.com/replaylink/replaylink/ship/spool"
 )
@@ -273,7 +274,7 @@ func (p *Pipeline) discover(client esapi.Transport) {
 		if err != nil {
 			p.log.Warn().Err(err).Strs("nodes", p.nodes.hosts()).Msg("ship: could not discover the cluster's nodes; using those known")
 			if !learnt {
-				wait = backoffDelay(attempt, p.opts.BackoffMin, p.opts.BackoffMax, rand.Float64())
+				wait = backoff.Delay(attempt, p.opts.BackoffMin, p.opts.BackoffMax, rand.Float64())
 				attempt++
 			}
 		} else {
