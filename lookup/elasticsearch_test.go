@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/internal/estest"
-	"github.com/replaylink/replaylink/ship"
 )
 
 // testIndex creates a unique index on the real node, mapped like ship's
@@ -76,7 +76,7 @@ func TestLookupAgainstSearchNode(t *testing.T) {
 	// Recent holds the last two shipped ones again and two not shipped yet.
 	rec := newStore(docs[2:]...)
 
-	client, err := ship.NewClient(ship.ClientOptions{URLs: []string{esURL}})
+	client, err := esclient.New(esclient.Options{URLs: []string{esURL}})
 	if err != nil {
 		t.Fatal(err)
 	}

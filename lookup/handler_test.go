@@ -259,7 +259,7 @@ func TestUnreachableElasticsearchStillAnswersFromMemory(t *testing.T) {
 }
 
 // plainTransport is the least Transport: it sends requests to one base URL.
-// Tests that need the real client use ship.NewClient.
+// Tests that need the real client use esclient.New.
 type plainTransport struct{ base string }
 
 func (p plainTransport) Perform(req *http.Request) (*http.Response, error) {

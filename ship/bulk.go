@@ -30,6 +30,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
 
+	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/internal/backoff"
 	"github.com/replaylink/replaylink/internal/choice"
 )
@@ -263,7 +264,7 @@ func (w *bulkWorker) overwrite(ctx context.Context, b *batch) (again []int, err 
 			continue // cannot happen: the batch escaped it
 		}
 		err := dataStreamOverwrite(ctx, w.s.client, w.s.target, []byte(id), d.source(b))
-		var re *ResponseError
+		var re *esclient.ResponseError
 		switch {
 		case err == nil:
 			overwrittenTotal.Inc()
@@ -444,7 +445,7 @@ func (s *bulkSink) ensureSetup(ctx context.Context) error {
 // retryable tells a passing failure (no connection, push-back, node
 // trouble) from a refusal that retrying cannot fix.
 func retryable(err error) bool {
-	var re *ResponseError
+	var re *esclient.ResponseError
 	if errors.As(err, &re) {
 		return re.Status == http.StatusTooManyRequests || re.Status >= 500
 	}

@@ -6,7 +6,7 @@
 // Replace with the index action, which overwrites; into a data stream, which
 // takes creates only, with a conditional write on the backing index that
 // holds the original: datastream.go). With several nodes, requests are
-// spread over them (nodePool, nodes.go).
+// spread over them by the Elasticsearch client (package esclient).
 //
 // Data flows Publish -> spool (disk) -> one reader goroutine that cuts
 // batches -> Workers goroutines that send them -> in-order acknowledgements
@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,6 +28,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/internal/backoff"
 	"github.com/replaylink/replaylink/internal/choice"
 	"github.com/replaylink/replaylink/ship/spool"
@@ -59,7 +59,7 @@ type Options struct {
 
 	// Client says how to reach Elasticsearch. Without URLs, documents go to
 	// Output instead (the embedded default).
-	Client     ClientOptions
+	Client     esclient.Options
 	Index      string   // write target; OpenReplay searches "logs"
 	DataStream bool     // write to a data stream with Index as its alias; see Target
 	Namespace  string   // the data stream's namespace; default "default"
@@ -131,13 +131,10 @@ type Pipeline struct {
 	store *MemoryStore
 	sink  sink
 	dead  *deadLetters
-	// transport is the HTTP transport of the Elasticsearch client, whose
-	// idle connections Close closes.
-	transport *http.Transport
-	// nodes spreads requests over the cluster's nodes; with
-	// Client.Discover, discover keeps it up to date until discovered is
-	// closed.
-	nodes      *nodePool
+	// es is the Elasticsearch client (nil in the embedded default), whose
+	// idle connections Close closes; with Client.Discover, discover keeps
+	// its nodes up to date until discovered is closed.
+	es         *esclient.Client
 	discovered chan struct{}
 	acks       *ackTracker
 	batches    chan *batch
@@ -200,18 +197,17 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.MemoryDocs > 0 {
 		p.store = NewMemoryStore(opts.MemoryDocs, opts.MemoryBytes)
 	}
-	var discoverWith esapi.Transport // the client, when the nodes are to be discovered
+	discover := false // the client's nodes are to be discovered
 	if embedded {
 		p.sink = &outputSink{w: opts.Output, log: p.log, backoffMin: opts.BackoffMin, backoffMax: opts.BackoffMax, stats: &p.stats}
 	} else {
 		gzip := opts.Compression.gzipFor(opts.Client.URLs)
-		c, err := newClient(opts.Client)
+		c, err := esclient.New(opts.Client)
 		if err != nil {
 			return nil, err
 		}
-		client := c.es
-		p.transport = c.transport
-		p.nodes = c.nodes
+		p.es = c
+		client := c.Client
 		bs := &bulkSink{
 			client: client, target: target.WriteName(), log: p.log,
 			deadLetters: newDeadLetters(opts.SpoolDir, target.WriteName(), opts.DeadLetterMaxBytes),
@@ -223,9 +219,7 @@ func New(opts Options) (*Pipeline, error) {
 		}
 		p.dead = bs.deadLetters
 		p.sink = bs
-		if opts.Client.Discover {
-			discoverWith = client
-		}
+		discover = opts.Client.Discover
 	}
 
 	q, err := spool.Open(spool.Options{
@@ -243,12 +237,12 @@ func New(opts Options) (*Pipeline, error) {
 	if embedded {
 		ev.Msg("ship: no --es-url: writing documents to the output and keeping recent ones in memory")
 	} else {
-		ev.Strs("es", redactedURLs(opts.Client.URLs)).Str("target", target.WriteName()).Msg("ship: shipping to Elasticsearch")
+		ev.Strs("es", esclient.RedactedURLs(opts.Client.URLs)).Str("target", target.WriteName()).Msg("ship: shipping to Elasticsearch")
 	}
 
-	if discoverWith != nil {
+	if discover {
 		p.discovered = make(chan struct{})
-		go p.discover(discoverWith)
+		go p.discover()
 	}
 	p.wg.Add(1 + opts.Workers)
 	go p.read()
@@ -262,17 +256,17 @@ func New(opts Options) (*Pipeline, error) {
 // DiscoverInterval (0: never again); until it first succeeds, it tries again
 // with backoff. Meanwhile, and whenever it fails, the nodes known go on
 // taking requests.
-func (p *Pipeline) discover(client esapi.Transport) {
+func (p *Pipeline) discover() {
 	defer close(p.discovered)
 	learnt := false
 	for attempt := 0; ; {
-		err := p.nodes.discover(p.ctx, client)
+		err := p.es.Discover(p.ctx)
 		if p.ctx.Err() != nil {
 			return
 		}
 		wait := p.opts.Client.DiscoverInterval
 		if err != nil {
-			p.log.Warn().Err(err).Strs("nodes", p.nodes.hosts()).Msg("ship: could not discover the cluster's nodes; using those known")
+			p.log.Warn().Err(err).Strs("nodes", p.es.Nodes()).Msg("ship: could not discover the cluster's nodes; using those known")
 			if !learnt {
 				wait = backoff.Delay(attempt, p.opts.BackoffMin, p.opts.BackoffMax, rand.Float64())
 				attempt++
@@ -481,7 +475,7 @@ func (p *Pipeline) Close(ctx context.Context) error {
 			if err := p.dead.close(); err != nil && p.err == nil {
 				p.err = err
 			}
-			p.transport.CloseIdleConnections()
+			p.es.CloseIdleConnections()
 		}
 	})
 	return p.err

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/replaylink/replaylink/internal/estest"
 )
 
 func TestShipsExactlyN(t *testing.T) {
@@ -49,18 +51,18 @@ func TestShipsExactlyN(t *testing.T) {
 
 func TestOutageThenRecoveryShipsExactlyN(t *testing.T) {
 	n := realNode(t)
-	proxy := newTCPProxy(t, n.url)
-	p, _, index := shipTo(t, n, proxy.url())
+	proxy := estest.NewProxy(t, n.url)
+	p, _, index := shipTo(t, n, proxy.URL())
 	const N = 2000
 	publishN(t, p, 0, N/2)
 	waitFor(t, "first documents shipped", func() bool { return p.Stats().Shipped > 0 })
 
-	proxy.down()
+	proxy.Down()
 	publishN(t, p, N/2, N/2) // the proxy keeps publishing during the outage
 	waitFor(t, "retries during the outage", func() bool { return p.Stats().Retried > 0 })
 	time.Sleep(300 * time.Millisecond)
 	shippedDuringOutage := p.Stats().Shipped
-	proxy.up()
+	proxy.Up()
 
 	closeWithin(t, p, 30*time.Second)
 	if got := n.count(index); got != N {
@@ -203,7 +205,7 @@ func TestCorruptSpoolTailStillStarts(t *testing.T) {
 	dir := t.TempDir()
 
 	// A first run that cannot reach Elasticsearch leaves everything spooled.
-	opts := fastOptions(t, deadURL(t))
+	opts := fastOptions(t, estest.DeadURL(t))
 	opts.SpoolDir = dir
 	p, err := New(opts)
 	if err != nil {
@@ -289,7 +291,7 @@ func TestEmbeddedDefaultWritesLinesAndKeepsThem(t *testing.T) {
 // at its deadline, and the next start (here in the embedded mode, writing
 // to an output) delivers every document.
 func TestCloseLeavesTheRestInTheSpool(t *testing.T) {
-	opts := fastOptions(t, deadURL(t))
+	opts := fastOptions(t, estest.DeadURL(t))
 	p, err := New(opts)
 	if err != nil {
 		t.Fatal(err)

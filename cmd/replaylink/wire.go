@@ -13,6 +13,7 @@ import (
 	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/replaylink/replaylink/config"
 	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/lookup"
 	"github.com/replaylink/replaylink/proxy"
 	"github.com/replaylink/replaylink/ship"
@@ -83,8 +84,8 @@ func tailerOptions(c *config.Config, sink capture.Sink, nonce hooks.Nonce, log z
 	}
 }
 
-func clientOptions(c *config.Config) ship.ClientOptions {
-	return ship.ClientOptions{
+func clientOptions(c *config.Config) esclient.Options {
+	return esclient.Options{
 		URLs:             c.ESURLs,
 		Discover:         c.ESDiscover,
 		DiscoverInterval: c.ESDiscoverInterval,

@@ -122,7 +122,7 @@ func (n *node) do(ctx context.Context, method, path string, body any) (reply, er
 }
 
 // hello reads GET /, which also makes the client trust an OpenSearch node
-// (ship.NewClient recognises it there). The first error is returned as is,
+// (esclient recognises it there). The first error is returned as is,
 // for the caller to classify.
 func (n *node) hello(ctx context.Context) (reply, error) {
 	r, err := n.do(ctx, http.MethodGet, "/", nil)

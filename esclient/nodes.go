@@ -1,4 +1,4 @@
-package ship
+package esclient
 
 import (
 	"context"
@@ -50,7 +50,7 @@ import (
 //
 // What to do with an answer is decided by judgeNode, a pure function of the
 // status and the transport error (TestJudgeNode). The nodes are the given
-// URLs, or with discovery (Pipeline, --es-discover) the cluster's HTTP
+// URLs, or with discovery (Client.Discover, --es-discover) the cluster's HTTP
 // nodes learnt from _nodes/http. Each node has metrics labelled with its
 // host:port, so their number is bounded by the nodes ever known.
 type nodePool struct {
@@ -345,7 +345,7 @@ func (p *nodePool) discover(ctx context.Context, client esapi.Transport) error {
 		return fmt.Errorf("node discovery: %w", err)
 	}
 	if res.IsError() {
-		return responseError("node discovery (_nodes/http)", res.StatusCode, body)
+		return NewResponseError("node discovery (_nodes/http)", res.StatusCode, body)
 	}
 	us, err := discoveredNodes(body, p.base)
 	if err != nil {
