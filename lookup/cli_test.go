@@ -21,7 +21,7 @@ func TestCLIThroughAdminAPI(t *testing.T) {
 	// A line that tries to drive the terminal.
 	rec.Add([]byte("ansi"), []byte(`{"message":"[openReplaySession.id=7391048572913] \u001b[2J\u001b]0;owned\u0007cleared","utc_time":"2025-03-14T09:26:59Z","level":"info","openReplaySession.id":"7391048572913"}`))
 	p, _ := NewPolicy("127.0.0.1:0", "tok", false)
-	srv := httptest.NewServer(p.Protect(NewHandler(Options{Recent: rec})))
+	srv := httptest.NewServer(p.Protect(NewHandler(Options{MemoryStore: rec})))
 	defer srv.Close()
 
 	code, out, errOut := runCLI(t, CLIOptions{Limit: 1000, Session: "7391048572913", AdminURL: srv.URL, AdminToken: "tok"})

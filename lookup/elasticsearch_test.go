@@ -80,7 +80,7 @@ func TestLookupAgainstSearchNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(Options{Recent: rec, ES: client, Index: index})
+	h := NewHandler(Options{MemoryStore: rec, ES: client, Index: index})
 
 	a := decodeAnswer(t, get(t, h, "/sessions/7391048572913/logs"))
 	if a.Count != 6 || len(a.Warnings) != 0 {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/internal/estest"
+	"github.com/replaylink/replaylink/memstore"
 )
 
 // node is the real search node of the integration tests, spoken to with
@@ -114,7 +115,7 @@ func fastOptions(t testing.TB, urls ...string) Options {
 		FlushInterval: 50 * time.Millisecond,
 		Workers:       2,
 		Index:         "logs",
-		MemoryDocs:    50_000,
+		MemoryStore:   50_000,
 		Client:        esclient.Options{URLs: urls, Timeout: 5 * time.Second},
 		BackoffMin:    20 * time.Millisecond,
 		BackoffMax:    200 * time.Millisecond,
@@ -166,4 +167,13 @@ func shipTo(t *testing.T, n *node, url string) (*Pipeline, Options, string) {
 		t.Fatal(err)
 	}
 	return p, opts, index
+}
+
+// ids lists the _ids of documents the memory store returned.
+func ids(docs []memstore.Document) []string {
+	var out []string
+	for _, d := range docs {
+		out = append(out, d.ID)
+	}
+	return out
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/internal/backoff"
 	"github.com/replaylink/replaylink/internal/choice"
+	"github.com/replaylink/replaylink/memstore"
 	"github.com/replaylink/replaylink/ship/spool"
 )
 
@@ -45,7 +46,7 @@ const (
 )
 
 // Options configures a Pipeline. The settings a user gives (the spool's,
-// the bulk requests', Index, Compression, MemoryDocs) mean what they say
+// the bulk requests', Index, Compression, MemoryStore) mean what they say
 // at zero or New refuses them, naming the flag; their defaults are
 // config's. The tuning below them, which no user sets, takes ship's own
 // values when zero.
@@ -70,9 +71,9 @@ type Options struct {
 	Compression     Compression // of bulk bodies
 
 	Output io.Writer // embedded default: documents as JSON lines; required without URLs
-	// MemoryDocs is how many recent documents are kept in memory for
-	// lookups (Store); 0 keeps none, and Store is nil.
-	MemoryDocs  int
+	// MemoryStore is how many recent documents the memory store keeps for
+	// lookups (Pipeline.MemoryStore); 0 keeps none, and there is no store.
+	MemoryStore int
 	MemoryBytes int64 // and at most this much JSON; default 64 MiB
 
 	BackoffMin         time.Duration // first retry wait; default 100 ms
@@ -114,8 +115,8 @@ func (o *Options) validate() error {
 	positive("flush-bytes", int64(o.FlushBytes), o.FlushBytes)
 	positive("flush-interval", int64(o.FlushInterval), o.FlushInterval)
 	positive("workers", int64(o.Workers), o.Workers)
-	if o.MemoryDocs < 0 {
-		errs = append(errs, fmt.Errorf("ship: --memory-store %d: must not be negative (0 keeps no recent documents)", o.MemoryDocs))
+	if o.MemoryStore < 0 {
+		errs = append(errs, fmt.Errorf("ship: --memory-store %d: must not be negative (0 keeps no recent documents)", o.MemoryStore))
 	}
 	if err := choice.Check("--es-compression", o.Compression, compressionNames); err != nil {
 		errs = append(errs, fmt.Errorf("ship: %w", err))
@@ -128,7 +129,7 @@ type Pipeline struct {
 	opts  Options
 	log   zerolog.Logger
 	queue *spool.Queue
-	store *MemoryStore
+	store *memstore.Store
 	sink  sink
 	dead  *deadLetters
 	// es is the Elasticsearch client (nil in the embedded default), whose
@@ -194,8 +195,8 @@ func New(opts Options) (*Pipeline, error) {
 		idle:    make(chan struct{}, 1),
 		drain:   make(chan struct{}),
 	}
-	if opts.MemoryDocs > 0 {
-		p.store = NewMemoryStore(opts.MemoryDocs, opts.MemoryBytes)
+	if opts.MemoryStore > 0 {
+		p.store = memstore.New(opts.MemoryStore, opts.MemoryBytes)
 	}
 	discover := false // the client's nodes are to be discovered
 	if embedded {
@@ -364,14 +365,14 @@ func (p *Pipeline) spoolError(err error) error {
 
 // accepted counts a spooled document and keeps it for lookups, with its
 // keys when they are known (k nil: the store reads them from the JSON).
-func (p *Pipeline) accepted(id, source []byte, replace bool, k *lookupKeys) {
+func (p *Pipeline) accepted(id, source []byte, replace bool, k *memstore.Keys) {
 	queuedTotal.Inc()
 	p.stats.queued.Add(1)
 	if replace {
 		replacedTotal.Inc()
 		p.stats.replaced.Add(1)
 	}
-	p.store.keep(id, source, replace, k)
+	p.store.Keep(id, source, replace, k)
 }
 
 // keptDoc is a document of an enrich.Batch in PublishBatch's spool batch,
@@ -429,9 +430,9 @@ func (p *Pipeline) PublishBatch(b *enrich.Batch) (refused int, err error) {
 			p.accepted(id, d.source, replace, nil)
 			continue
 		}
-		k := lookupKeys{request: request}
+		k := memstore.Keys{Request: request}
 		if session != 0 {
-			k.session = strconv.AppendUint(p.sessionBuf[:0], session, 10)
+			k.Session = strconv.AppendUint(p.sessionBuf[:0], session, 10)
 		}
 		p.accepted(id, d.source, replace, &k)
 	}
@@ -444,9 +445,10 @@ func (p *Pipeline) refuse(c interface{ Inc() }, err error) error {
 	return err
 }
 
-// Store returns the recent documents, for lookups (nil when MemoryDocs < 0;
-// a nil store answers every lookup with nothing).
-func (p *Pipeline) Store() *MemoryStore { return p.store }
+// MemoryStore returns the memory store of recent documents, for lookups
+// (nil when Options.MemoryStore is 0; a nil store answers every lookup with
+// nothing).
+func (p *Pipeline) MemoryStore() *memstore.Store { return p.store }
 
 // Close stops taking documents and ships what the spool holds until ctx
 // ends; what is left then stays in the spool for the next start, and

@@ -272,14 +272,14 @@ func TestEmbeddedDefaultWritesLinesAndKeepsThem(t *testing.T) {
 	if !json.Valid([]byte(lines[N])) {
 		t.Fatalf("last line is not one JSON document: %q", lines[N])
 	}
-	docs := p.Store().Session("1003")
+	docs := p.MemoryStore().Session("1003")
 	if len(docs) != N/7 {
 		t.Fatalf("Session(1003): %d documents, want %d", len(docs), N/7)
 	}
 	if docs[0].ID != "doc-000003" || !bytes.Contains(docs[0].Source, []byte(`"req-3"`)) {
 		t.Fatalf("first document of session 1003: %s %s", docs[0].ID, docs[0].Source)
 	}
-	if got := p.Store().Request("req-10"); len(got) != 1 || got[0].ID != "doc-000010" {
+	if got := p.MemoryStore().Request("req-10"); len(got) != 1 || got[0].ID != "doc-000010" {
 		t.Fatalf("Request(req-10): %v", got)
 	}
 	if err := p.Publish([]byte("late"), []byte("{}")); err != ErrClosed {
@@ -368,7 +368,7 @@ func TestNewValidatesOptions(t *testing.T) {
 		{"no flush interval", with(func(o *Options) { o.FlushInterval = 0 }), "--flush-interval 0s"},
 		{"no spool", with(func(o *Options) { o.SpoolMaxBytes = 0 }), "--spool-max-bytes 0"},
 		{"no sync interval", with(func(o *Options) { o.SyncInterval = 0 }), "--spool-sync-interval 0s"},
-		{"negative memory store", with(func(o *Options) { o.MemoryDocs = -1 }), "--memory-store -1: must not be negative"},
+		{"negative memory store", with(func(o *Options) { o.MemoryStore = -1 }), "--memory-store -1: must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(tc.opts)

@@ -164,7 +164,7 @@ func (s *server) adminHandler() (http.Handler, error) {
 	if warning != "" {
 		s.log.Warn().Msg(warning)
 	}
-	lo := lookupHandlerOptions(c, s.shipper.Store(), log)
+	lo := lookupHandlerOptions(c, s.shipper.MemoryStore(), log)
 	if len(c.ESURLs) > 0 {
 		es, err := esclient.New(clientOptions(c))
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/replaylink/replaylink/enrich"
 	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/lookup"
+	"github.com/replaylink/replaylink/memstore"
 	"github.com/replaylink/replaylink/proxy"
 	"github.com/replaylink/replaylink/ship"
 	"github.com/replaylink/replaylink/ship/setup"
@@ -132,7 +133,7 @@ func shipOptions(c *config.Config, out io.Writer, log zerolog.Logger) ship.Optio
 		InstallTemplate: c.ESSetup,
 		Compression:     c.ESCompression,
 		Output:          out,
-		MemoryDocs:      c.MemoryStore,
+		MemoryStore:     c.MemoryStore,
 		Logger:          log.With().Str("component", "ship").Logger(),
 	}
 }
@@ -148,13 +149,13 @@ func outputFileOptions(c *config.Config, path string, log zerolog.Logger) ship.O
 }
 
 // lookupHandlerOptions are the admin lookup's, but for the Elasticsearch
-// client. recent is nil with --memory-store 0: lookup then gets no Recent
-// at all (a nil store inside the interface would be called) and says so in
-// its answers.
-func lookupHandlerOptions(c *config.Config, recent *ship.MemoryStore, log zerolog.Logger) lookup.Options {
+// client. store is nil with --memory-store 0: lookup then gets no
+// MemoryStore at all (a nil store inside the interface would be called)
+// and says so in its answers.
+func lookupHandlerOptions(c *config.Config, store *memstore.Store, log zerolog.Logger) lookup.Options {
 	o := lookup.Options{Index: c.Index, Logger: log.With().Str("component", "lookup").Logger()}
-	if recent != nil {
-		o.Recent = recent
+	if store != nil {
+		o.MemoryStore = store
 	}
 	return o
 }

@@ -95,7 +95,7 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 	}
 	if so.SpoolDir != "/tmp/spool-x" || so.SpoolMaxBytes != 10<<20 || so.SyncInterval != 50*time.Millisecond || so.FlushBytes != 1_000_000 ||
 		so.FlushInterval != 250*time.Millisecond || so.Workers != 3 || so.Index != "logs2" || !so.DataStream || so.InstallTemplate ||
-		so.MemoryDocs != 7 || so.Output != &out || so.Compression != ship.CompressionNone || so.Replicas != ship.FixedReplicas(2) {
+		so.MemoryStore != 7 || so.Output != &out || so.Compression != ship.CompressionNone || so.Replicas != ship.FixedReplicas(2) {
 		t.Errorf("ship options = %+v", so)
 	}
 
