@@ -1,8 +1,9 @@
 // Package lookup finds the logs of one OpenReplay session or one request,
 // for people (an HTML page per session) and for machines (JSON), from
 // Elasticsearch and from the documents replaylink made recently but has not
-// shipped yet. It also holds the admin listener's access policy and the
-// `replaylink lookup` command.
+// shipped yet (the memory store, package memstore). It also holds the
+// `replaylink lookup` command. Who may look up is the admin listener's access
+// policy (package admin), not lookup's.
 //
 // Every document in an answer carries its Elasticsearch _id as a top-level
 // "_id" key (a key Elasticsearch never allows inside a document, so it
@@ -22,6 +23,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 
+	"github.com/replaylink/replaylink/internal/excerpt"
 	"github.com/replaylink/replaylink/memstore"
 )
 
@@ -54,7 +56,7 @@ type Options struct {
 //	GET /requests/{id}        HTML page of one request (JSON when asked)
 //
 // Mount it for the prefixes "/sessions/" and "/requests/", behind
-// Policy.Protect.
+// admin.Policy.Protect.
 type Handler struct {
 	memory  MemoryStore
 	archive *archive
@@ -219,7 +221,7 @@ func CheckSessionID(id string) error {
 		ok = id[i] >= '0' && id[i] <= '9'
 	}
 	if !ok {
-		return fmt.Errorf("invalid session id %q: an OpenReplay session id is 1 to 20 decimal digits, as in /sessions/7391048572913 (copy it from the replay's URL)", clip(id, 40))
+		return fmt.Errorf("invalid session id %q: an OpenReplay session id is 1 to 20 decimal digits, as in /sessions/7391048572913 (copy it from the replay's URL)", excerpt.Clip(id, 40))
 	}
 	return nil
 }
@@ -232,16 +234,9 @@ func checkRequestID(id string) error {
 		ok = id[i] > ' ' && id[i] < 0x7f
 	}
 	if !ok {
-		return fmt.Errorf("invalid request id %q: expected up to 200 printable ASCII characters without spaces, as in the http.request.id field", clip(id, 40))
+		return fmt.Errorf("invalid request id %q: expected up to 200 printable ASCII characters without spaces, as in the http.request.id field", excerpt.Clip(id, 40))
 	}
 	return nil
-}
-
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }
 
 // wantsJSON chooses JSON over HTML for the page endpoints: ?format=json

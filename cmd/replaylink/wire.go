@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/replaylink/replaylink/admin"
 	"github.com/replaylink/replaylink/capture"
 	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/replaylink/replaylink/config"
@@ -221,8 +222,8 @@ func ingestHandler(c *config.Config, sink capture.Sink, nonce hooks.Nonce, log z
 
 // adminPolicy guards lookup and ingest on the admin listener; the string
 // is a warning to log.
-func adminPolicy(c *config.Config) (*lookup.Policy, string) {
-	return lookup.NewPolicy(c.AdminListen, c.AdminToken, c.AllowRemoteAdmin)
+func adminPolicy(c *config.Config) (*admin.Policy, string) {
+	return admin.NewPolicy(c.AdminListen, c.AdminToken, c.AllowRemoteAdmin)
 }
 
 // outputPath is where documents go without Elasticsearch: "" nowhere (with

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/elastic/go-elasticsearch/v8"
+
+	"github.com/replaylink/replaylink/internal/excerpt"
 )
 
 // node talks to Elasticsearch (or OpenSearch) through the client replaylink
@@ -136,7 +138,7 @@ func (n *node) hello(ctx context.Context) (reply, error) {
 		} `json:"version"`
 	}
 	if err := json.Unmarshal(r.body, &root); err != nil || root.Version.Number == "" {
-		return r, fmt.Errorf("GET / on %s is not an Elasticsearch answer (%s): is this the node's HTTP port?", n.address, clip(string(r.body), 120))
+		return r, fmt.Errorf("GET / on %s is not an Elasticsearch answer (%s): is this the node's HTTP port?", n.address, excerpt.Clip(string(r.body), 120))
 	}
 	n.info = info{Product: "Elasticsearch", Version: root.Version.Number}
 	if root.Version.Distribution == "opensearch" {
@@ -167,11 +169,4 @@ func redactURL(raw string) string {
 	}
 	u.User = nil
 	return u.String()
-}
-
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }
