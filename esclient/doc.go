@@ -1,7 +1,8 @@
 // Package esclient is the one Elasticsearch client replaylink uses: the
 // shipper (ship), `replaylink setup` and `replaylink check` (ship/setup) and
-// lookup all build it with New from the same Options (the --es-* flags), so
-// set-up and check see what shipping will see.
+// lookup (given one by cmd/replaylink) all get it from New with the same
+// Options (the --es-* flags), so set-up and check see what shipping will
+// see.
 //
 // It owns how replaylink reaches a search cluster: the URLs and
 // credentials (secrets never appear in errors or logs), TLS trust (a CA
