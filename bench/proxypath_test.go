@@ -55,7 +55,7 @@ func BenchmarkProxyPath(b *testing.B) {
 			)
 			if bc.logging {
 				shipper, err = ship.New(ship.Options{SpoolDir: b.TempDir(), SpoolMaxBytes: 256 << 20, SyncInterval: 200 * time.Millisecond,
-					FlushBytes: 5_000_000, FlushInterval: time.Second, Workers: 2, Index: "logs", MemoryDocs: 50_000, Output: io.Discard})
+					FlushBytes: 5_000_000, FlushInterval: time.Second, Workers: 2, Index: "logs", MemoryStore: 50_000, Output: io.Discard})
 				if err != nil {
 					b.Fatal(err)
 				}

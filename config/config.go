@@ -108,7 +108,7 @@ type Enrich struct {
 type Ship struct {
 	ESURLs []string `flag:"es-url" group:"es" help:"Elasticsearch URL, repeatable: give several nodes of a cluster and requests are spread over them (a node that does not answer or pushes back is left alone for a while); without it, serve and run write documents to --output"`
 	// ESDiscover and ESDiscoverInterval: the shipper's node pool follows
-	// the cluster (ship.ClientOptions.Discover).
+	// the cluster (esclient.Options.Discover).
 	ESDiscover         bool          `flag:"es-discover" group:"ship" help:"learn the cluster's HTTP nodes from _nodes/http (at start and every --es-discover-interval) and spread bulk requests over them instead of the --es-url nodes; leave off when the nodes' published addresses cannot be reached from here (behind a load balancer, in another network)"`
 	ESDiscoverInterval time.Duration `flag:"es-discover-interval" default:"5m" group:"ship" help:"with --es-discover: how often the nodes are learnt again; 0 only at start"`
 	// ESReplicas is one setting for setup and the shipper's own template

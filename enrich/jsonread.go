@@ -1,25 +1,31 @@
 package enrich
 
-import "unicode/utf8"
+import (
+	"unicode/utf8"
+
+	"github.com/replaylink/replaylink/internal/jsonscan"
+)
 
 // Reading JSON lines without reflection: the parser walks the object once,
 // records the members it knows (lineParser.field) by their lowercase dotted
-// path, and skips the rest.
+// path, and skips the rest. Whitespace is skipped by jsonscan, the JSON
+// scanning core the memory store and ship use too; the walk is enrich's own
+// (lowercased paths, arrays and bare words recorded, logfmt's escapes).
 
 func (lp *lineParser) parseJSON(b []byte) bool {
 	i, ok := lp.object(b, 0, 0)
-	return ok && skipWS(b, i) == len(b)
+	return ok && jsonscan.SkipSpace(b, i) == len(b)
 }
 
 // object reads the object at b[i] ('{'), recording known members.
 func (lp *lineParser) object(b []byte, i, depth int) (int, bool) {
 	base := len(lp.path)
-	i = skipWS(b, i+1)
+	i = jsonscan.SkipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, true
 	}
 	for {
-		i = skipWS(b, i)
+		i = jsonscan.SkipSpace(b, i)
 		if i >= len(b) || b[i] != '"' {
 			return i, false
 		}
@@ -27,11 +33,11 @@ func (lp *lineParser) object(b []byte, i, depth int) (int, bool) {
 		if !ok {
 			return j, false
 		}
-		i = skipWS(b, j)
+		i = jsonscan.SkipSpace(b, j)
 		if i >= len(b) || b[i] != ':' {
 			return i, false
 		}
-		i = skipWS(b, i+1)
+		i = jsonscan.SkipSpace(b, i+1)
 		if i >= len(b) {
 			return i, false
 		}
@@ -43,7 +49,7 @@ func (lp *lineParser) object(b []byte, i, depth int) (int, bool) {
 		if i, ok = lp.value(b, i, depth); !ok {
 			return i, false
 		}
-		i = skipWS(b, i)
+		i = jsonscan.SkipSpace(b, i)
 		if i >= len(b) {
 			return i, false
 		}
@@ -243,13 +249,6 @@ func skipString(b []byte, i int) (int, bool) {
 		}
 	}
 	return i, false
-}
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
 }
 
 func appendLower(dst, s []byte) []byte {

@@ -68,7 +68,7 @@ func TestSessionPageInChromium(t *testing.T) {
 			rec.Add([]byte(s.id+"-late"), bytes.ReplaceAll(s.src, []byte("req-"), []byte("req-late-")))
 		}
 	}
-	srv := httptest.NewServer(NewHandler(Options{Recent: rec}))
+	srv := httptest.NewServer(NewHandler(Options{MemoryStore: rec}))
 	defer srv.Close()
 	url := srv.URL + "/sessions/7391048572913"
 

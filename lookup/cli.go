@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
+
+	"github.com/replaylink/replaylink/internal/excerpt"
 )
 
 // Exit codes of RunCLI.
@@ -140,7 +142,7 @@ func lookupAdmin(ctx context.Context, o CLIOptions, v url.Values) (answer, error
 	case res.StatusCode == http.StatusUnauthorized:
 		return answer{}, errors.New("the admin listener wants a token: give --admin-token (REPLAYLINK_ADMIN_TOKEN) with replaylink's token")
 	case res.StatusCode != http.StatusOK:
-		return answer{}, fmt.Errorf("the admin listener answered %d: %s", res.StatusCode, strings.TrimSpace(clip(string(body), 500)))
+		return answer{}, fmt.Errorf("the admin listener answered %d: %s", res.StatusCode, strings.TrimSpace(excerpt.Clip(string(body), 500)))
 	}
 	var a answer
 	if err := json.Unmarshal(body, &a); err != nil {

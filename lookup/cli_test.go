@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/replaylink/replaylink/admin"
 )
 
 func runCLI(t *testing.T, o CLIOptions) (int, string, string) {
@@ -20,8 +22,8 @@ func TestCLIThroughAdminAPI(t *testing.T) {
 	rec := newStore(sampleSession("7391048572913", t0)...)
 	// A line that tries to drive the terminal.
 	rec.Add([]byte("ansi"), []byte(`{"message":"[openReplaySession.id=7391048572913] \u001b[2J\u001b]0;owned\u0007cleared","utc_time":"2025-03-14T09:26:59Z","level":"info","openReplaySession.id":"7391048572913"}`))
-	p, _ := NewPolicy("127.0.0.1:0", "tok", false)
-	srv := httptest.NewServer(p.Protect(NewHandler(Options{Recent: rec})))
+	p, _ := admin.NewPolicy("127.0.0.1:0", "tok", false)
+	srv := httptest.NewServer(p.Protect(NewHandler(Options{MemoryStore: rec})))
 	defer srv.Close()
 
 	code, out, errOut := runCLI(t, CLIOptions{Limit: 1000, Session: "7391048572913", AdminURL: srv.URL, AdminToken: "tok"})
@@ -85,3 +87,23 @@ func TestTerminalSafe(t *testing.T) {
 		t.Errorf("cut: %q", got)
 	}
 }
+
+func TestAdminBaseURL(t *testing.T) {
+	for listen, want := range map[string]string{
+		"127.0.0.1:9090": "http://127.0.0.1:9090",
+		":9090":          "http://127.0.0.1:9090",
+		"0.0.0.0:9191":   "http://127.0.0.1:9191",
+		"[::]:9090":      "http://127.0.0.1:9090",
+		"[::1]:9090":     "http://[::1]:9090",
+		"admin.svc:80":   "http://admin.svc:80",
+	} {
+		if got := AdminBaseURL(listen); got != want {
+			t.Errorf("AdminBaseURL(%q) = %q, want %q", listen, got, want)
+		}
+	}
+}
+
+// A web page of another origin cannot change state on the admin listener:
+// what a browser sends with fetch(..., {method: "POST", mode: "no-cors"})
+// is refused, programs (no Origin, no Sec-Fetch-Site) and the listener's
+// own pages pass, and reads are not concerned.

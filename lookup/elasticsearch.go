@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// Transport sends a request to Elasticsearch; *elasticsearch.Client from
-// ship.NewClient is one.
+// Transport sends a request to Elasticsearch; the *esclient.Client from
+// esclient.New is one.
 type Transport interface {
 	Perform(*http.Request) (*http.Response, error)
 }

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/internal/estest"
-	"github.com/replaylink/replaylink/ship"
 )
 
 // testIndex creates a unique index on the real node, mapped like ship's
@@ -76,11 +76,11 @@ func TestLookupAgainstSearchNode(t *testing.T) {
 	// Recent holds the last two shipped ones again and two not shipped yet.
 	rec := newStore(docs[2:]...)
 
-	client, err := ship.NewClient(ship.ClientOptions{URLs: []string{esURL}})
+	client, err := esclient.New(esclient.Options{URLs: []string{esURL}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(Options{Recent: rec, ES: client, Index: index})
+	h := NewHandler(Options{MemoryStore: rec, ES: client, Index: index})
 
 	a := decodeAnswer(t, get(t, h, "/sessions/7391048572913/logs"))
 	if a.Count != 6 || len(a.Warnings) != 0 {

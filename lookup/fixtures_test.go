@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/replaylink/replaylink/ship"
+	"github.com/replaylink/replaylink/memstore"
 )
 
-// newStore is the real recent-documents store, holding samples.
-func newStore(samples ...sample) *ship.MemoryStore {
-	m := ship.NewMemoryStore(1000, 1<<20)
+// newStore is the real memory store, holding samples.
+func newStore(samples ...sample) *memstore.Store {
+	m := memstore.New(1000, 1<<20)
 	for _, s := range samples {
 		m.Add([]byte(s.id), s.src)
 	}

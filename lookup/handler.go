@@ -1,8 +1,9 @@
 // Package lookup finds the logs of one OpenReplay session or one request,
 // for people (an HTML page per session) and for machines (JSON), from
 // Elasticsearch and from the documents replaylink made recently but has not
-// shipped yet. It also holds the admin listener's access policy and the
-// `replaylink lookup` command.
+// shipped yet (the memory store, package memstore). It also holds the
+// `replaylink lookup` command. Who may look up is the admin listener's access
+// policy (package admin), not lookup's.
 //
 // Every document in an answer carries its Elasticsearch _id as a top-level
 // "_id" key (a key Elasticsearch never allows inside a document, so it
@@ -22,25 +23,28 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 
-	"github.com/replaylink/replaylink/ship"
+	"github.com/replaylink/replaylink/internal/excerpt"
+	"github.com/replaylink/replaylink/memstore"
 )
 
-// Recent holds documents replaylink made lately, shipped or not, oldest
-// first. It is the only source in the embedded default.
-type Recent interface {
-	Session(id string) []ship.Document
-	Request(requestID string) []ship.Document
+// MemoryStore is what lookup reads of the memory store (package memstore):
+// documents replaylink made lately, shipped or not, oldest first. It is the
+// only source in the embedded default.
+type MemoryStore interface {
+	Session(id string) []memstore.Document
+	Request(requestID string) []memstore.Document
 }
 
-var _ Recent = (*ship.MemoryStore)(nil)
+var _ MemoryStore = (*memstore.Store)(nil)
 
-// Options configure a Handler. Recent, ES or both may be nil (--memory-store
-// 0, no --es-url): each answer then says what it could not search.
+// Options configure a Handler. MemoryStore, ES or both may be nil
+// (--memory-store 0, no --es-url): each answer then says what it could not
+// search.
 type Options struct {
-	Recent Recent
-	ES     Transport // nil without --es-url
-	Index  string    // where shipped documents are; default "logs"
-	Logger zerolog.Logger
+	MemoryStore MemoryStore
+	ES          Transport // nil without --es-url
+	Index       string    // where shipped documents are; default "logs"
+	Logger      zerolog.Logger
 	// Timeout bounds one Elasticsearch search; default 10s.
 	Timeout time.Duration
 }
@@ -52,9 +56,9 @@ type Options struct {
 //	GET /requests/{id}        HTML page of one request (JSON when asked)
 //
 // Mount it for the prefixes "/sessions/" and "/requests/", behind
-// Policy.Protect.
+// admin.Policy.Protect.
 type Handler struct {
-	recent  Recent
+	memory  MemoryStore
 	archive *archive
 	log     zerolog.Logger
 	timeout time.Duration
@@ -70,7 +74,7 @@ var (
 
 // NewHandler builds the lookup endpoints.
 func NewHandler(o Options) *Handler {
-	h := &Handler{recent: o.Recent, log: o.Logger, timeout: o.Timeout, mux: http.NewServeMux()}
+	h := &Handler{memory: o.MemoryStore, log: o.Logger, timeout: o.Timeout, mux: http.NewServeMux()}
 	if o.ES != nil {
 		idx := o.Index
 		if idx == "" {
@@ -114,7 +118,7 @@ func (res *result) answer() answer {
 	return a
 }
 
-// find gathers what Elasticsearch and the recent store hold for field=value.
+// find gathers what Elasticsearch and the memory store hold for field=value.
 // An unreachable Elasticsearch does not fail the lookup: the recent documents
 // are still worth seeing, and the answer says what is missing.
 func (h *Handler) find(ctx context.Context, field, value string, q query) *result {
@@ -131,14 +135,14 @@ func (h *Handler) find(ctx context.Context, field, value string, q query) *resul
 		}
 		shipped, res.cut = docs, more
 	}
-	var recent []ship.Document
-	if h.recent == nil {
-		res.warnings = append(res.warnings, h.noRecentWarning())
+	var recent []memstore.Document
+	if h.memory == nil {
+		res.warnings = append(res.warnings, h.noMemoryStoreWarning())
 	} else {
 		if field == fieldSession {
-			recent = h.recent.Session(value)
+			recent = h.memory.Session(value)
 		} else {
-			recent = h.recent.Request(value)
+			recent = h.memory.Request(value)
 		}
 	}
 	docs, cut := merge(shipped, recent, q)
@@ -146,9 +150,9 @@ func (h *Handler) find(ctx context.Context, field, value string, q query) *resul
 	return &res
 }
 
-// noRecentWarning says what a lookup misses when replaylink keeps no recent
-// documents (--memory-store 0), and how to change it.
-func (h *Handler) noRecentWarning() string {
+// noMemoryStoreWarning says what a lookup misses when replaylink keeps no
+// memory store (--memory-store 0), and how to change it.
+func (h *Handler) noMemoryStoreWarning() string {
 	if h.archive == nil {
 		return "replaylink keeps no recent documents in memory (--memory-store 0) and searches no Elasticsearch (no --es-url), so there is nothing to look up in: start it with --memory-store 50000 (the default) or with --es-url"
 	}
@@ -158,11 +162,11 @@ func (h *Handler) noRecentWarning() string {
 // sources names where a lookup searched, for the page.
 func (h *Handler) sources() string {
 	switch {
-	case h.archive != nil && h.recent != nil:
+	case h.archive != nil && h.memory != nil:
 		return "Elasticsearch and from replaylink's memory, merged by _id"
 	case h.archive != nil:
 		return "Elasticsearch only (--memory-store 0)"
-	case h.recent != nil:
+	case h.memory != nil:
 		return "replaylink's memory"
 	}
 	return "nowhere (--memory-store 0 and no --es-url)"
@@ -217,7 +221,7 @@ func CheckSessionID(id string) error {
 		ok = id[i] >= '0' && id[i] <= '9'
 	}
 	if !ok {
-		return fmt.Errorf("invalid session id %q: an OpenReplay session id is 1 to 20 decimal digits, as in /sessions/7391048572913 (copy it from the replay's URL)", clip(id, 40))
+		return fmt.Errorf("invalid session id %q: an OpenReplay session id is 1 to 20 decimal digits, as in /sessions/7391048572913 (copy it from the replay's URL)", excerpt.Clip(id, 40))
 	}
 	return nil
 }
@@ -230,16 +234,9 @@ func checkRequestID(id string) error {
 		ok = id[i] > ' ' && id[i] < 0x7f
 	}
 	if !ok {
-		return fmt.Errorf("invalid request id %q: expected up to 200 printable ASCII characters without spaces, as in the http.request.id field", clip(id, 40))
+		return fmt.Errorf("invalid request id %q: expected up to 200 printable ASCII characters without spaces, as in the http.request.id field", excerpt.Clip(id, 40))
 	}
 	return nil
-}
-
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }
 
 // wantsJSON chooses JSON over HTML for the page endpoints: ?format=json

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replaylink/replaylink/ship"
+	"github.com/replaylink/replaylink/memstore"
 )
 
 var t0 = time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
@@ -54,7 +54,7 @@ func TestSessionLogsFromRecentOnly(t *testing.T) {
 	docs := sampleSession("7391048572913", t0)
 	// Documents reach the store in the order they are finished, not by time.
 	rec := newStore(docs[5], docs[0], docs[3], docs[1], docs[4], docs[2], sampleSession("555", t0)[0])
-	h := NewHandler(Options{Recent: rec})
+	h := NewHandler(Options{MemoryStore: rec})
 
 	a := decodeAnswer(t, get(t, h, "/sessions/7391048572913/logs"))
 	if a.Session != "7391048572913" || a.Count != 6 || len(a.Logs) != 6 || a.Truncated {
@@ -98,7 +98,7 @@ func TestSessionLogsFromRecentOnly(t *testing.T) {
 }
 
 func TestBadInputIs400(t *testing.T) {
-	h := NewHandler(Options{Recent: newStore()})
+	h := NewHandler(Options{MemoryStore: newStore()})
 	for _, c := range []struct{ target, want string }{
 		{"/sessions/abc/logs", "invalid session id \"abc\""},
 		{"/sessions/12a/logs", "decimal digits"},
@@ -133,7 +133,7 @@ func TestMergeDedupesByID(t *testing.T) {
 	}
 	// Recent: docs 0 and 3 shipped already, 4 and 5 not yet, and a document
 	// that is not JSON (skipped, not fatal).
-	recent := []ship.Document{{ID: s[0].id, Source: s[0].src}, {ID: s[5].id, Source: s[5].src},
+	recent := []memstore.Document{{ID: s[0].id, Source: s[0].src}, {ID: s[5].id, Source: s[5].src},
 		{ID: s[3].id, Source: s[3].src}, {ID: s[4].id, Source: s[4].src}, {ID: "bad", Source: []byte("{not json")}}
 	docs, cut := merge(shipped, recent, query{Limit: queryLimit})
 	if cut || len(docs) != 6 {
@@ -160,7 +160,7 @@ func TestMergeDedupesByID(t *testing.T) {
 
 func TestRequestJSONOrHTML(t *testing.T) {
 	rec := newStore(sampleSession("31337", t0)...)
-	h := NewHandler(Options{Recent: rec})
+	h := NewHandler(Options{MemoryStore: rec})
 
 	for _, c := range []struct {
 		target string
@@ -197,7 +197,7 @@ func TestRequestJSONOrHTML(t *testing.T) {
 
 func TestSessionPageEscapesAndShowsErrors(t *testing.T) {
 	rec := newStore(sampleSession("7391048572913", t0)...)
-	h := NewHandler(Options{Recent: rec})
+	h := NewHandler(Options{MemoryStore: rec})
 	res := get(t, h, "/sessions/7391048572913")
 	if res.Code != http.StatusOK || !strings.HasPrefix(res.Header().Get("Content-Type"), "text/html") {
 		t.Fatalf("%d %s", res.Code, res.Header().Get("Content-Type"))
@@ -247,7 +247,7 @@ func TestUnreachableElasticsearchStillAnswersFromMemory(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	dead.Close()
 	rec := newStore(sampleSession("77", t0)...)
-	h := NewHandler(Options{Recent: rec, ES: plainTransport{dead.URL}, Timeout: 2 * time.Second})
+	h := NewHandler(Options{MemoryStore: rec, ES: plainTransport{dead.URL}, Timeout: 2 * time.Second})
 	a := decodeAnswer(t, get(t, h, "/sessions/77/logs"))
 	if a.Count != 6 || len(a.Warnings) != 1 || !strings.Contains(a.Warnings[0], "Elasticsearch could not be searched") {
 		t.Fatalf("count %d warnings %q", a.Count, a.Warnings)
@@ -259,7 +259,7 @@ func TestUnreachableElasticsearchStillAnswersFromMemory(t *testing.T) {
 }
 
 // plainTransport is the least Transport: it sends requests to one base URL.
-// Tests that need the real client use ship.NewClient.
+// Tests that need the real client use esclient.New.
 type plainTransport struct{ base string }
 
 func (p plainTransport) Perform(req *http.Request) (*http.Response, error) {
@@ -288,11 +288,11 @@ func TestElasticsearchErrorsAreNamed(t *testing.T) {
 	defer srv.Close()
 	rec := newStore(sampleSession("5", t0)[0])
 
-	a := decodeAnswer(t, get(t, NewHandler(Options{Recent: rec, ES: plainTransport{srv.URL}, Index: "missing"}), "/sessions/5/logs"))
+	a := decodeAnswer(t, get(t, NewHandler(Options{MemoryStore: rec, ES: plainTransport{srv.URL}, Index: "missing"}), "/sessions/5/logs"))
 	if a.Count != 1 || len(a.Warnings) != 0 {
 		t.Fatalf("a missing index means nothing shipped yet, not a failure: count %d warnings %q", a.Count, a.Warnings)
 	}
-	a = decodeAnswer(t, get(t, NewHandler(Options{Recent: rec, ES: plainTransport{srv.URL}}), "/sessions/5/logs"))
+	a = decodeAnswer(t, get(t, NewHandler(Options{MemoryStore: rec, ES: plainTransport{srv.URL}}), "/sessions/5/logs"))
 	if len(a.Warnings) != 1 || !strings.Contains(a.Warnings[0], "403: security_exception") {
 		t.Fatalf("warnings %q: want the 403 and its reason", a.Warnings)
 	}
@@ -301,13 +301,13 @@ func TestElasticsearchErrorsAreNamed(t *testing.T) {
 // BenchmarkSessionLookup measures a lookup of a long session (1000
 // documents, memory store only) as JSON and as the page.
 func BenchmarkSessionLookup(b *testing.B) {
-	m := ship.NewMemoryStore(2000, 64<<20)
+	m := memstore.New(2000, 64<<20)
 	for i := 0; i < 1000/6+1; i++ {
 		for _, s := range sampleSession("7391048572913", t0.Add(time.Duration(i)*time.Second)) {
 			m.Add([]byte(fmt.Sprintf("%s-%d", s.id, i)), s.src)
 		}
 	}
-	h := NewHandler(Options{Recent: m})
+	h := NewHandler(Options{MemoryStore: m})
 	for _, target := range []string{"/sessions/7391048572913/logs", "/sessions/7391048572913"} {
 		b.Run(strings.TrimPrefix(target, "/sessions/7391048572913"), func(b *testing.B) {
 			b.ReportAllocs()

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/replaylink/replaylink/ship"
+	"github.com/replaylink/replaylink/memstore"
 )
 
 // MaxLimit is the most documents one lookup returns: Elasticsearch's
@@ -94,7 +94,7 @@ func (q query) match(f *fields) bool {
 // document is left out when a shipped one has its _id. The result is filtered
 // by q, sorted by time (documents without one last) and cut to q.Limit; cut
 // reports whether anything was cut.
-func merge(shipped []logDoc, recent []ship.Document, q query) (docs []logDoc, cut bool) {
+func merge(shipped []logDoc, recent []memstore.Document, q query) (docs []logDoc, cut bool) {
 	seen := make(map[string]bool, len(shipped)+len(recent))
 	docs = make([]logDoc, 0, len(shipped)+len(recent))
 	for _, d := range shipped {

@@ -15,6 +15,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
 
+	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/ship/spool"
 )
 
@@ -122,12 +123,12 @@ func BenchmarkBulkLoop(b *testing.B) {
 
 func benchBulkLoop(b *testing.B, gzip bool) {
 	srv := cannedNode(b)
-	client, err := NewClient(ClientOptions{URLs: []string{srv.URL}})
+	client, err := esclient.New(esclient.Options{URLs: []string{srv.URL}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	var st counters
-	s := &bulkSink{client: client, target: "logs", log: zerolog.Nop(), stats: &st, backoffMin: 1, backoffMax: 1, itemRetry: 1, gzip: gzip}
+	s := &bulkSink{client: client.Client, target: "logs", log: zerolog.Nop(), stats: &st, backoffMin: 1, backoffMax: 1, itemRetry: 1, gzip: gzip}
 	w := s.deliverer()
 	ids, srcs := benchDocs()
 	bt := newBatch()

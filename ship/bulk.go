@@ -30,6 +30,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
 
+	"github.com/replaylink/replaylink/esclient"
+	"github.com/replaylink/replaylink/internal/backoff"
 	"github.com/replaylink/replaylink/internal/choice"
 )
 
@@ -124,7 +126,7 @@ func (w *bulkWorker) deliver(ctx context.Context, b *batch) error {
 			w.s.troubleStarted("Elasticsearch is unreachable; documents wait in the spool", err)
 			pending = append(pending, g)
 			w.s.stats.retried(len(g))
-			if err := sleepBackoff(ctx, attempt, w.s.backoffMin, w.s.backoffMax); err != nil {
+			if err := backoff.Sleep(ctx, attempt, w.s.backoffMin, w.s.backoffMax); err != nil {
 				return err
 			}
 			attempt++
@@ -145,7 +147,7 @@ func (w *bulkWorker) deliver(ctx context.Context, b *batch) error {
 		if len(retry) > 0 {
 			pending = append(pending, retry)
 			w.s.stats.retried(len(retry))
-			if err := sleepBackoff(ctx, attempt, w.s.backoffMin, w.s.backoffMax); err != nil {
+			if err := backoff.Sleep(ctx, attempt, w.s.backoffMin, w.s.backoffMax); err != nil {
 				return err
 			}
 			attempt++
@@ -262,7 +264,7 @@ func (w *bulkWorker) overwrite(ctx context.Context, b *batch) (again []int, err 
 			continue // cannot happen: the batch escaped it
 		}
 		err := dataStreamOverwrite(ctx, w.s.client, w.s.target, []byte(id), d.source(b))
-		var re *ResponseError
+		var re *esclient.ResponseError
 		switch {
 		case err == nil:
 			overwrittenTotal.Inc()
@@ -432,7 +434,7 @@ func (s *bulkSink) ensureSetup(ctx context.Context) error {
 			s.setupDone = true
 		default:
 			s.troubleStarted("Elasticsearch is unreachable; documents wait in the spool", err)
-			if err := sleepBackoff(ctx, attempt, s.backoffMin, s.backoffMax); err != nil {
+			if err := backoff.Sleep(ctx, attempt, s.backoffMin, s.backoffMax); err != nil {
 				return err
 			}
 		}
@@ -443,7 +445,7 @@ func (s *bulkSink) ensureSetup(ctx context.Context) error {
 // retryable tells a passing failure (no connection, push-back, node
 // trouble) from a refusal that retrying cannot fix.
 func retryable(err error) bool {
-	var re *ResponseError
+	var re *esclient.ResponseError
 	if errors.As(err, &re) {
 		return re.Status == http.StatusTooManyRequests || re.Status >= 500
 	}

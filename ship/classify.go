@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+
+	"github.com/replaylink/replaylink/internal/jsonscan"
 )
 
 // Verdict is what happens to one document after a bulk attempt.
@@ -186,7 +188,7 @@ type scanner struct {
 	i int
 }
 
-func (s *scanner) space() { s.i = skipSpace(s.b, s.i) }
+func (s *scanner) space() { s.i = jsonscan.SkipSpace(s.b, s.i) }
 
 // eat consumes c, after any whitespace, when it comes next.
 func (s *scanner) eat(c byte) bool {

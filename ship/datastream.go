@@ -9,6 +9,8 @@ import (
 	"net/http"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/replaylink/replaylink/esclient"
 )
 
 // A replacement into a data stream. Data streams take the create action
@@ -59,7 +61,7 @@ func dataStreamOverwrite(ctx context.Context, c esapi.Transport, ds string, id, 
 		case status == http.StatusConflict:
 			continue // written meanwhile: read again
 		case status >= 300:
-			return responseError("overwrite "+string(id)+" in "+index, status, body)
+			return esclient.NewResponseError("overwrite "+string(id)+" in "+index, status, body)
 		}
 		return nil
 	}
@@ -79,7 +81,7 @@ func findInDataStream(ctx context.Context, c esapi.Transport, ds, id string) (in
 		return "", 0, 0, err
 	}
 	if status != http.StatusOK {
-		return "", 0, 0, responseError("read data stream "+ds, status, body)
+		return "", 0, 0, esclient.NewResponseError("read data stream "+ds, status, body)
 	}
 	var got struct {
 		DataStreams []struct {
@@ -106,7 +108,7 @@ func findInDataStream(ctx context.Context, c esapi.Transport, ds, id string) (in
 			continue
 		}
 		if status != http.StatusOK {
-			return "", 0, 0, responseError("get "+id+" from "+name, status, body)
+			return "", 0, 0, esclient.NewResponseError("get "+id+" from "+name, status, body)
 		}
 		var doc struct {
 			SeqNo       *int `json:"_seq_no"`

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -16,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/internal/estest"
+	"github.com/replaylink/replaylink/memstore"
 )
 
 // node is the real search node of the integration tests, spoken to with
@@ -114,8 +115,8 @@ func fastOptions(t testing.TB, urls ...string) Options {
 		FlushInterval: 50 * time.Millisecond,
 		Workers:       2,
 		Index:         "logs",
-		MemoryDocs:    50_000,
-		Client:        ClientOptions{URLs: urls, Timeout: 5 * time.Second},
+		MemoryStore:   50_000,
+		Client:        esclient.Options{URLs: urls, Timeout: 5 * time.Second},
 		BackoffMin:    20 * time.Millisecond,
 		BackoffMax:    200 * time.Millisecond,
 	}
@@ -130,92 +131,6 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// tcpProxy stands between the shipper and the node so a test can take the
-// node away (connections cut, then refused) and bring it back on the same
-// address, without touching the shared node.
-type tcpProxy struct {
-	t      testing.TB
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-}
-
-func newTCPProxy(t testing.TB, targetURL string) *tcpProxy {
-	host := strings.TrimPrefix(targetURL, "http://")
-	p := &tcpProxy{t: t, target: host, conns: map[net.Conn]struct{}{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.down)
-	return p
-}
-
-func (p *tcpProxy) url() string { return "http://" + p.addr }
-
-func (p *tcpProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.pipe(c)
-		}
-	}()
-}
-
-func (p *tcpProxy) pipe(c net.Conn) {
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	if p.ln == nil { // went down meanwhile
-		p.mu.Unlock()
-		c.Close()
-		up.Close()
-		return
-	}
-	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-	p.mu.Unlock()
-	go func() { io.Copy(up, c); up.Close() }()
-	io.Copy(c, up)
-	c.Close()
-}
-
-// down closes the listener and cuts every connection.
-func (p *tcpProxy) down() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-// up listens again on the same address.
-func (p *tcpProxy) up() {
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		p.t.Fatalf("proxy cannot listen again on %s: %v", p.addr, err)
-	}
-	p.serve(ln)
 }
 
 // lockedBuffer is an io.Writer the test reads after the writer is done.
@@ -240,17 +155,6 @@ func (l *lockedBuffer) lines() []string {
 	return strings.Split(s, "\n")
 }
 
-// deadURL returns the URL of a port nothing listens on.
-func deadURL(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
-}
-
 // shipTo starts a pipeline that ships to a fresh test index (with the
 // template) on n, reached at url: the node itself or a proxy in front of it.
 func shipTo(t *testing.T, n *node, url string) (*Pipeline, Options, string) {
@@ -263,4 +167,13 @@ func shipTo(t *testing.T, n *node, url string) (*Pipeline, Options, string) {
 		t.Fatal(err)
 	}
 	return p, opts, index
+}
+
+// ids lists the _ids of documents the memory store returned.
+func ids(docs []memstore.Document) []string {
+	var out []string
+	for _, d := range docs {
+		out = append(out, d.ID)
+	}
+	return out
 }

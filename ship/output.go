@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/replaylink/replaylink/internal/backoff"
 )
 
 // outputSink is the embedded default's writer: instead of a bulk request,
@@ -55,7 +57,7 @@ func (o *outputSink) deliver(ctx context.Context, b *batch) error {
 			o.log.Error().Err(err).Msg("ship: cannot write documents to the output; they wait in the spool")
 		}
 		o.stats.retried(len(b.docs))
-		if err := sleepBackoff(ctx, attempt, o.backoffMin, o.backoffMax); err != nil {
+		if err := backoff.Sleep(ctx, attempt, o.backoffMin, o.backoffMax); err != nil {
 			return err
 		}
 	}

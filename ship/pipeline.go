@@ -6,7 +6,7 @@
 // Replace with the index action, which overwrites; into a data stream, which
 // takes creates only, with a conditional write on the backing index that
 // holds the original: datastream.go). With several nodes, requests are
-// spread over them (nodePool, nodes.go).
+// spread over them by the Elasticsearch client (package esclient).
 //
 // Data flows Publish -> spool (disk) -> one reader goroutine that cuts
 // batches -> Workers goroutines that send them -> in-order acknowledgements
@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,7 +28,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/esclient"
+	"github.com/replaylink/replaylink/internal/backoff"
 	"github.com/replaylink/replaylink/internal/choice"
+	"github.com/replaylink/replaylink/memstore"
 	"github.com/replaylink/replaylink/ship/spool"
 )
 
@@ -44,7 +46,7 @@ const (
 )
 
 // Options configures a Pipeline. The settings a user gives (the spool's,
-// the bulk requests', Index, Compression, MemoryDocs) mean what they say
+// the bulk requests', Index, Compression, MemoryStore) mean what they say
 // at zero or New refuses them, naming the flag; their defaults are
 // config's. The tuning below them, which no user sets, takes ship's own
 // values when zero.
@@ -58,7 +60,7 @@ type Options struct {
 
 	// Client says how to reach Elasticsearch. Without URLs, documents go to
 	// Output instead (the embedded default).
-	Client     ClientOptions
+	Client     esclient.Options
 	Index      string   // write target; OpenReplay searches "logs"
 	DataStream bool     // write to a data stream with Index as its alias; see Target
 	Namespace  string   // the data stream's namespace; default "default"
@@ -69,9 +71,9 @@ type Options struct {
 	Compression     Compression // of bulk bodies
 
 	Output io.Writer // embedded default: documents as JSON lines; required without URLs
-	// MemoryDocs is how many recent documents are kept in memory for
-	// lookups (Store); 0 keeps none, and Store is nil.
-	MemoryDocs  int
+	// MemoryStore is how many recent documents the memory store keeps for
+	// lookups (Pipeline.MemoryStore); 0 keeps none, and there is no store.
+	MemoryStore int
 	MemoryBytes int64 // and at most this much JSON; default 64 MiB
 
 	BackoffMin         time.Duration // first retry wait; default 100 ms
@@ -113,8 +115,8 @@ func (o *Options) validate() error {
 	positive("flush-bytes", int64(o.FlushBytes), o.FlushBytes)
 	positive("flush-interval", int64(o.FlushInterval), o.FlushInterval)
 	positive("workers", int64(o.Workers), o.Workers)
-	if o.MemoryDocs < 0 {
-		errs = append(errs, fmt.Errorf("ship: --memory-store %d: must not be negative (0 keeps no recent documents)", o.MemoryDocs))
+	if o.MemoryStore < 0 {
+		errs = append(errs, fmt.Errorf("ship: --memory-store %d: must not be negative (0 keeps no recent documents)", o.MemoryStore))
 	}
 	if err := choice.Check("--es-compression", o.Compression, compressionNames); err != nil {
 		errs = append(errs, fmt.Errorf("ship: %w", err))
@@ -127,16 +129,13 @@ type Pipeline struct {
 	opts  Options
 	log   zerolog.Logger
 	queue *spool.Queue
-	store *MemoryStore
+	store *memstore.Store
 	sink  sink
 	dead  *deadLetters
-	// transport is the HTTP transport of the Elasticsearch client, whose
-	// idle connections Close closes.
-	transport *http.Transport
-	// nodes spreads requests over the cluster's nodes; with
-	// Client.Discover, discover keeps it up to date until discovered is
-	// closed.
-	nodes      *nodePool
+	// es is the Elasticsearch client (nil in the embedded default), whose
+	// idle connections Close closes; with Client.Discover, discover keeps
+	// its nodes up to date until discovered is closed.
+	es         *esclient.Client
 	discovered chan struct{}
 	acks       *ackTracker
 	batches    chan *batch
@@ -196,21 +195,20 @@ func New(opts Options) (*Pipeline, error) {
 		idle:    make(chan struct{}, 1),
 		drain:   make(chan struct{}),
 	}
-	if opts.MemoryDocs > 0 {
-		p.store = NewMemoryStore(opts.MemoryDocs, opts.MemoryBytes)
+	if opts.MemoryStore > 0 {
+		p.store = memstore.New(opts.MemoryStore, opts.MemoryBytes)
 	}
-	var discoverWith esapi.Transport // the client, when the nodes are to be discovered
+	discover := false // the client's nodes are to be discovered
 	if embedded {
 		p.sink = &outputSink{w: opts.Output, log: p.log, backoffMin: opts.BackoffMin, backoffMax: opts.BackoffMax, stats: &p.stats}
 	} else {
 		gzip := opts.Compression.gzipFor(opts.Client.URLs)
-		c, err := newClient(opts.Client)
+		c, err := esclient.New(opts.Client)
 		if err != nil {
 			return nil, err
 		}
-		client := c.es
-		p.transport = c.transport
-		p.nodes = c.nodes
+		p.es = c
+		client := c.Client
 		bs := &bulkSink{
 			client: client, target: target.WriteName(), log: p.log,
 			deadLetters: newDeadLetters(opts.SpoolDir, target.WriteName(), opts.DeadLetterMaxBytes),
@@ -222,9 +220,7 @@ func New(opts Options) (*Pipeline, error) {
 		}
 		p.dead = bs.deadLetters
 		p.sink = bs
-		if opts.Client.Discover {
-			discoverWith = client
-		}
+		discover = opts.Client.Discover
 	}
 
 	q, err := spool.Open(spool.Options{
@@ -242,12 +238,12 @@ func New(opts Options) (*Pipeline, error) {
 	if embedded {
 		ev.Msg("ship: no --es-url: writing documents to the output and keeping recent ones in memory")
 	} else {
-		ev.Strs("es", redactedURLs(opts.Client.URLs)).Str("target", target.WriteName()).Msg("ship: shipping to Elasticsearch")
+		ev.Strs("es", esclient.RedactedURLs(opts.Client.URLs)).Str("target", target.WriteName()).Msg("ship: shipping to Elasticsearch")
 	}
 
-	if discoverWith != nil {
+	if discover {
 		p.discovered = make(chan struct{})
-		go p.discover(discoverWith)
+		go p.discover()
 	}
 	p.wg.Add(1 + opts.Workers)
 	go p.read()
@@ -261,19 +257,19 @@ func New(opts Options) (*Pipeline, error) {
 // DiscoverInterval (0: never again); until it first succeeds, it tries again
 // with backoff. Meanwhile, and whenever it fails, the nodes known go on
 // taking requests.
-func (p *Pipeline) discover(client esapi.Transport) {
+func (p *Pipeline) discover() {
 	defer close(p.discovered)
 	learnt := false
 	for attempt := 0; ; {
-		err := p.nodes.discover(p.ctx, client)
+		err := p.es.Discover(p.ctx)
 		if p.ctx.Err() != nil {
 			return
 		}
 		wait := p.opts.Client.DiscoverInterval
 		if err != nil {
-			p.log.Warn().Err(err).Strs("nodes", p.nodes.hosts()).Msg("ship: could not discover the cluster's nodes; using those known")
+			p.log.Warn().Err(err).Strs("nodes", p.es.Nodes()).Msg("ship: could not discover the cluster's nodes; using those known")
 			if !learnt {
-				wait = backoffDelay(attempt, p.opts.BackoffMin, p.opts.BackoffMax, rand.Float64())
+				wait = backoff.Delay(attempt, p.opts.BackoffMin, p.opts.BackoffMax, rand.Float64())
 				attempt++
 			}
 		} else {
@@ -369,14 +365,14 @@ func (p *Pipeline) spoolError(err error) error {
 
 // accepted counts a spooled document and keeps it for lookups, with its
 // keys when they are known (k nil: the store reads them from the JSON).
-func (p *Pipeline) accepted(id, source []byte, replace bool, k *lookupKeys) {
+func (p *Pipeline) accepted(id, source []byte, replace bool, k *memstore.Keys) {
 	queuedTotal.Inc()
 	p.stats.queued.Add(1)
 	if replace {
 		replacedTotal.Inc()
 		p.stats.replaced.Add(1)
 	}
-	p.store.keep(id, source, replace, k)
+	p.store.Keep(id, source, replace, k)
 }
 
 // keptDoc is a document of an enrich.Batch in PublishBatch's spool batch,
@@ -434,9 +430,9 @@ func (p *Pipeline) PublishBatch(b *enrich.Batch) (refused int, err error) {
 			p.accepted(id, d.source, replace, nil)
 			continue
 		}
-		k := lookupKeys{request: request}
+		k := memstore.Keys{Request: request}
 		if session != 0 {
-			k.session = strconv.AppendUint(p.sessionBuf[:0], session, 10)
+			k.Session = strconv.AppendUint(p.sessionBuf[:0], session, 10)
 		}
 		p.accepted(id, d.source, replace, &k)
 	}
@@ -449,9 +445,10 @@ func (p *Pipeline) refuse(c interface{ Inc() }, err error) error {
 	return err
 }
 
-// Store returns the recent documents, for lookups (nil when MemoryDocs < 0;
-// a nil store answers every lookup with nothing).
-func (p *Pipeline) Store() *MemoryStore { return p.store }
+// MemoryStore returns the memory store of recent documents, for lookups
+// (nil when Options.MemoryStore is 0; a nil store answers every lookup with
+// nothing).
+func (p *Pipeline) MemoryStore() *memstore.Store { return p.store }
 
 // Close stops taking documents and ships what the spool holds until ctx
 // ends; what is left then stays in the spool for the next start, and
@@ -480,7 +477,7 @@ func (p *Pipeline) Close(ctx context.Context) error {
 			if err := p.dead.close(); err != nil && p.err == nil {
 				p.err = err
 			}
-			p.transport.CloseIdleConnections()
+			p.es.CloseIdleConnections()
 		}
 	})
 	return p.err

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/replaylink/replaylink/internal/estest"
 )
 
 func TestShipsExactlyN(t *testing.T) {
@@ -49,18 +51,18 @@ func TestShipsExactlyN(t *testing.T) {
 
 func TestOutageThenRecoveryShipsExactlyN(t *testing.T) {
 	n := realNode(t)
-	proxy := newTCPProxy(t, n.url)
-	p, _, index := shipTo(t, n, proxy.url())
+	proxy := estest.NewProxy(t, n.url)
+	p, _, index := shipTo(t, n, proxy.URL())
 	const N = 2000
 	publishN(t, p, 0, N/2)
 	waitFor(t, "first documents shipped", func() bool { return p.Stats().Shipped > 0 })
 
-	proxy.down()
+	proxy.Down()
 	publishN(t, p, N/2, N/2) // the proxy keeps publishing during the outage
 	waitFor(t, "retries during the outage", func() bool { return p.Stats().Retried > 0 })
 	time.Sleep(300 * time.Millisecond)
 	shippedDuringOutage := p.Stats().Shipped
-	proxy.up()
+	proxy.Up()
 
 	closeWithin(t, p, 30*time.Second)
 	if got := n.count(index); got != N {
@@ -203,7 +205,7 @@ func TestCorruptSpoolTailStillStarts(t *testing.T) {
 	dir := t.TempDir()
 
 	// A first run that cannot reach Elasticsearch leaves everything spooled.
-	opts := fastOptions(t, deadURL(t))
+	opts := fastOptions(t, estest.DeadURL(t))
 	opts.SpoolDir = dir
 	p, err := New(opts)
 	if err != nil {
@@ -270,14 +272,14 @@ func TestEmbeddedDefaultWritesLinesAndKeepsThem(t *testing.T) {
 	if !json.Valid([]byte(lines[N])) {
 		t.Fatalf("last line is not one JSON document: %q", lines[N])
 	}
-	docs := p.Store().Session("1003")
+	docs := p.MemoryStore().Session("1003")
 	if len(docs) != N/7 {
 		t.Fatalf("Session(1003): %d documents, want %d", len(docs), N/7)
 	}
 	if docs[0].ID != "doc-000003" || !bytes.Contains(docs[0].Source, []byte(`"req-3"`)) {
 		t.Fatalf("first document of session 1003: %s %s", docs[0].ID, docs[0].Source)
 	}
-	if got := p.Store().Request("req-10"); len(got) != 1 || got[0].ID != "doc-000010" {
+	if got := p.MemoryStore().Request("req-10"); len(got) != 1 || got[0].ID != "doc-000010" {
 		t.Fatalf("Request(req-10): %v", got)
 	}
 	if err := p.Publish([]byte("late"), []byte("{}")); err != ErrClosed {
@@ -289,7 +291,7 @@ func TestEmbeddedDefaultWritesLinesAndKeepsThem(t *testing.T) {
 // at its deadline, and the next start (here in the embedded mode, writing
 // to an output) delivers every document.
 func TestCloseLeavesTheRestInTheSpool(t *testing.T) {
-	opts := fastOptions(t, deadURL(t))
+	opts := fastOptions(t, estest.DeadURL(t))
 	p, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -366,7 +368,7 @@ func TestNewValidatesOptions(t *testing.T) {
 		{"no flush interval", with(func(o *Options) { o.FlushInterval = 0 }), "--flush-interval 0s"},
 		{"no spool", with(func(o *Options) { o.SpoolMaxBytes = 0 }), "--spool-max-bytes 0"},
 		{"no sync interval", with(func(o *Options) { o.SyncInterval = 0 }), "--spool-sync-interval 0s"},
-		{"negative memory store", with(func(o *Options) { o.MemoryDocs = -1 }), "--memory-store -1: must not be negative"},
+		{"negative memory store", with(func(o *Options) { o.MemoryStore = -1 }), "--memory-store -1: must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(tc.opts)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/memstore"
 	"github.com/replaylink/replaylink/proxy"
 )
 
@@ -42,7 +43,7 @@ func TestPublishBatch(t *testing.T) {
 	if st.Queued != 4 || st.Replaced != 1 || st.Dropped != 1 || st.Spool.Appended != 4 {
 		t.Errorf("stats %+v: want 4 queued (1 replacement), 1 dropped, 4 spooled", st)
 	}
-	if docs := p.Store().Request("req-1"); len(docs) != 1 || !strings.Contains(string(docs[0].Source), `"level":"error"`) {
+	if docs := p.MemoryStore().Request("req-1"); len(docs) != 1 || !strings.Contains(string(docs[0].Source), `"level":"error"`) {
 		t.Errorf("lookup of req-1: %d documents, want its replacement", len(docs))
 	}
 	closeWithin(t, p, 10*time.Second)
@@ -105,10 +106,10 @@ func TestPublishBatchKeysMatchTheJSON(t *testing.T) {
 	if err := e.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	keyed := p.Store()
-	scanned := NewMemoryStore(1000, 64<<20)
+	keyed := p.MemoryStore()
+	scanned := memstore.New(1000, 64<<20)
 	seen := map[string]bool{}
-	var all []Document
+	var all []memstore.Document
 	for _, s := range sessions[1:] {
 		all = append(all, keyed.Session(strconv.FormatUint(s, 10))...)
 	}
@@ -123,12 +124,6 @@ func TestPublishBatchKeysMatchTheJSON(t *testing.T) {
 	}
 	if keyed.Len() != 40 || scanned.Len() != 40-unfindable {
 		t.Fatalf("keyed store holds %d documents, lookups found %d; want 40 and %d", keyed.Len(), scanned.Len(), 40-unfindable)
-	}
-	ids := func(docs []Document) (out []string) {
-		for _, d := range docs {
-			out = append(out, d.ID)
-		}
-		return out
 	}
 	for _, s := range sessions[1:] {
 		k, sc := ids(keyed.Session(strconv.FormatUint(s, 10))), ids(scanned.Session(strconv.FormatUint(s, 10)))

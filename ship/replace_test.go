@@ -175,7 +175,7 @@ func TestEmbeddedReplace(t *testing.T) {
 			t.Errorf("line %d: %s, want %s", i, lines[i], want)
 		}
 	}
-	docs := p.Store().Session("1000")
+	docs := p.MemoryStore().Session("1000")
 	if got := ids(docs); !reflect.DeepEqual(got, []string{"a", "b"}) {
 		t.Fatalf("Session(1000) = %v, want [a b]", got)
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"regexp"
 	"testing"
+
+	"github.com/replaylink/replaylink/esclient"
 )
 
 // TestSearchesUsersMake indexes the example documents of
@@ -21,7 +23,7 @@ import (
 // the document, never searched.
 func TestSearchesUsersMake(t *testing.T) {
 	n := realNode(t)
-	c, err := NewClient(ClientOptions{URLs: []string{n.url}})
+	c, err := esclient.New(esclient.Options{URLs: []string{n.url}})
 	if err != nil {
 		t.Fatal(err)
 	}

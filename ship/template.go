@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/replaylink/replaylink/esclient"
 )
 
 // DataStreamName is the data stream written to with Target.DataStream. Its
@@ -148,7 +150,7 @@ func InstallTemplate(ctx context.Context, c esapi.Transport, t Target) (changed 
 			return false, nil
 		}
 	case status != http.StatusNotFound:
-		return false, responseError("read index template "+t.TemplateName(), status, resp)
+		return false, esclient.NewResponseError("read index template "+t.TemplateName(), status, resp)
 	}
 
 	res, err = esapi.IndicesPutIndexTemplateRequest{Name: t.TemplateName(), Body: bytes.NewReader(body)}.Do(ctx, c)
@@ -159,7 +161,7 @@ func InstallTemplate(ctx context.Context, c esapi.Transport, t Target) (changed 
 		return false, err
 	}
 	if status != http.StatusOK {
-		return false, responseError("install index template "+t.TemplateName(), status, resp)
+		return false, esclient.NewResponseError("install index template "+t.TemplateName(), status, resp)
 	}
 	return true, nil
 }
@@ -201,7 +203,7 @@ func ensureIndex(ctx context.Context, c esapi.Transport, index string) (bool, er
 		return false, err
 	}
 	if status != http.StatusNotFound {
-		return false, responseError("look for index "+index, status, resp)
+		return false, esclient.NewResponseError("look for index "+index, status, resp)
 	}
 	res, err = esapi.IndicesCreateRequest{Index: index}.Do(ctx, c)
 	if err != nil {
@@ -214,7 +216,7 @@ func ensureIndex(ctx context.Context, c esapi.Transport, index string) (bool, er
 		return false, nil // created meanwhile, by a bulk request or another replica
 	}
 	if status != http.StatusOK {
-		return false, responseError("create index "+index, status, resp)
+		return false, esclient.NewResponseError("create index "+index, status, resp)
 	}
 	return true, nil
 }
@@ -229,7 +231,7 @@ func ensureDataStream(ctx context.Context, c esapi.Transport, ds string) (bool, 
 		return false, err
 	}
 	if status != http.StatusNotFound {
-		return false, responseError("look for data stream "+ds, status, resp)
+		return false, esclient.NewResponseError("look for data stream "+ds, status, resp)
 	}
 	res, err = esapi.IndicesCreateDataStreamRequest{Name: ds}.Do(ctx, c)
 	if err != nil {
@@ -242,7 +244,7 @@ func ensureDataStream(ctx context.Context, c esapi.Transport, ds string) (bool, 
 		return false, nil
 	}
 	if status != http.StatusOK {
-		return false, responseError("create data stream "+ds, status, resp)
+		return false, esclient.NewResponseError("create data stream "+ds, status, resp)
 	}
 	return true, nil
 }
@@ -268,7 +270,7 @@ func ensureAlias(ctx context.Context, c esapi.Transport, alias, ds string, openS
 		}
 	case http.StatusNotFound:
 	default:
-		return false, responseError("look for alias "+alias, status, resp)
+		return false, esclient.NewResponseError("look for alias "+alias, status, resp)
 	}
 	action := map[string]any{"index": ds, "alias": alias, "is_write_index": true}
 	if openSearch {
@@ -283,7 +285,7 @@ func ensureAlias(ctx context.Context, c esapi.Transport, alias, ds string, openS
 		return false, err
 	}
 	if status != http.StatusOK {
-		return false, responseError("add alias "+alias+" to "+ds, status, resp)
+		return false, esclient.NewResponseError("add alias "+alias+" to "+ds, status, resp)
 	}
 	return true, nil
 }
@@ -320,7 +322,7 @@ func isOpenSearch(ctx context.Context, c esapi.Transport) (bool, error) {
 		return false, err
 	}
 	if status != http.StatusOK {
-		return false, responseError("ask the node what it is", status, resp)
+		return false, esclient.NewResponseError("ask the node what it is", status, resp)
 	}
 	var info struct {
 		Version struct {
@@ -342,7 +344,7 @@ func dataNodes(ctx context.Context, c esapi.Transport) (int, error) {
 		return 0, err
 	}
 	if status != http.StatusOK {
-		return 0, responseError("read cluster health", status, resp)
+		return 0, esclient.NewResponseError("read cluster health", status, resp)
 	}
 	var h struct {
 		DataNodes int `json:"number_of_data_nodes"`
@@ -472,47 +474,6 @@ func withoutNorms(m map[string]any) map[string]any { m["norms"] = false; return 
 
 // notIndexed is a text kept in _source only.
 func notIndexed() map[string]any { return map[string]any{"type": "text", "index": false} }
-
-// ResponseError is Elasticsearch refusing a request replaylink made.
-type ResponseError struct {
-	Op     string // what replaylink was doing
-	Status int
-	Type   string // Elasticsearch's error type, e.g. security_exception
-	Reason string
-}
-
-func (e *ResponseError) Error() string {
-	hint := ""
-	switch e.Status {
-	case http.StatusUnauthorized:
-		hint = " (check --es-api-key or --es-username/--es-password)"
-	case http.StatusForbidden:
-		hint = " (the credentials lack a privilege: see 'replaylink setup --api-keys')"
-	}
-	return fmt.Sprintf("ship: %s: %d %s: %s%s", e.Op, e.Status, e.Type, e.Reason, hint)
-}
-
-func responseError(op string, status int, body []byte) *ResponseError {
-	var r struct {
-		Error json.RawMessage `json:"error"`
-	}
-	e := &ResponseError{Op: op, Status: status}
-	if json.Unmarshal(body, &r) == nil && len(r.Error) > 0 {
-		var detail struct {
-			Type   string `json:"type"`
-			Reason string `json:"reason"`
-		}
-		if json.Unmarshal(r.Error, &detail) == nil {
-			e.Type, e.Reason = detail.Type, detail.Reason
-		} else {
-			json.Unmarshal(r.Error, &e.Reason) // Elasticsearch before 5: a string
-		}
-	}
-	if e.Reason == "" {
-		e.Reason = string(body[:min(len(body), 200)])
-	}
-	return e
-}
 
 func readResponse(res *esapi.Response) (int, []byte, error) {
 	defer res.Body.Close()

@@ -12,11 +12,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/replaylink/replaylink/esclient"
 )
 
 func TestInstallTemplateIsIdempotent(t *testing.T) {
 	n := realNode(t)
-	c, err := NewClient(ClientOptions{URLs: []string{n.url}})
+	c, err := esclient.New(esclient.Options{URLs: []string{n.url}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +54,7 @@ func TestInstallTemplateIsIdempotent(t *testing.T) {
 // number is taken as it is.
 func TestTemplateReplicasSuitTheCluster(t *testing.T) {
 	n := realNode(t)
-	c, err := NewClient(ClientOptions{URLs: []string{n.url}})
+	c, err := esclient.New(esclient.Options{URLs: []string{n.url}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +88,7 @@ func TestDataStreamWithAlias(t *testing.T) {
 		n.do("DELETE", "/_data_stream/"+target.DataStreamName(), "")
 		n.do("DELETE", "/_index_template/"+target.TemplateName(), "")
 	})
-	c, err := NewClient(ClientOptions{URLs: []string{n.url}})
+	c, err := esclient.New(esclient.Options{URLs: []string{n.url}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +130,7 @@ func TestDataStreamAliasNeedsTheName(t *testing.T) {
 		n.do("DELETE", "/_index_template/"+target.TemplateName(), "")
 	})
 	n.do("PUT", "/"+target.Index, "") // an index already has the alias's name
-	c, _ := NewClient(ClientOptions{URLs: []string{n.url}})
+	c, _ := esclient.New(esclient.Options{URLs: []string{n.url}})
 	_, err := InstallTemplate(context.Background(), c, target)
 	if err == nil || !strings.Contains(err.Error(), "--data-stream") {
 		t.Fatalf("InstallTemplate with an index in the alias's way: %v", err)
@@ -179,7 +181,7 @@ func TestDataStreamOnElasticsearch(t *testing.T) {
 	es := &elasticsearchDataStreamNode{}
 	srv := httptest.NewServer(es)
 	defer srv.Close()
-	c, _ := NewClient(ClientOptions{URLs: []string{srv.URL}})
+	c, _ := esclient.New(esclient.Options{URLs: []string{srv.URL}})
 	target := Target{Index: "logs", DataStream: true}
 	if _, err := InstallTemplate(context.Background(), c, target); err != nil {
 		t.Fatal(err)

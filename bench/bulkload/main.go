@@ -39,6 +39,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esutil"
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/ship"
 	"github.com/replaylink/replaylink/ship/spool"
 )
@@ -357,7 +358,7 @@ func cpuSeconds() float64 {
 // prepare gives every shipping run the same empty index: deleted, then
 // made again with replaylink's own template.
 func prepare(o options) (any, error) {
-	client, err := ship.NewClient(ship.ClientOptions{URLs: []string{o.esURL}})
+	client, err := esclient.New(esclient.Options{URLs: []string{o.esURL}})
 	if err != nil {
 		return nil, err
 	}

@@ -5,13 +5,13 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/replaylink/replaylink/lookup"
+	"github.com/replaylink/replaylink/admin"
 )
 
 // adminRoutes are the handlers of the admin listener, which is never the
 // proxy's port: health and metrics always, lookup and ingest behind the
 // access policy (token, loopback), and no request that changes state from a
-// web page of another origin on any route (lookup.SameOriginWrites).
+// web page of another origin on any route (admin.SameOriginWrites).
 type adminRoutes struct {
 	ready   func() bool
 	lookup  http.Handler // /sessions/, /requests/; nil when off
@@ -47,5 +47,5 @@ func (a adminRoutes) handler() http.Handler {
 	if a.ingest != nil {
 		mux.Handle("/ingest", protect(a.ingest))
 	}
-	return lookup.SameOriginWrites(mux)
+	return admin.SameOriginWrites(mux)
 }

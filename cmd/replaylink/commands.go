@@ -11,8 +11,8 @@ import (
 
 	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/replaylink/replaylink/config"
+	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/lookup"
-	"github.com/replaylink/replaylink/ship"
 	"github.com/replaylink/replaylink/ship/setup"
 )
 
@@ -46,7 +46,7 @@ func checkCommand(c *config.Config, stdout, stderr io.Writer) int {
 func lookupCommand(c *config.Config, session string, stdout, stderr io.Writer) int {
 	o := lookupOptions(c, session)
 	if len(c.ESURLs) > 0 {
-		es, err := ship.NewClient(clientOptions(c))
+		es, err := esclient.New(clientOptions(c))
 		if err != nil {
 			fmt.Fprintf(stderr, "replaylink lookup: %v\n", err)
 			return lookup.CLIFailed

@@ -19,6 +19,7 @@ import (
 	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/replaylink/replaylink/config"
 	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/lookup"
 	"github.com/replaylink/replaylink/proxy"
 	"github.com/replaylink/replaylink/ship"
@@ -163,9 +164,9 @@ func (s *server) adminHandler() (http.Handler, error) {
 	if warning != "" {
 		s.log.Warn().Msg(warning)
 	}
-	lo := lookupHandlerOptions(c, s.shipper.Store(), log)
+	lo := lookupHandlerOptions(c, s.shipper.MemoryStore(), log)
 	if len(c.ESURLs) > 0 {
-		es, err := ship.NewClient(clientOptions(c))
+		es, err := esclient.New(clientOptions(c))
 		if err != nil {
 			return nil, err
 		}

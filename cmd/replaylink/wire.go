@@ -9,11 +9,14 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/replaylink/replaylink/admin"
 	"github.com/replaylink/replaylink/capture"
 	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/replaylink/replaylink/config"
 	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/lookup"
+	"github.com/replaylink/replaylink/memstore"
 	"github.com/replaylink/replaylink/proxy"
 	"github.com/replaylink/replaylink/ship"
 	"github.com/replaylink/replaylink/ship/setup"
@@ -83,8 +86,8 @@ func tailerOptions(c *config.Config, sink capture.Sink, nonce hooks.Nonce, log z
 	}
 }
 
-func clientOptions(c *config.Config) ship.ClientOptions {
-	return ship.ClientOptions{
+func clientOptions(c *config.Config) esclient.Options {
+	return esclient.Options{
 		URLs:             c.ESURLs,
 		Discover:         c.ESDiscover,
 		DiscoverInterval: c.ESDiscoverInterval,
@@ -131,7 +134,7 @@ func shipOptions(c *config.Config, out io.Writer, log zerolog.Logger) ship.Optio
 		InstallTemplate: c.ESSetup,
 		Compression:     c.ESCompression,
 		Output:          out,
-		MemoryDocs:      c.MemoryStore,
+		MemoryStore:     c.MemoryStore,
 		Logger:          log.With().Str("component", "ship").Logger(),
 	}
 }
@@ -147,13 +150,13 @@ func outputFileOptions(c *config.Config, path string, log zerolog.Logger) ship.O
 }
 
 // lookupHandlerOptions are the admin lookup's, but for the Elasticsearch
-// client. recent is nil with --memory-store 0: lookup then gets no Recent
-// at all (a nil store inside the interface would be called) and says so in
-// its answers.
-func lookupHandlerOptions(c *config.Config, recent *ship.MemoryStore, log zerolog.Logger) lookup.Options {
+// client. store is nil with --memory-store 0: lookup then gets no
+// MemoryStore at all (a nil store inside the interface would be called)
+// and says so in its answers.
+func lookupHandlerOptions(c *config.Config, store *memstore.Store, log zerolog.Logger) lookup.Options {
 	o := lookup.Options{Index: c.Index, Logger: log.With().Str("component", "lookup").Logger()}
-	if recent != nil {
-		o.Recent = recent
+	if store != nil {
+		o.MemoryStore = store
 	}
 	return o
 }
@@ -219,8 +222,8 @@ func ingestHandler(c *config.Config, sink capture.Sink, nonce hooks.Nonce, log z
 
 // adminPolicy guards lookup and ingest on the admin listener; the string
 // is a warning to log.
-func adminPolicy(c *config.Config) (*lookup.Policy, string) {
-	return lookup.NewPolicy(c.AdminListen, c.AdminToken, c.AllowRemoteAdmin)
+func adminPolicy(c *config.Config) (*admin.Policy, string) {
+	return admin.NewPolicy(c.AdminListen, c.AdminToken, c.AllowRemoteAdmin)
 }
 
 // outputPath is where documents go without Elasticsearch: "" nowhere (with

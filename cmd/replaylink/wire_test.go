@@ -14,6 +14,7 @@ import (
 	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/replaylink/replaylink/config"
 	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/proxy"
 	"github.com/replaylink/replaylink/ship"
 )
@@ -87,14 +88,14 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 
 	var out bytes.Buffer
 	so := shipOptions(cfg, &out, log)
-	wantClient := ship.ClientOptions{URLs: []string{"http://127.0.0.1:9200"}, Discover: true, DiscoverInterval: 90 * time.Second,
+	wantClient := esclient.Options{URLs: []string{"http://127.0.0.1:9200"}, Discover: true, DiscoverInterval: 90 * time.Second,
 		APIKey: "id:key", CACertFile: "/ca.pem", Insecure: true}
 	if !reflect.DeepEqual(so.Client, wantClient) {
 		t.Errorf("client options\n got %+v\nwant %+v", so.Client, wantClient)
 	}
 	if so.SpoolDir != "/tmp/spool-x" || so.SpoolMaxBytes != 10<<20 || so.SyncInterval != 50*time.Millisecond || so.FlushBytes != 1_000_000 ||
 		so.FlushInterval != 250*time.Millisecond || so.Workers != 3 || so.Index != "logs2" || !so.DataStream || so.InstallTemplate ||
-		so.MemoryDocs != 7 || so.Output != &out || so.Compression != ship.CompressionNone || so.Replicas != ship.FixedReplicas(2) {
+		so.MemoryStore != 7 || so.Output != &out || so.Compression != ship.CompressionNone || so.Replicas != ship.FixedReplicas(2) {
 		t.Errorf("ship options = %+v", so)
 	}
 

@@ -5,6 +5,7 @@ package estest
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -74,4 +75,17 @@ func (n *Node) run(t testing.TB, verb string) {
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", n.script, verb, err, out)
 	}
+}
+
+// DeadURL returns the URL of a local port nothing listens on: a node that
+// is down.
+func DeadURL(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
 }

@@ -10,12 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/ship"
 )
 
 // Options configure Run and Check; the lead maps them from config.
 type Options struct {
-	Client     ship.ClientOptions
+	Client     esclient.Options
 	Index      string        // write target, or the alias of the data stream; default "logs"
 	DataStream bool          // write to DataStreamName with the alias Index
 	Retention  time.Duration // delete documents older than this; default 30 days
@@ -91,13 +92,13 @@ func connect(ctx context.Context, o *Options) connection {
 		c.exit = ExitMisconfigured
 		return c
 	}
-	es, err := ship.NewClient(o.Client)
+	es, err := esclient.New(o.Client)
 	if err != nil {
 		c.reachable = fail("node reachable", err.Error(), "fix the connection settings named above")
 		c.exit = ExitMisconfigured
 		return c
 	}
-	n := &node{es: es, address: o.address()}
+	n := &node{es: es.Client, address: o.address()}
 	c.node = n
 	r, err := n.hello(ctx)
 	switch {

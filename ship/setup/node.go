@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/elastic/go-elasticsearch/v8"
+
+	"github.com/replaylink/replaylink/internal/excerpt"
 )
 
 // node talks to Elasticsearch (or OpenSearch) through the client replaylink
@@ -122,7 +124,7 @@ func (n *node) do(ctx context.Context, method, path string, body any) (reply, er
 }
 
 // hello reads GET /, which also makes the client trust an OpenSearch node
-// (ship.NewClient recognises it there). The first error is returned as is,
+// (esclient recognises it there). The first error is returned as is,
 // for the caller to classify.
 func (n *node) hello(ctx context.Context) (reply, error) {
 	r, err := n.do(ctx, http.MethodGet, "/", nil)
@@ -136,7 +138,7 @@ func (n *node) hello(ctx context.Context) (reply, error) {
 		} `json:"version"`
 	}
 	if err := json.Unmarshal(r.body, &root); err != nil || root.Version.Number == "" {
-		return r, fmt.Errorf("GET / on %s is not an Elasticsearch answer (%s): is this the node's HTTP port?", n.address, clip(string(r.body), 120))
+		return r, fmt.Errorf("GET / on %s is not an Elasticsearch answer (%s): is this the node's HTTP port?", n.address, excerpt.Clip(string(r.body), 120))
 	}
 	n.info = info{Product: "Elasticsearch", Version: root.Version.Number}
 	if root.Version.Distribution == "opensearch" {
@@ -167,11 +169,4 @@ func redactURL(raw string) string {
 	}
 	u.User = nil
 	return u.String()
-}
-
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }

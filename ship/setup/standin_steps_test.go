@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replaylink/replaylink/ship"
+	"github.com/replaylink/replaylink/esclient"
 )
 
 func standInNode(t *testing.T, srv *httptest.Server, o *Options) *node {
@@ -30,7 +30,7 @@ func standInNode(t *testing.T, srv *httptest.Server, o *Options) *node {
 func TestAPIKeysLeastPrivilegeAndIdempotent(t *testing.T) {
 	for _, dataStream := range []bool{false, true} {
 		s, srv := newStandIn(t, "8.15.0")
-		s.apiKey = ship.EncodeAPIKey("admin:admin-secret-value")
+		s.apiKey = esclient.EncodeAPIKey("admin:admin-secret-value")
 		o := Options{DataStream: dataStream, APIKeys: true}
 		o.Client.APIKey = "admin:admin-secret-value"
 		n := standInNode(t, srv, &o)
@@ -191,7 +191,7 @@ func TestESDuration(t *testing.T) {
 
 func TestCheckUnauthorized(t *testing.T) {
 	s, srv := newStandIn(t, "8.15.0")
-	s.apiKey = ship.EncodeAPIKey("id:right")
+	s.apiKey = esclient.EncodeAPIKey("id:right")
 	for _, key := range []string{"", "id:wrong-key-value"} {
 		var out bytes.Buffer
 		o := Options{}

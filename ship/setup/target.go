@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/ship"
 )
 
@@ -44,7 +45,7 @@ func writeTarget(ctx context.Context, n *node, o *Options) step {
 
 // shipFix says what to do about an error of ship's set-up functions.
 func shipFix(err error, privilege string) string {
-	var re *ship.ResponseError
+	var re *esclient.ResponseError
 	if errors.As(err, &re) {
 		return privilegeFix(reply{status: re.Status}, privilege)
 	}

@@ -1,4 +1,4 @@
-package lookup
+package admin
 
 import (
 	"crypto/sha256"
@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/replaylink/replaylink/internal/excerpt"
 )
 
 // Policy decides who may use lookup and ingest on the admin listener; health
@@ -86,7 +88,7 @@ func (p *Policy) Protect(next http.Handler) http.Handler {
 		case modeLoopback:
 			if !loopbackHost(r.Host) {
 				rejectedHost.Inc()
-				http.Error(w, fmt.Sprintf("Host %q is not a loopback name: without --admin-token, lookup and ingest answer only requests addressed to localhost or a loopback IP", clip(r.Host, 80)), http.StatusForbidden)
+				http.Error(w, fmt.Sprintf("Host %q is not a loopback name: without --admin-token, lookup and ingest answer only requests addressed to localhost or a loopback IP", excerpt.Clip(r.Host, 80)), http.StatusForbidden)
 				return
 			}
 		}
@@ -114,7 +116,7 @@ func SameOriginWrites(next http.Handler) http.Handler {
 		http.Error(w, fmt.Sprintf("%s %s refused: it was sent by a web page of another origin (Origin %q, Sec-Fetch-Site %q), "+
 			"and a page must not push log lines into sessions or change anything here; "+
 			"send it from a program (curl, a log agent), which sends neither header",
-			r.Method, clip(r.URL.Path, 80), clip(r.Header.Get("Origin"), 80), clip(r.Header.Get("Sec-Fetch-Site"), 20)), http.StatusForbidden)
+			r.Method, excerpt.Clip(r.URL.Path, 80), excerpt.Clip(r.Header.Get("Origin"), 80), excerpt.Clip(r.Header.Get("Sec-Fetch-Site"), 20)), http.StatusForbidden)
 	}))
 	return cop.Handler(next)
 }

@@ -1,4 +1,4 @@
-package lookup
+package admin
 
 import (
 	"io"
@@ -102,25 +102,6 @@ func TestIsLoopback(t *testing.T) {
 	}
 }
 
-func TestAdminBaseURL(t *testing.T) {
-	for listen, want := range map[string]string{
-		"127.0.0.1:9090": "http://127.0.0.1:9090",
-		":9090":          "http://127.0.0.1:9090",
-		"0.0.0.0:9191":   "http://127.0.0.1:9191",
-		"[::]:9090":      "http://127.0.0.1:9090",
-		"[::1]:9090":     "http://[::1]:9090",
-		"admin.svc:80":   "http://admin.svc:80",
-	} {
-		if got := AdminBaseURL(listen); got != want {
-			t.Errorf("AdminBaseURL(%q) = %q, want %q", listen, got, want)
-		}
-	}
-}
-
-// A web page of another origin cannot change state on the admin listener:
-// what a browser sends with fetch(..., {method: "POST", mode: "no-cors"})
-// is refused, programs (no Origin, no Sec-Fetch-Site) and the listener's
-// own pages pass, and reads are not concerned.
 func TestSameOriginWrites(t *testing.T) {
 	h := SameOriginWrites(okHandler)
 	for _, c := range []struct {

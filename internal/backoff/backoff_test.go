@@ -1,11 +1,11 @@
-package ship
+package backoff
 
 import (
 	"testing"
 	"time"
 )
 
-func TestBackoffDelay(t *testing.T) {
+func TestDelay(t *testing.T) {
 	const lo, hi = 100 * time.Millisecond, 5 * time.Second
 	for _, tc := range []struct {
 		attempt  int
@@ -19,7 +19,7 @@ func TestBackoffDelay(t *testing.T) {
 		{6, 0, 2500 * time.Millisecond, 2500 * time.Millisecond}, // capped: 6.4s -> 5s
 		{1000, 0.999, 2500 * time.Millisecond, hi},               // no overflow
 	} {
-		got := backoffDelay(tc.attempt, lo, hi, tc.jitter)
+		got := Delay(tc.attempt, lo, hi, tc.jitter)
 		if got < tc.min || got > tc.max {
 			t.Errorf("attempt %d jitter %v: %v, want within [%v, %v]", tc.attempt, tc.jitter, got, tc.min, tc.max)
 		}

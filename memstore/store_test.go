@@ -1,4 +1,4 @@
-package ship
+package memstore
 
 import (
 	"bytes"
@@ -10,73 +10,6 @@ import (
 	"sync"
 	"testing"
 )
-
-func TestScanFields(t *testing.T) {
-	for _, tc := range []struct {
-		doc, session, request string
-	}{
-		{`{"openReplaySession":{"id":"42","source":"header"},"http":{"request":{"id":"r-1"}}}`, "42", "r-1"},
-		{`{"openReplaySession.id":"42","http.request.id":"r-1"}`, "42", "r-1"},
-		{`{"http":{"request.id":"r-1"},"openReplaySession":{"id":42}}`, "42", "r-1"},
-		{` { "message" : "x { \"openReplaySession.id\": 7 }", "tags":["a",{"b":[1,2]}], "openReplaySession" : { "id" : "7" } } `, "7", ""},
-		{`{"openReplaySession":{"id":"4\u0032"}}`, "42", ""},
-		{`{"a":{"openReplaySession":{"id":"1"}}}`, "", ""},                   // not at the top
-		{`{"openReplaySession":{"id":{"x":"1"}}}`, "", ""},                   // not a scalar
-		{`{"openReplaySession":{"id":null},"http.request.id":true}`, "", ""}, // neither
-		{`{"openReplaySession":{"id":"9"`, "9", ""},                          // truncated after
-		{`["openReplaySession.id","1"]`, "", ""},
-		{``, "", ""},
-	} {
-		var session, request string
-		scanFields([]byte(tc.doc), storedFields, func(i int, v []byte) {
-			if i == 0 {
-				session = string(v)
-			} else {
-				request = string(v)
-			}
-		})
-		if session != tc.session || request != tc.request {
-			t.Errorf("%s: session %q request %q, want %q %q", tc.doc, session, request, tc.session, tc.request)
-		}
-	}
-}
-
-// FuzzScanFields checks the scanner never panics or loops, and agrees with
-// encoding/json on valid documents that hold the nested field once, in one
-// spelling, without duplicate keys or escapes, and not too deep.
-func FuzzScanFields(f *testing.F) {
-	f.Add(`{"openReplaySession":{"id":"42"},"http":{"request":{"id":"r"}}}`)
-	f.Add(`{"openReplaySession":{"id":42},"x":[{"y":"z"}]}`)
-	f.Fuzz(func(t *testing.T, doc string) {
-		var got string
-		scanFields([]byte(doc), storedFields[:1], func(_ int, v []byte) { got = string(v) })
-		lower := strings.ToLower(doc)
-		if strings.Count(lower, "openreplaysession") != 1 || !strings.Contains(doc, `"openReplaySession"`) ||
-			strings.Count(lower, `"id"`) != strings.Count(doc, `"id"`) || strings.Count(doc, `"id"`) > 1 || strings.Contains(doc, `\`) ||
-			strings.Count(doc, "{")+strings.Count(doc, "[") > 30 {
-			return
-		}
-		var ref struct {
-			S struct {
-				ID json.RawMessage `json:"id"`
-			} `json:"openReplaySession"`
-		}
-		if json.Unmarshal([]byte(doc), &ref) != nil || len(ref.S.ID) == 0 {
-			return
-		}
-		var want string
-		if json.Unmarshal(ref.S.ID, &want) != nil {
-			var n json.Number
-			if json.Unmarshal(ref.S.ID, &n) != nil {
-				return // not a scalar the store indexes
-			}
-			want = n.String()
-		}
-		if got != want {
-			t.Fatalf("got %q, want %q", got, want)
-		}
-	})
-}
 
 func storeDoc(session, request string, n int) (id, src []byte) {
 	return fmt.Appendf(nil, "id-%d", n), fmt.Appendf(nil, `{"message":"m%d","openReplaySession":{"id":%q},"http":{"request":{"id":%q}}}`, n, session, request)
@@ -91,7 +24,7 @@ func ids(docs []Document) []string {
 }
 
 func TestMemoryStore(t *testing.T) {
-	m := NewMemoryStore(4, 1<<20)
+	m := New(4, 1<<20)
 	for i, s := range []string{"1", "2", "1", "1", "2", "1"} {
 		m.Add(storeDoc(s, fmt.Sprint("r", i), i))
 	}
@@ -113,7 +46,7 @@ func TestMemoryStore(t *testing.T) {
 	if len(m.bySession) != 2 || len(m.byID) != 3 {
 		t.Fatalf("indexes leak: %d sessions, %d ids", len(m.bySession), len(m.byID))
 	}
-	var nilStore *MemoryStore
+	var nilStore *Store
 	if nilStore.Session("1") != nil || nilStore.Len() != 0 {
 		t.Fatal("nil store is not empty")
 	}
@@ -121,7 +54,7 @@ func TestMemoryStore(t *testing.T) {
 
 func TestMemoryStoreByteCap(t *testing.T) {
 	_, one := storeDoc("1", "r", 0)
-	m := NewMemoryStore(100, int64(3*len(one)))
+	m := New(100, int64(3*len(one)))
 	for i := range 10 {
 		m.Add(storeDoc("1", "r", i))
 	}
@@ -135,7 +68,7 @@ func TestMemoryStoreByteCap(t *testing.T) {
 }
 
 func TestMemoryStoreReplace(t *testing.T) {
-	m := NewMemoryStore(10, 1<<20)
+	m := New(10, 1<<20)
 	for i := range 3 {
 		m.Add(storeDoc("1", fmt.Sprint("r", i), i))
 	}
@@ -179,7 +112,7 @@ func TestMemoryStoreReplace(t *testing.T) {
 
 func TestMemoryStoreReplaceOverTheByteCap(t *testing.T) {
 	_, one := storeDoc("1", "r", 0)
-	m := NewMemoryStore(100, int64(3*len(one)))
+	m := New(100, int64(3*len(one)))
 	for i := range 3 {
 		m.Add(storeDoc("1", "r", i))
 	}
@@ -198,7 +131,7 @@ type stored struct {
 
 // addSized adds a document of session and request id request, padded to
 // size bytes, and returns it.
-func addSized(m *MemoryStore, n int, session string, size int) stored {
+func addSized(m *Store, n int, session string, size int) stored {
 	d := stored{id: fmt.Sprint("id-", n), request: fmt.Sprint("r", n)}
 	d.source = fmt.Appendf(nil, `{"openReplaySession":{"id":%q},"http":{"request":{"id":%q}},"pad":""}`, session, d.request)
 	pad := bytes.Repeat([]byte("x"), max(0, size-len(d.source)))
@@ -209,7 +142,7 @@ func addSized(m *MemoryStore, n int, session string, size int) stored {
 
 // checkNewest checks the store holds the newest m.Len() of docs, each
 // found by its request id with its source, and none of the others.
-func checkNewest(t *testing.T, m *MemoryStore, docs []stored) {
+func checkNewest(t *testing.T, m *Store, docs []stored) {
 	t.Helper()
 	kept := len(docs) - m.Len()
 	for i, d := range docs {
@@ -224,7 +157,7 @@ func checkNewest(t *testing.T, m *MemoryStore, docs []stored) {
 }
 
 // wraps says whether a kept record runs across the end of the byte ring.
-func wraps(m *MemoryStore) bool {
+func wraps(m *Store) bool {
 	for seq := m.oldest; seq < m.next; seq++ {
 		e := m.entry(seq)
 		if e.off%uint64(len(m.data))+e.size() > uint64(len(m.data)) {
@@ -235,7 +168,7 @@ func wraps(m *MemoryStore) bool {
 }
 
 func TestMemoryStoreRecordsWrap(t *testing.T) {
-	m := NewMemoryStore(1000, 4000) // a ring of 5000 bytes
+	m := New(1000, 4000) // a ring of 5000 bytes
 	var docs []stored
 	wrapped := false
 	for n := range 200 {
@@ -264,7 +197,7 @@ func TestMemoryStoreRecordsWrap(t *testing.T) {
 }
 
 func TestMemoryStoreGrows(t *testing.T) {
-	m := NewMemoryStore(100, 64<<20)
+	m := New(100, 64<<20)
 	var docs []stored
 	for n := range 1200 { // 1.2 MB through the first ring, 100 KB kept
 		docs = append(docs, addSized(m, n, "s", 1000))
@@ -287,7 +220,7 @@ func TestMemoryStoreGrows(t *testing.T) {
 // TestMemoryStoreKeysCount: ids and keys are kept beside the sources, in
 // a quarter more bytes than the cap; long ones evict sooner.
 func TestMemoryStoreKeysCount(t *testing.T) {
-	m := NewMemoryStore(100, 1000) // a ring of 1250 bytes
+	m := New(100, 1000) // a ring of 1250 bytes
 	var docs []stored
 	for n := range 10 {
 		d := stored{id: fmt.Sprintf("%0300d", n), request: fmt.Sprint("r", n), source: fmt.Appendf(nil, `{"http":{"request":{"id":"r%d"}}}`, n)}
@@ -303,7 +236,7 @@ func TestMemoryStoreKeysCount(t *testing.T) {
 // TestMemoryStoreReplacedVersions: a replaced version keeps its entry and
 // bytes until it reaches the front, and the caps count documents.
 func TestMemoryStoreReplacedVersions(t *testing.T) {
-	m := NewMemoryStore(3, 1<<20)
+	m := New(3, 1<<20)
 	for i, s := range []string{"a", "b", "c"} {
 		m.Add(storeDoc("1", s, i))
 	}
@@ -335,7 +268,7 @@ func TestMemoryStoreReplacedVersions(t *testing.T) {
 }
 
 func TestMemoryStoreReplaceEvicted(t *testing.T) {
-	m := NewMemoryStore(3, 1<<20)
+	m := New(3, 1<<20)
 	for i := range 4 {
 		m.Add(storeDoc("1", fmt.Sprint("r", i), i))
 	}
@@ -350,7 +283,7 @@ func TestMemoryStoreReplaceEvicted(t *testing.T) {
 }
 
 func TestMemoryStoreReplaceMovesKeys(t *testing.T) {
-	m := NewMemoryStore(10, 1<<20)
+	m := New(10, 1<<20)
 	m.Add(storeDoc("a", "ra", 0))
 	m.Add(storeDoc("b", "rb", 1))
 	m.Add(storeDoc("b", "rc", 2))
@@ -383,10 +316,10 @@ func TestMemoryStoreReplaceMovesKeys(t *testing.T) {
 // moving keys or dropping them) and evictions. (An Add of an id kept already
 // takes a place until it is linked, so it is left to TestMemoryStore.)
 func TestMemoryStoreLinksWhenLookedUp(t *testing.T) {
-	eager, lazy := NewMemoryStore(40, 1<<20), NewMemoryStore(40, 1<<20)
+	eager, lazy := New(40, 1<<20), New(40, 1<<20)
 	eager.hashMask, lazy.hashMask = 7, 7 // chains shared by several keys
 	sessions := []string{"s0", "s1", "s2", "s3", "s4"}
-	everything := func(m *MemoryStore) [][]string {
+	everything := func(m *Store) [][]string {
 		var out [][]string
 		for i := range 300 {
 			out = append(out, ids(m.Request(fmt.Sprint("r", i))))
@@ -411,7 +344,7 @@ func TestMemoryStoreLinksWhenLookedUp(t *testing.T) {
 			id, src = fmt.Appendf(nil, "id-%d", max(i-next(20), 0)), []byte(`{"message":"no keys"}`)
 		}
 		replace := op >= 6 || next(3) > 0
-		for _, m := range []*MemoryStore{eager, lazy} {
+		for _, m := range []*Store{eager, lazy} {
 			if replace {
 				m.Replace(id, src)
 			} else {
@@ -433,7 +366,7 @@ func TestMemoryStoreLinksWhenLookedUp(t *testing.T) {
 	if eager.Len() != lazy.Len() {
 		t.Fatalf("len %d, %d", eager.Len(), lazy.Len())
 	}
-	for _, m := range []*MemoryStore{eager, lazy} {
+	for _, m := range []*Store{eager, lazy} {
 		// A chain's head may be a replaced version until it leaves, but
 		// never one that left.
 		if n := int(m.next - m.oldest); len(m.byID) > n || len(m.bySession) > n || len(m.byRequest) > n {
@@ -446,7 +379,7 @@ func TestMemoryStoreLinksWhenLookedUp(t *testing.T) {
 // shares its chain with half the others.
 func TestMemoryStoreHashCollisions(t *testing.T) {
 	for _, mask := range []uint64{0, 1} {
-		m := NewMemoryStore(20, 1<<20)
+		m := New(20, 1<<20)
 		m.hashMask = mask
 		for i := range 50 {
 			m.Add(storeDoc(fmt.Sprint("s", i%4), fmt.Sprint("r", i), i))
@@ -477,7 +410,7 @@ func TestMemoryStoreHashCollisions(t *testing.T) {
 // TestMemoryStoreOwnsItsCopies: the store copies what it is given, and
 // lookups return copies, since the ring is overwritten later.
 func TestMemoryStoreOwnsItsCopies(t *testing.T) {
-	m := NewMemoryStore(10, 1<<20)
+	m := New(10, 1<<20)
 	id, src := storeDoc("1", "r", 0)
 	want := string(src)
 	m.Add(id, src)
@@ -498,7 +431,7 @@ func TestMemoryStoreOwnsItsCopies(t *testing.T) {
 // goroutines over a small ring (run it with -race); every document found
 // must be whole.
 func TestMemoryStoreConcurrent(t *testing.T) {
-	m := NewMemoryStore(300, 100_000)
+	m := New(300, 100_000)
 	var wg sync.WaitGroup
 	for w := range 3 {
 		wg.Go(func() {

@@ -1,7 +1,8 @@
-package ship
+package esclient
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -23,10 +24,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// ClientOptions says how to reach and authenticate to Elasticsearch.
+// Options says how to reach and authenticate to Elasticsearch.
 // Secrets (APIKey, Password, and a password inside a URL) never appear in
 // errors or logs.
-type ClientOptions struct {
+type Options struct {
 	// URLs are the cluster's HTTP nodes, requests are spread over them
 	// (nodePool); user:password@ in a URL is taken as basic auth.
 	URLs []string
@@ -46,28 +47,25 @@ type ClientOptions struct {
 	Logger           zerolog.Logger // for the --es-insecure warning
 }
 
-// NewClient builds the one Elasticsearch client replaylink uses for
-// shipping, set-up, check and lookup. It speaks to Elasticsearch 7.17, 8.x
-// and 9.x as they are, and to OpenSearch 2.x deliberately: the v8 client
-// refuses servers that do not send X-Elastic-Product, so productTransport
-// recognises OpenSearch from its root endpoint and vouches for it.
-func NewClient(o ClientOptions) (*elasticsearch.Client, error) {
-	c, err := newClient(o)
-	if err != nil {
-		return nil, err
-	}
-	return c.es, nil
-}
-
-// esClient is the client with the parts below it that its owner uses: the
-// node pool (discovery) and the HTTP transport (idle connections to close).
-type esClient struct {
-	es        *elasticsearch.Client
+// Client is the one Elasticsearch client replaylink uses for shipping,
+// set-up, check and lookup: the go-elasticsearch client (embedded, so a
+// *Client is an esapi.Transport and has the client's API), with the parts
+// below it that its owner uses: the node pool (Discover, Nodes) and the HTTP
+// transport (CloseIdleConnections).
+//
+// It speaks to Elasticsearch 7.17, 8.x and 9.x as they are, and to
+// OpenSearch 2.x deliberately: the v8 client refuses servers that do not
+// send X-Elastic-Product, so productTransport recognises OpenSearch from its
+// root endpoint and vouches for it.
+type Client struct {
+	*elasticsearch.Client
 	nodes     *nodePool
 	transport *http.Transport
 }
 
-func newClient(o ClientOptions) (*esClient, error) {
+// New builds a Client for the nodes of o.URLs. It checks the options and
+// reads the CA file; it sends no request.
+func New(o Options) (*Client, error) {
 	if len(o.URLs) == 0 {
 		return nil, errors.New("no Elasticsearch URL: give --es-url")
 	}
@@ -130,7 +128,7 @@ func newClient(o ClientOptions) (*esClient, error) {
 	if o.Insecure {
 		tc.InsecureSkipVerify = true
 		tc.VerifyConnection = nil
-		o.Logger.Warn().Strs("es", redactedURLs(urls)).
+		o.Logger.Warn().Strs("es", RedactedURLs(urls)).
 			Msg("--es-insecure: NOT verifying Elasticsearch's certificate; anyone on the path can read the documents and the credentials. Use --es-ca-cert or --es-ca-fingerprint instead")
 	}
 	base.TLSClientConfig = tc
@@ -150,8 +148,22 @@ func newClient(o ClientOptions) (*esClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &esClient{es: c, nodes: pool, transport: base}, nil
+	return &Client{Client: c, nodes: pool, transport: base}, nil
 }
+
+// Discover asks the cluster for its HTTP nodes (_nodes/http) and spreads
+// the requests that follow over those instead of the nodes known (see
+// nodePool.discover). Options.Discover says whether the owner should; the
+// client does not call it by itself.
+func (c *Client) Discover(ctx context.Context) error { return c.nodes.discover(ctx, c) }
+
+// Nodes lists the host:port of the nodes requests are spread over, in
+// round robin order.
+func (c *Client) Nodes() []string { return c.nodes.hosts() }
+
+// CloseIdleConnections closes the connections to the nodes that no request
+// is using.
+func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
 
 // EncodeAPIKey turns "id:key" into the base64 form the Authorization header
 // takes, and leaves an already encoded key as it is.
@@ -190,7 +202,8 @@ func redactURL(raw string) string {
 	return raw
 }
 
-func redactedURLs(urls []string) []string {
+// RedactedURLs is urls with the user information of each hidden, for logs.
+func RedactedURLs(urls []string) []string {
 	out := make([]string, len(urls))
 	for i, u := range urls {
 		out[i] = redactURL(u)

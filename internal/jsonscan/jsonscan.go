@@ -1,11 +1,21 @@
-package ship
+// Package jsonscan is the JSON scanning core below the packages that read
+// documents without encoding/json on a hot path: the memory store finds a
+// document's session and request ids with Fields, and ship's bulk answer
+// reader (scanIndexed) and enrich's line parser skip whitespace with
+// SkipSpace. It allocates nothing and never recurses deeper than 32 levels.
+//
+// It holds only what those readers share exactly. enrich's line parser
+// (enrich/jsonread.go) walks differently on purpose: it lowercases paths,
+// records arrays and bare words, and unescapes logfmt's escapes too, so it
+// keeps its own walk.
+package jsonscan
 
 import (
 	"bytes"
 	"encoding/json"
 )
 
-// scanFields walks the JSON object doc once, without allocating, and calls
+// Fields walks the JSON object doc once, without allocating, and calls
 // found with the index in paths of each dotted path it finds whose value is
 // a string or a number, and that value (a string decoded, a number as
 // written). A path matches nested objects ({"http":{"request":{"id":..}}})
@@ -13,8 +23,8 @@ import (
 // The walk stops once every path was found (the first occurrence counts:
 // Elasticsearch refuses duplicate keys anyway) or at malformed JSON; what
 // was found until then counts. At most 64 paths.
-func scanFields(doc []byte, paths []string, found func(i int, value []byte)) {
-	s := fieldScanner{b: doc, paths: paths, found: found, missing: uint64(1)<<len(paths) - 1}
+func Fields(doc []byte, paths []string, found func(i int, value []byte)) {
+	s := scanner{b: doc, paths: paths, found: found, missing: uint64(1)<<len(paths) - 1}
 	s.space()
 	if s.peek() == '{' {
 		var buf [128]byte
@@ -22,7 +32,8 @@ func scanFields(doc []byte, paths []string, found func(i int, value []byte)) {
 	}
 }
 
-type fieldScanner struct {
+// scanner is the state of one Fields walk.
+type scanner struct {
 	b       []byte
 	i       int
 	paths   []string
@@ -30,20 +41,20 @@ type fieldScanner struct {
 	missing uint64 // bit i: paths[i] not found yet
 }
 
-const maxScanDepth = 32
+const maxDepth = 32
 
-func (s *fieldScanner) peek() byte {
+func (s *scanner) peek() byte {
 	if s.i < len(s.b) {
 		return s.b[s.i]
 	}
 	return 0
 }
 
-func (s *fieldScanner) space() { s.i = skipSpace(s.b, s.i) }
+func (s *scanner) space() { s.i = SkipSpace(s.b, s.i) }
 
-// skipSpace returns the index of the first byte of b from i on that is not
+// SkipSpace returns the index of the first byte of b from i on that is not
 // JSON whitespace.
-func skipSpace(b []byte, i int) int {
+func SkipSpace(b []byte, i int) int {
 	for i < len(b) {
 		switch b[i] {
 		case ' ', '\t', '\n', '\r':
@@ -56,7 +67,7 @@ func skipSpace(b []byte, i int) int {
 }
 
 // object scans the object at s.i, whose keys extend path.
-func (s *fieldScanner) object(path []byte, depth int) bool {
+func (s *scanner) object(path []byte, depth int) bool {
 	s.i++ // '{'
 	for {
 		s.space()
@@ -120,7 +131,7 @@ func (s *fieldScanner) object(path []byte, depth int) bool {
 			if !s.skip(depth) || !s.report(match, s.b[start:s.i]) {
 				return false
 			}
-		case prefix && c == '{' && depth < maxScanDepth:
+		case prefix && c == '{' && depth < maxDepth:
 			if !s.object(p, depth+1) {
 				return false
 			}
@@ -133,7 +144,7 @@ func (s *fieldScanner) object(path []byte, depth int) bool {
 }
 
 // report passes a value on, and says whether to go on scanning.
-func (s *fieldScanner) report(i int, v []byte) bool {
+func (s *scanner) report(i int, v []byte) bool {
 	s.found(i, v)
 	s.missing &^= 1 << i
 	return s.missing != 0
@@ -141,7 +152,7 @@ func (s *fieldScanner) report(i int, v []byte) bool {
 
 // str scans the string at s.i and returns its raw contents, and whether
 // they hold escapes.
-func (s *fieldScanner) str() (raw []byte, escaped, ok bool) {
+func (s *scanner) str() (raw []byte, escaped, ok bool) {
 	s.i++ // '"'
 	start := s.i
 	for {
@@ -163,13 +174,13 @@ func (s *fieldScanner) str() (raw []byte, escaped, ok bool) {
 }
 
 // skip passes over the value at s.i.
-func (s *fieldScanner) skip(depth int) bool {
+func (s *scanner) skip(depth int) bool {
 	switch s.peek() {
 	case '"':
 		_, _, ok := s.str()
 		return ok
 	case '{', '[':
-		if depth >= maxScanDepth {
+		if depth >= maxDepth {
 			return false
 		}
 		s.i++

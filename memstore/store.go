@@ -1,4 +1,4 @@
-package ship
+package memstore
 
 import (
 	"cmp"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/replaylink/replaylink/internal/jsonscan"
 )
 
 // Document is a document as the memory store keeps it.
@@ -29,13 +31,12 @@ const (
 // minData is the size the byte ring starts at.
 const minData = 1 << 20
 
-// MemoryStore keeps the most recent documents published, bounded in count
-// and bytes, for the lookup API: it is the only store in the embedded
-// default, and holds what may not be in Elasticsearch yet otherwise. It is
-// safe for concurrent use. A nil *MemoryStore is an empty store.
+// Store is the memory store: it keeps the most recent documents published,
+// bounded in count and bytes, for the lookup API: it is the only store in
+// the embedded default, and holds what may not be in Elasticsearch yet
+// otherwise. It is safe for concurrent use. A nil *Store is an empty store.
 //
-// It owns what it keeps: Add and Replace copy the id, the
-// indexed keys and the source into the store, and lookups copy them out, so
+// It owns what it keeps: Add, Replace and Keep copy the id, the indexed keys and the source into the store, and lookups copy them out, so
 // callers keep their slices and own what they get back. Nothing the store
 // keeps holds a pointer (one []byte, a slice of scalar structs, maps of
 // uint64 to uint64), so the garbage collector does not scan the ~30 MB of a
@@ -70,7 +71,7 @@ const minData = 1 << 20
 //     Elasticsearch's create); until then it takes a place under the caps.
 //     Nothing in replaylink adds an id twice: enrich's ids are new, and it
 //     replaces with Replace.
-type MemoryStore struct {
+type Store struct {
 	mu       sync.Mutex
 	maxDocs  int
 	maxBytes int64 // of the sources of live documents
@@ -125,15 +126,15 @@ func (e *entry) keyOff(k int) uint64 {
 	return off
 }
 
-// NewMemoryStore returns a store of at most maxDocs documents and maxBytes
+// New returns a store of at most maxDocs documents and maxBytes
 // bytes of JSON, dropping the oldest first.
-func NewMemoryStore(maxDocs int, maxBytes int64) *MemoryStore {
+func New(maxDocs int, maxBytes int64) *Store {
 	maxDocs = max(maxDocs, 1)
 	maxData := maxBytes + maxBytes/4
 	if maxData < maxBytes { // overflow
 		maxData = math.MaxInt64
 	}
-	return &MemoryStore{
+	return &Store{
 		maxDocs:    maxDocs,
 		maxBytes:   maxBytes,
 		maxEntries: 2 * maxDocs,
@@ -151,28 +152,28 @@ func NewMemoryStore(maxDocs int, maxBytes int64) *MemoryStore {
 
 // Add keeps a copy of the document, unless one with the same id is kept:
 // as Elasticsearch's create, the first version stays.
-func (m *MemoryStore) Add(id, source []byte) { m.keep(id, source, false, nil) }
+func (m *Store) Add(id, source []byte) { m.Keep(id, source, false, nil) }
 
 // Replace keeps a copy of the document in place of the one with the same
 // id, which keeps its place in the lookup order; or adds it, as Add. As
 // Elasticsearch's index action, it wins over an Add before or after it, so
 // lookups show one document, the newest version.
-func (m *MemoryStore) Replace(id, source []byte) { m.keep(id, source, true, nil) }
+func (m *Store) Replace(id, source []byte) { m.Keep(id, source, true, nil) }
 
-// lookupKeys are a document's lookup keys: the strings of
-// openReplaySession.id and http.request.id as its JSON decodes (nil when
-// absent). enrich, which made the JSON, knows them; scanning the JSON for
-// them was a third of what keeping a document cost.
-type lookupKeys struct{ session, request []byte }
+// Keys are a document's lookup keys: the strings of openReplaySession.id
+// and http.request.id as its JSON decodes (nil when absent). enrich, which
+// made the JSON, knows them; scanning the JSON for them was a third of what
+// keeping a document cost.
+type Keys struct{ Session, Request []byte }
 
-// keep is Add (replace false) or Replace. k gives the document's keys,
+// Keep is Add (replace false) or Replace. k gives the document's keys,
 // which must be what its JSON holds; nil has them read from the JSON.
-func (m *MemoryStore) keep(id, source []byte, replace bool, k *lookupKeys) {
+func (m *Store) Keep(id, source []byte, replace bool, k *Keys) {
 	if m == nil {
 		return
 	}
 	if k != nil {
-		m.put([numKeys][]byte{keyID: id, keySession: k.session, keyRequest: k.request}, source, replace)
+		m.put([numKeys][]byte{keyID: id, keySession: k.Session, keyRequest: k.Request}, source, replace)
 		return
 	}
 	ks := keyScanners.Get().(*keyScanner)
@@ -181,7 +182,7 @@ func (m *MemoryStore) keep(id, source []byte, replace bool, k *lookupKeys) {
 	m.put(keys, source, replace)
 }
 
-func (m *MemoryStore) put(keys [numKeys][]byte, source []byte, replace bool) {
+func (m *Store) put(keys [numKeys][]byte, source []byte, replace bool) {
 	if m == nil {
 		return
 	}
@@ -225,8 +226,8 @@ func (m *MemoryStore) put(keys [numKeys][]byte, source []byte, replace bool) {
 	m.bytes += int64(len(source))
 }
 
-// keyScanner holds the callback put passes scanFields, made once: a
-// closure made per document would escape into scanFields, an allocation.
+// keyScanner holds the callback Keep passes jsonscan.Fields, made once: a
+// closure made per document would escape into Fields, an allocation.
 type keyScanner struct {
 	keys  [numKeys][]byte
 	found func(i int, value []byte)
@@ -241,15 +242,15 @@ var keyScanners = sync.Pool{New: func() any {
 // scan returns the keys of a document; the scanner keeps none of them.
 func (ks *keyScanner) scan(id, source []byte) [numKeys][]byte {
 	ks.keys = [numKeys][]byte{keyID: id}
-	scanFields(source, storedFields, ks.found)
+	jsonscan.Fields(source, storedFields, ks.found)
 	keys := ks.keys
 	ks.keys = [numKeys][]byte{}
 	return keys
 }
 
-func (m *MemoryStore) hash(key []byte) uint64 { return maphash.Bytes(m.seed, key) & m.hashMask }
+func (m *Store) hash(key []byte) uint64 { return maphash.Bytes(m.seed, key) & m.hashMask }
 
-func (m *MemoryStore) heads(k int) map[uint64]uint64 {
+func (m *Store) heads(k int) map[uint64]uint64 {
 	switch k {
 	case keyID:
 		return m.byID
@@ -259,10 +260,10 @@ func (m *MemoryStore) heads(k int) map[uint64]uint64 {
 	return m.byRequest
 }
 
-func (m *MemoryStore) entry(seq uint64) *entry { return &m.entries[seq%uint64(len(m.entries))] }
+func (m *Store) entry(seq uint64) *entry { return &m.entries[seq%uint64(len(m.entries))] }
 
 // chain makes the entry of seq the newest of the chain of its key k.
-func (m *MemoryStore) chain(k int, seq uint64, e *entry) {
+func (m *Store) chain(k int, seq uint64, e *entry) {
 	if e.indexed(k) {
 		heads := m.heads(k)
 		e.prev[k] = heads[e.hash[k]] // 0 if none
@@ -273,7 +274,7 @@ func (m *MemoryStore) chain(k int, seq uint64, e *entry) {
 // link puts the entries added since it last ran in their chains, oldest
 // first, so each chain stays newest first, and drops those whose id is kept
 // already.
-func (m *MemoryStore) link() {
+func (m *Store) link() {
 	for seq := max(m.linked, m.oldest); seq < m.next; seq++ {
 		e := m.entry(seq)
 		first, second := m.parts(e.off, e.keyLen[keyID])
@@ -296,7 +297,7 @@ func (m *MemoryStore) link() {
 }
 
 // find returns the seq of the live entry whose key k is key.
-func (m *MemoryStore) find(k int, hash uint64, key []byte) (uint64, bool) {
+func (m *Store) find(k int, hash uint64, key []byte) (uint64, bool) {
 	for seq := m.heads(k)[hash]; seq >= m.oldest; {
 		e := m.entry(seq)
 		if !e.dead && m.equal(e, k, key) {
@@ -310,7 +311,7 @@ func (m *MemoryStore) find(k int, hash uint64, key []byte) (uint64, bool) {
 // kill marks the entry of seq, which is linked, replaced, and takes it off
 // the heads of its chains: lookups of a session or request it left should
 // not walk to it.
-func (m *MemoryStore) kill(seq uint64) {
+func (m *Store) kill(seq uint64) {
 	e := m.entry(seq)
 	e.dead = true
 	m.live--
@@ -330,7 +331,7 @@ func (m *MemoryStore) kill(seq uint64) {
 
 // makeRoom evicts the oldest entries until a document of sourceLen bytes,
 // size with its keys, fits under every cap, and grows the rings for it.
-func (m *MemoryStore) makeRoom(sourceLen, size int64) {
+func (m *Store) makeRoom(sourceLen, size int64) {
 	for m.next > m.oldest && (m.live >= m.maxDocs || m.bytes+sourceLen > m.maxBytes ||
 		m.next-m.oldest >= uint64(m.maxEntries) || int64(m.tail-m.head)+size > m.maxData) {
 		m.evictOldest()
@@ -354,7 +355,7 @@ func (m *MemoryStore) makeRoom(sourceLen, size int64) {
 	}
 }
 
-func (m *MemoryStore) evictOldest() {
+func (m *Store) evictOldest() {
 	e := m.entry(m.oldest)
 	for k := range numKeys {
 		// Entries leave oldest first: when the oldest is the newest of
@@ -372,7 +373,7 @@ func (m *MemoryStore) evictOldest() {
 }
 
 // write copies b to data at the absolute offset off; it fits.
-func (m *MemoryStore) write(off uint64, b []byte) {
+func (m *Store) write(off uint64, b []byte) {
 	if len(b) == 0 { // data may be empty still
 		return
 	}
@@ -382,7 +383,7 @@ func (m *MemoryStore) write(off uint64, b []byte) {
 
 // parts returns the n bytes of data at the absolute offset off, in two
 // parts when they wrap around its end.
-func (m *MemoryStore) parts(off uint64, n uint32) (first, second []byte) {
+func (m *Store) parts(off uint64, n uint32) (first, second []byte) {
 	if n == 0 { // data may be empty still
 		return nil, nil
 	}
@@ -393,7 +394,7 @@ func (m *MemoryStore) parts(off uint64, n uint32) (first, second []byte) {
 
 // equal says whether key k of the entry is key. Hashes collide, and one key
 // may start with another ("r2", "r243").
-func (m *MemoryStore) equal(e *entry, k int, key []byte) bool {
+func (m *Store) equal(e *entry, k int, key []byte) bool {
 	if int(e.keyLen[k]) != len(key) {
 		return false
 	}
@@ -403,14 +404,14 @@ func (m *MemoryStore) equal(e *entry, k int, key []byte) bool {
 
 // Session returns the kept documents of an OpenReplay session (by the
 // openReplaySession.id field), oldest first.
-func (m *MemoryStore) Session(id string) []Document { return m.lookup(keySession, id) }
+func (m *Store) Session(id string) []Document { return m.lookup(keySession, id) }
 
 // Request returns the kept documents of one request (by http.request.id),
 // oldest first.
-func (m *MemoryStore) Request(requestID string) []Document { return m.lookup(keyRequest, requestID) }
+func (m *Store) Request(requestID string) []Document { return m.lookup(keyRequest, requestID) }
 
 // Len returns the number of documents kept.
-func (m *MemoryStore) Len() int {
+func (m *Store) Len() int {
 	if m == nil {
 		return 0
 	}
@@ -422,7 +423,7 @@ func (m *MemoryStore) Len() int {
 
 // lookup copies out the live documents whose key k is key, in their order:
 // the ids into one string, the sources into one slice.
-func (m *MemoryStore) lookup(k int, key string) []Document {
+func (m *Store) lookup(k int, key string) []Document {
 	if m == nil || key == "" {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package ship
+package esclient
 
 import (
 	"errors"
@@ -16,6 +16,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
+
+	"github.com/replaylink/replaylink/internal/estest"
 )
 
 func TestJudgeNode(t *testing.T) {
@@ -131,10 +133,10 @@ func TestRequestsAreSpreadOverNodes(t *testing.T) {
 
 func TestDeadNodeIsSkippedAtOnceAndUsedAgainWhenBack(t *testing.T) {
 	a, b := newCountingNode(t, "a"), newCountingNode(t, "b")
-	proxy := newTCPProxy(t, a.srv.URL) // node a, as the pool sees it: it can die and come back
-	pool := newClusterPool(t, proxy.url(), b.srv.URL)
-	proxy.down()
-	label := strings.TrimPrefix(proxy.url(), "http://")
+	proxy := estest.NewProxy(t, a.srv.URL) // node a, as the pool sees it: it can die and come back
+	pool := newClusterPool(t, proxy.URL(), b.srv.URL)
+	proxy.Down()
+	label := strings.TrimPrefix(proxy.URL(), "http://")
 	unreachable := metrics.GetOrCreateCounter(fmt.Sprintf(`replaylink_ship_node_failures_total{node=%q,reason="unreachable"}`, label))
 	before := unreachable.Get()
 
@@ -167,7 +169,7 @@ func TestDeadNodeIsSkippedAtOnceAndUsedAgainWhenBack(t *testing.T) {
 
 	// Back, but still waiting: not tried yet. Once its wait is over, it
 	// takes its share again.
-	proxy.up()
+	proxy.Up()
 	pool.post(t, "x")
 	if a.served.Load() != 0 {
 		t.Fatal("node a was tried again before its wait was over")
@@ -226,7 +228,7 @@ func TestPushingBackNodeIsBackedOffWhileOthersTakeTheWork(t *testing.T) {
 
 func TestNoNodeFreeGivesTheLastAnswer(t *testing.T) {
 	t.Run("all dead", func(t *testing.T) {
-		pool := newClusterPool(t, deadURL(t), deadURL(t), deadURL(t))
+		pool := newClusterPool(t, estest.DeadURL(t), estest.DeadURL(t), estest.DeadURL(t))
 		_, _, err := pool.post(t, "docs")
 		var ne *NodeUnreachableError
 		if !errors.As(err, &ne) || ne.Tried != 3 {
@@ -292,38 +294,16 @@ func TestDiscoveredNodes(t *testing.T) {
 }
 
 func TestDiscoverOnTheRealNode(t *testing.T) {
-	n := realNode(t)
-	c, err := newClient(ClientOptions{URLs: []string{deadURL(t), n.url}})
+	nodeURL := estest.URL(t)
+	c, err := New(Options{URLs: []string{estest.DeadURL(t), nodeURL}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.nodes.discover(t.Context(), c.es); err != nil {
+	if err := c.Discover(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	u, _ := url.Parse(n.url)
-	if got := c.nodes.hosts(); len(got) != 1 || got[0] != u.Host {
+	u, _ := url.Parse(nodeURL)
+	if got := c.Nodes(); len(got) != 1 || got[0] != u.Host {
 		t.Errorf("nodes after discovery: %v, want [%s]: the dead URL dropped, the node's own address kept", got, u.Host)
-	}
-}
-
-// TestPipelineDiscoversTheNodes: with Discover, a pipeline given a dead URL
-// and the real node learns the node's own address from _nodes/http, drops
-// the dead URL, and ships everything.
-func TestPipelineDiscoversTheNodes(t *testing.T) {
-	n := realNode(t)
-	index := testIndex(t, n)
-	opts := fastOptions(t, deadURL(t), n.url)
-	opts.Index, opts.InstallTemplate = index, true
-	opts.Client.Discover, opts.Client.DiscoverInterval = true, time.Hour
-	p, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(n.url)
-	waitFor(t, "discovery", func() bool { h := p.nodes.hosts(); return len(h) == 1 && h[0] == u.Host })
-	publishN(t, p, 0, 50)
-	closeWithin(t, p, 30*time.Second)
-	if got := n.count(index); got != 50 {
-		t.Errorf("index holds %d documents, want 50", got)
 	}
 }

@@ -1,4 +1,4 @@
-package ship
+package esclient
 
 import (
 	"context"
@@ -18,6 +18,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/rs/zerolog"
+
+	"github.com/replaylink/replaylink/internal/backoff"
 )
 
 // nodePool spreads requests over the HTTP nodes of one cluster, below the
@@ -48,7 +50,7 @@ import (
 //
 // What to do with an answer is decided by judgeNode, a pure function of the
 // status and the transport error (TestJudgeNode). The nodes are the given
-// URLs, or with discovery (Pipeline, --es-discover) the cluster's HTTP
+// URLs, or with discovery (Client.Discover, --es-discover) the cluster's HTTP
 // nodes learnt from _nodes/http. Each node has metrics labelled with its
 // host:port, so their number is bounded by the nodes ever known.
 type nodePool struct {
@@ -248,7 +250,7 @@ func (p *nodePool) report(n *esNode, o nodeOutcome, cause string) {
 		return
 	}
 	n.available.Set(0)
-	wait := backoffDelay(n.failures, nodeWaitMin, nodeWaitMax, rand.Float64())
+	wait := backoff.Delay(n.failures, nodeWaitMin, nodeWaitMax, rand.Float64())
 	if n.failures == 0 {
 		p.log.Warn().Str("node", n.label).Str("cause", cause).Dur("retry_in", wait).
 			Msg("ship: Elasticsearch node left out of rotation; requests go to the others")
@@ -343,7 +345,7 @@ func (p *nodePool) discover(ctx context.Context, client esapi.Transport) error {
 		return fmt.Errorf("node discovery: %w", err)
 	}
 	if res.IsError() {
-		return responseError("node discovery (_nodes/http)", res.StatusCode, body)
+		return NewResponseError("node discovery (_nodes/http)", res.StatusCode, body)
 	}
 	us, err := discoveredNodes(body, p.base)
 	if err != nil {
