@@ -17,9 +17,9 @@ import (
 // Options configure Run and Check; the lead maps them from config.
 type Options struct {
 	Client     esclient.Options
-	Index      string        // write target, or the alias of the data stream; default "logs"
+	Index      string        // write target, or the alias of the data stream (--index); required
 	DataStream bool          // write to DataStreamName with the alias Index
-	Retention  time.Duration // delete documents older than this; default 30 days
+	Retention  time.Duration // delete documents older than this (--retention); required
 	APIKeys    bool          // create the writer and reader API keys (setup only)
 	Replicas   ship.Replicas // of the indices the template makes; zero: suit the cluster
 }
@@ -27,19 +27,25 @@ type Options struct {
 // DataStreamName is the data stream written with --data-stream.
 const DataStreamName = ship.DataStreamName
 
-// DefaultRetention is --retention's default.
-const DefaultRetention = 30 * 24 * time.Hour
+// requestTimeout bounds each of setup's and check's requests when the
+// caller sets none: they are small, and a user waits at the terminal.
+const requestTimeout = 15 * time.Second
 
-func (o *Options) defaults() {
-	if o.Index == "" {
-		o.Index = "logs"
-	}
-	if o.Retention <= 0 {
-		o.Retention = DefaultRetention
+// prepare refuses options config never passes and sets setup's own request
+// timeout. config owns the defaults of --index and --retention (one source
+// of truth): an empty index or a zero retention here is a caller's mistake,
+// not a request for a default.
+func (o *Options) prepare() error {
+	switch {
+	case o.Index == "":
+		return errors.New("setup: no index given (--index)")
+	case o.Retention <= 0:
+		return fmt.Errorf("setup: retention %v: want a positive duration (--retention)", o.Retention)
 	}
 	if o.Client.Timeout == 0 {
-		o.Client.Timeout = 15 * time.Second
+		o.Client.Timeout = requestTimeout
 	}
+	return nil
 }
 
 func (o *Options) target() ship.Target {

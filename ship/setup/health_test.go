@@ -43,7 +43,7 @@ func TestHealthStep(t *testing.T) {
 // yellow with the fix for one data node; either way it passes.
 func TestCheckReportsClusterHealth(t *testing.T) {
 	esURL := estest.URL(t)
-	o := Options{}
+	o := configured(Options{})
 	o.Client.URLs = []string{esURL}
 	var out bytes.Buffer
 	Check(context.Background(), &out, o)

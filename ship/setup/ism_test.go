@@ -124,9 +124,9 @@ func (s *ismNode) count(prefix string) int {
 
 func TestRetentionISMOnOpenSearch(t *testing.T) {
 	s, srv := newISMNode(t)
-	o := Options{DataStream: true, Retention: 14 * 24 * time.Hour}
+	o := configured(Options{DataStream: true, Retention: 14 * 24 * time.Hour})
 	o.Client.URLs = []string{srv.URL}
-	o.defaults()
+	mustPrepare(t, &o)
 	c := connect(context.Background(), &o)
 	if c.exit != ExitOK {
 		t.Fatalf("connect: %+v", c.version)
@@ -179,9 +179,9 @@ func TestRetentionISMOnOpenSearch(t *testing.T) {
 // says so, with the fix.
 func TestRetentionISMOnTheTestNode(t *testing.T) {
 	esURL := estest.URL(t)
-	o := Options{DataStream: true}
+	o := configured(Options{DataStream: true})
 	o.Client.URLs = []string{esURL}
-	o.defaults()
+	mustPrepare(t, &o)
 	c := connect(context.Background(), &o)
 	if c.exit != ExitOK {
 		t.Fatalf("connect: %+v", c.reachable)

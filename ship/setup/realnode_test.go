@@ -71,7 +71,7 @@ func TestSetupIsIdempotentOnSearchNode(t *testing.T) {
 	esURL := estest.URL(t)
 	index := uniqueIndex(t)
 	cleanUp(t, esURL, index)
-	o := Options{Index: index}
+	o := configured(Options{Index: index})
 	o.Client.URLs = []string{esURL}
 
 	var out bytes.Buffer
@@ -145,7 +145,7 @@ func TestCheckPassesOnSearchNode(t *testing.T) {
 	// check works on OpenReplay's index, logs, which the end-to-end test
 	// uses at the same time: it is left in place (deleting it under that
 	// test fails its searches). The probe deletes itself.
-	o := Options{}
+	o := configured(Options{})
 	o.Client.URLs = []string{esURL}
 	var out bytes.Buffer
 	if code := Run(context.Background(), &out, o); code != ExitOK {
@@ -174,7 +174,7 @@ func TestCheckPassesOnSearchNode(t *testing.T) {
 
 func TestCheckMisconfiguredOnSearchNode(t *testing.T) {
 	esURL := estest.URL(t)
-	o := Options{Index: uniqueIndex(t)} // no setup: no template for it
+	o := configured(Options{Index: uniqueIndex(t)}) // no setup: no template for it
 	o.Client.URLs = []string{esURL}
 	var out bytes.Buffer
 	if code := Check(context.Background(), &out, o); code != ExitMisconfigured {

@@ -24,7 +24,10 @@ import (
 // environment. It returns the exit code: ExitOK, or Check's codes
 // (ExitUnreachable, ExitUnauthorized, ExitMisconfigured for a failed step).
 func Run(ctx context.Context, w io.Writer, o Options) int {
-	o.defaults()
+	if err := o.prepare(); err != nil {
+		fmt.Fprintln(w, err)
+		return ExitMisconfigured
+	}
 	rep := &reporter{w: w}
 	c := connect(ctx, &o)
 	for _, s := range []step{c.reachable, c.auth, c.version} {

@@ -19,7 +19,7 @@ import (
 func standInNode(t *testing.T, srv *httptest.Server, o *Options) *node {
 	t.Helper()
 	o.Client.URLs = []string{srv.URL}
-	o.defaults()
+	mustPrepare(t, o)
 	c := connect(context.Background(), o)
 	if c.exit != ExitOK {
 		t.Fatalf("connect: %d %+v %+v %+v", c.exit, c.reachable, c.auth, c.version)
@@ -31,7 +31,7 @@ func TestAPIKeysLeastPrivilegeAndIdempotent(t *testing.T) {
 	for _, dataStream := range []bool{false, true} {
 		s, srv := newStandIn(t, "8.15.0")
 		s.apiKey = esclient.EncodeAPIKey("admin:admin-secret-value")
-		o := Options{DataStream: dataStream, APIKeys: true}
+		o := configured(Options{DataStream: dataStream, APIKeys: true})
 		o.Client.APIKey = "admin:admin-secret-value"
 		n := standInNode(t, srv, &o)
 		wantNames := `["logs"]`
@@ -96,7 +96,7 @@ func TestAPIKeyFailuresNameCauseAndFix(t *testing.T) {
 	} {
 		s, srv := newStandIn(t, "8.15.0")
 		c.prepare(s)
-		o := Options{APIKeys: true}
+		o := configured(Options{APIKeys: true})
 		n := standInNode(t, srv, &o)
 		st, keys := apiKeys(context.Background(), n, &o)
 		if st.outcome != Failed || keys != nil || !strings.Contains(st.note, c.wantNote) || !strings.Contains(st.fix, c.wantFix) {
@@ -107,7 +107,7 @@ func TestAPIKeyFailuresNameCauseAndFix(t *testing.T) {
 
 func TestRetentionDataStreamLifecycle(t *testing.T) {
 	s, srv := newStandIn(t, "8.15.0")
-	o := Options{DataStream: true}
+	o := configured(Options{DataStream: true})
 	n := standInNode(t, srv, &o)
 	if st := retention(context.Background(), n, &o); st.outcome != Changed || s.lifecycle[DataStreamName] != "30d" {
 		t.Fatalf("first run: %+v, lifecycle %q", st, s.lifecycle[DataStreamName])
@@ -127,7 +127,7 @@ func TestRetentionDataStreamLifecycle(t *testing.T) {
 func TestRetentionILMBefore811(t *testing.T) {
 	s, srv := newStandIn(t, "8.10.4")
 	s.templatePolicy = ILMPolicyName
-	o := Options{DataStream: true, Retention: 14 * 24 * time.Hour}
+	o := configured(Options{DataStream: true, Retention: 14 * 24 * time.Hour})
 	n := standInNode(t, srv, &o)
 	if st := retention(context.Background(), n, &o); st.outcome != Changed {
 		t.Fatalf("first run: %+v", st)
@@ -155,7 +155,7 @@ func TestRetentionILMBefore811(t *testing.T) {
 
 func TestRetentionILMNeedsTheTemplateToNameIt(t *testing.T) {
 	s, srv := newStandIn(t, "7.17.20")
-	o := Options{DataStream: true}
+	o := configured(Options{DataStream: true})
 	n := standInNode(t, srv, &o)
 	st := retention(context.Background(), n, &o)
 	if st.outcome != Failed || !strings.Contains(st.note, "later rollovers") || !strings.Contains(st.fix, `"index.lifecycle.name": "replaylink-logs"`) {
@@ -168,7 +168,7 @@ func TestRetentionILMNeedsTheTemplateToNameIt(t *testing.T) {
 
 func TestRetentionSkipsPlainIndex(t *testing.T) {
 	s, srv := newStandIn(t, "8.15.0")
-	o := Options{}
+	o := configured(Options{})
 	n := standInNode(t, srv, &o)
 	st := retention(context.Background(), n, &o)
 	if st.outcome != Skipped || !strings.Contains(st.note, "--data-stream") || !strings.Contains(st.note, "30d") {
@@ -194,7 +194,7 @@ func TestCheckUnauthorized(t *testing.T) {
 	s.apiKey = esclient.EncodeAPIKey("id:right")
 	for _, key := range []string{"", "id:wrong-key-value"} {
 		var out bytes.Buffer
-		o := Options{}
+		o := configured(Options{})
 		o.Client.URLs = []string{srv.URL}
 		o.Client.APIKey = key
 		if code := Check(context.Background(), &out, o); code != ExitUnauthorized {
@@ -213,7 +213,7 @@ func TestCheckUnreachable(t *testing.T) {
 	dead := httptest.NewServer(nil)
 	dead.Close()
 	var out bytes.Buffer
-	o := Options{}
+	o := configured(Options{})
 	o.Client.URLs = []string{strings.Replace(dead.URL, "http://", "http://user:pw-secret@", 1)}
 	if code := Check(context.Background(), &out, o); code != ExitUnreachable {
 		t.Fatalf("exit %d, want %d\n%s", code, ExitUnreachable, out.String())
@@ -246,8 +246,8 @@ func TestPasteBlockFitsTheEngineAndTheURL(t *testing.T) {
 		{"OpenSearch", "https://search.internal:9200", "", []string{"OpenSearch has no API keys", "answered setup without credentials", "(no credentials"}, []string{"--api-keys", "REPLAYLINK_ES_API_KEY", "loopback"}},
 		{"OpenSearch", "https://search.internal:9200", "admin", []string{"wants credentials", "anonymous", "REPLAYLINK_ES_USERNAME=", "REPLAYLINK_ES_PASSWORD_FILE="}, []string{"--api-keys", "REPLAYLINK_ES_API_KEY", "loopback"}},
 	} {
-		o := Options{}
-		o.defaults()
+		o := configured(Options{})
+		mustPrepare(t, &o)
 		o.Client.URLs = []string{tc.url}
 		o.Client.Username = tc.user
 		var out bytes.Buffer
