@@ -13,7 +13,7 @@ import (
 )
 
 // The assembler turns access events and captured lines into documents and
-// publishes them. It is the state of the pipeline's worker goroutine: only
+// publishes them. It is the state of the enricher's worker goroutine: only
 // that goroutine calls its methods, each with the current time (tests call
 // them directly, with a clock of their own).
 //

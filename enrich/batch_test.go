@@ -43,9 +43,9 @@ func (r *batchRecorder) PublishBatch(b *Batch) (refused int, err error) {
 	return refused, err
 }
 
-// TestPipelinePublishesInRounds: events queued while the worker is busy go
+// TestEnricherPublishesInRounds: events queued while the worker is busy go
 // to the publisher together, in order, and each document once.
-func TestPipelinePublishesInRounds(t *testing.T) {
+func TestEnricherPublishesInRounds(t *testing.T) {
 	rec := &batchRecorder{}
 	opts := testOptions()
 	opts.Publisher = rec

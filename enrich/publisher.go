@@ -20,7 +20,7 @@ type Publisher interface {
 
 // A BatchPublisher also takes a worker round's documents in one call, so
 // that the spool writes them with one system call (group commit); the
-// pipeline uses PublishBatch when its Publisher has it. The documents are
+// enricher uses PublishBatch when its Publisher has it. The documents are
 // Publish and Replace calls in the batch's order, and the batch is valid
 // only during the call. refused counts the documents that could not be kept
 // (counted by the publisher, as for Publish), and err says why the first of

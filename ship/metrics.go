@@ -3,7 +3,7 @@ package ship
 import "github.com/VictoriaMetrics/metrics"
 
 // Process-wide metrics (VictoriaMetrics' default set, served by the admin
-// listener). Per-pipeline figures are in Stats.
+// listener). Per-shipper figures are in Stats.
 var (
 	queuedTotal    = metrics.GetOrCreateCounter(`replaylink_ship_documents_queued_total`)
 	replacedTotal  = metrics.GetOrCreateCounter(`replaylink_ship_documents_replaced_total`) // of the queued, replacements

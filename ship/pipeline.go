@@ -33,7 +33,7 @@ import (
 	"github.com/replaylink/replaylink/ship/spool"
 )
 
-var _ enrich.BatchPublisher = (*Pipeline)(nil)
+var _ enrich.BatchPublisher = (*Shipper)(nil)
 
 // ErrClosed is returned by Publish after Close.
 var ErrClosed = errors.New("ship: closed")
@@ -43,7 +43,7 @@ const (
 	maxDocumentBytes = 16 << 20
 )
 
-// Options configures a Pipeline. The settings a user gives (the spool's,
+// Options configures a Shipper. The settings a user gives (the spool's,
 // the bulk requests', Index, Compression, MemoryDocs) mean what they say
 // at zero or New refuses them, naming the flag; their defaults are
 // config's. The tuning below them, which no user sets, takes ship's own
@@ -122,8 +122,8 @@ func (o *Options) validate() error {
 	return errors.Join(errs...)
 }
 
-// Pipeline is the shipper: it implements enrich.Publisher.
-type Pipeline struct {
+// Shipper is the shipper: it implements enrich.Publisher.
+type Shipper struct {
 	opts  Options
 	log   zerolog.Logger
 	queue *spool.Queue
@@ -172,7 +172,7 @@ type deliverer interface {
 }
 
 // New opens the spool, replays what it holds, and starts shipping.
-func New(opts Options) (*Pipeline, error) {
+func New(opts Options) (*Shipper, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
@@ -189,7 +189,7 @@ func New(opts Options) (*Pipeline, error) {
 	if embedded {
 		opts.Workers = 1 // keep the output in spool order
 	}
-	p := &Pipeline{
+	p := &Shipper{
 		opts:    opts,
 		log:     opts.Logger,
 		batches: make(chan *batch),
@@ -261,7 +261,7 @@ func New(opts Options) (*Pipeline, error) {
 // DiscoverInterval (0: never again); until it first succeeds, it tries again
 // with backoff. Meanwhile, and whenever it fails, the nodes known go on
 // taking requests.
-func (p *Pipeline) discover(client esapi.Transport) {
+func (p *Shipper) discover(client esapi.Transport) {
 	defer close(p.discovered)
 	learnt := false
 	for attempt := 0; ; {
@@ -293,7 +293,7 @@ func (p *Pipeline) discover(client esapi.Transport) {
 }
 
 // setUp installs the template and the write target, saying what changed.
-func (p *Pipeline) setUp(ctx context.Context, client esapi.Transport, t Target) error {
+func (p *Shipper) setUp(ctx context.Context, client esapi.Transport, t Target) error {
 	changed, err := InstallTemplate(ctx, client, t)
 	if err != nil {
 		return err
@@ -317,7 +317,7 @@ func (p *Pipeline) setUp(ctx context.Context, client esapi.Transport, t Target) 
 // document survives a crash of replaylink (not yet a power loss: see
 // docs/reliability.md). An error means the document was not kept; it has
 // been counted in replaylink_dropped_total.
-func (p *Pipeline) Publish(id, source []byte) error {
+func (p *Shipper) Publish(id, source []byte) error {
 	return p.publish(spool.OpCreate, id, source)
 }
 
@@ -325,11 +325,11 @@ func (p *Pipeline) Publish(id, source []byte) error {
 // with the bulk index action so that it overwrites the original whichever
 // of the two reaches Elasticsearch first: the original's create meets the
 // replacement as a 409, which counts as shipped. Otherwise as Publish.
-func (p *Pipeline) Replace(id, source []byte) error {
+func (p *Shipper) Replace(id, source []byte) error {
 	return p.publish(spool.OpReplace, id, source)
 }
 
-func (p *Pipeline) publish(op spool.Op, id, source []byte) error {
+func (p *Shipper) publish(op spool.Op, id, source []byte) error {
 	if err := p.check(id, source); err != nil {
 		return err
 	}
@@ -345,7 +345,7 @@ func (p *Pipeline) publish(op spool.Op, id, source []byte) error {
 }
 
 // check refuses, and counts, what no spool or index would take.
-func (p *Pipeline) check(id, source []byte) error {
+func (p *Shipper) check(id, source []byte) error {
 	switch {
 	case p.closed.Load():
 		return p.refuse(droppedClosed, ErrClosed)
@@ -360,7 +360,7 @@ func (p *Pipeline) check(id, source []byte) error {
 }
 
 // spoolError counts a document the spool did not take.
-func (p *Pipeline) spoolError(err error) error {
+func (p *Shipper) spoolError(err error) error {
 	if errors.Is(err, spool.ErrClosed) {
 		return p.refuse(droppedClosed, ErrClosed)
 	}
@@ -369,7 +369,7 @@ func (p *Pipeline) spoolError(err error) error {
 
 // accepted counts a spooled document and keeps it for lookups, with its
 // keys when they are known (k nil: the store reads them from the JSON).
-func (p *Pipeline) accepted(id, source []byte, replace bool, k *lookupKeys) {
+func (p *Shipper) accepted(id, source []byte, replace bool, k *lookupKeys) {
 	queuedTotal.Inc()
 	p.stats.queued.Add(1)
 	if replace {
@@ -390,7 +390,7 @@ type keptDoc struct {
 // as Publish and Replace would each. When it returns, the documents not
 // refused survive a crash of replaylink; refused counts the others, each
 // counted in replaylink_dropped_total, and err says why the first was.
-func (p *Pipeline) PublishBatch(b *enrich.Batch) (refused int, err error) {
+func (p *Shipper) PublishBatch(b *enrich.Batch) (refused int, err error) {
 	p.batchMu.Lock()
 	defer p.batchMu.Unlock()
 	if p.spoolBatch == nil {
@@ -443,7 +443,7 @@ func (p *Pipeline) PublishBatch(b *enrich.Batch) (refused int, err error) {
 	return refused, err
 }
 
-func (p *Pipeline) refuse(c interface{ Inc() }, err error) error {
+func (p *Shipper) refuse(c interface{ Inc() }, err error) error {
 	c.Inc()
 	p.stats.dropped.Add(1)
 	return err
@@ -451,12 +451,12 @@ func (p *Pipeline) refuse(c interface{ Inc() }, err error) error {
 
 // Store returns the recent documents, for lookups (nil when MemoryDocs < 0;
 // a nil store answers every lookup with nothing).
-func (p *Pipeline) Store() *MemoryStore { return p.store }
+func (p *Shipper) Store() *MemoryStore { return p.store }
 
 // Close stops taking documents and ships what the spool holds until ctx
 // ends; what is left then stays in the spool for the next start, and
 // Close says so in its error.
-func (p *Pipeline) Close(ctx context.Context) error {
+func (p *Shipper) Close(ctx context.Context) error {
 	p.once.Do(func() {
 		p.closed.Store(true)
 		close(p.drain)
@@ -490,7 +490,7 @@ func (p *Pipeline) Close(ctx context.Context) error {
 // has caught up with the spool and no batch is in flight: the workers have
 // nothing better to do, so it goes without waiting for FlushInterval.
 // Under load a batch still fills for idleFlush, so bulk requests stay few
-// (at most 20 a second from an idle pipeline); the last partial batch of
+// (at most 20 a second from an idle shipper); the last partial batch of
 // a backlog, and every document at low load, reach Elasticsearch in about
 // idleFlush instead of FlushInterval.
 const idleFlush = 50 * time.Millisecond
@@ -500,7 +500,7 @@ const idleFlush = 50 * time.Millisecond
 // idle and the spool is read to its end, and hands them to the workers.
 // When they are all busy it waits, and the spool grows on disk instead of
 // memory.
-func (p *Pipeline) read() {
+func (p *Shipper) read() {
 	defer p.wg.Done()
 	defer close(p.batches)
 	r := p.queue.Reader()
@@ -589,7 +589,7 @@ func (p *Pipeline) read() {
 }
 
 // work is a worker goroutine: it delivers batches and acknowledges them.
-func (p *Pipeline) work(d deliverer) {
+func (p *Shipper) work(d deliverer) {
 	defer p.wg.Done()
 	for b := range p.batches {
 		if d.deliver(p.ctx, b) == nil {
@@ -605,7 +605,7 @@ func (p *Pipeline) work(d deliverer) {
 	}
 }
 
-// Stats are a pipeline's figures since New.
+// Stats are a shipper's figures since New.
 type Stats struct {
 	Queued       uint64 // accepted by Publish and Replace
 	Replaced     uint64 // of Queued, accepted by Replace: newer versions, not more documents
@@ -617,8 +617,8 @@ type Stats struct {
 	Spool        spool.Stats
 }
 
-// Stats returns the pipeline's figures.
-func (p *Pipeline) Stats() Stats {
+// Stats returns the shipper's figures.
+func (p *Shipper) Stats() Stats {
 	return Stats{
 		Queued: p.stats.queued.Load(), Replaced: p.stats.replaced.Load(), Shipped: p.stats.shipped.Load(), Duplicates: p.stats.duplicates.Load(),
 		Retried: p.stats.retriedN.Load(), DeadLettered: p.stats.deadLetteredN.Load(), Dropped: p.stats.dropped.Load(),
@@ -626,7 +626,7 @@ func (p *Pipeline) Stats() Stats {
 	}
 }
 
-// counters keep a pipeline's Stats and feed the process-wide metrics.
+// counters keep a shipper's Stats and feed the process-wide metrics.
 type counters struct {
 	queued, replaced, shipped, duplicates, retriedN, deadLetteredN, dropped atomic.Uint64
 }
