@@ -187,7 +187,7 @@ func (p *Enricher) Close(ctx context.Context) error {
 // run is the worker. It takes access events in rounds: woken by the first
 // event after it went idle, it lets the request goroutines that are ready
 // run first (runtime.Gosched), then takes every event queued by then and
-// publishes the round's documents with one call (Batch: one spool write).
+// publishes the round's documents with one call (Round: one spool write).
 // Waking it for each event instead, as a channel receive does, cost a
 // goroutine switch and a spool write per request (see docs/benchmarks.md).
 // Idle, a round is one event and Gosched returns at once, so a document

@@ -33,7 +33,7 @@ import (
 	"github.com/replaylink/replaylink/ship/spool"
 )
 
-var _ enrich.BatchPublisher = (*Shipper)(nil)
+var _ enrich.RoundPublisher = (*Shipper)(nil)
 
 // ErrClosed is returned by Publish after Close.
 var ErrClosed = errors.New("ship: closed")
@@ -151,9 +151,9 @@ type Shipper struct {
 	err        error
 	stats      counters
 
-	batchMu    sync.Mutex // PublishBatch's scratch: enrich's worker is its one caller, tests may be more
+	roundMu    sync.Mutex // PublishRound's scratch: enrich's worker is its one caller, tests may be more
 	spoolBatch *spool.Batch
-	kept       []keptDoc // documents of the enrich.Batch that went into spoolBatch
+	kept       []keptDoc // documents of the enrich.Round that went into spoolBatch
 	sessionBuf [20]byte  // a session id in decimal, for the memory store
 }
 
@@ -379,20 +379,20 @@ func (p *Shipper) accepted(id, source []byte, replace bool, k *lookupKeys) {
 	p.store.keep(id, source, replace, k)
 }
 
-// keptDoc is a document of an enrich.Batch in PublishBatch's spool batch,
+// keptDoc is a document of an enrich.Round in PublishRound's spool.Batch,
 // with its source as spooled (oneLine).
 type keptDoc struct {
 	index  int
 	source []byte
 }
 
-// PublishBatch spools a batch of documents with one write (group commit),
+// PublishRound spools a round of documents with one write (group commit),
 // as Publish and Replace would each. When it returns, the documents not
 // refused survive a crash of replaylink; refused counts the others, each
 // counted in replaylink_dropped_total, and err says why the first was.
-func (p *Shipper) PublishBatch(b *enrich.Batch) (refused int, err error) {
-	p.batchMu.Lock()
-	defer p.batchMu.Unlock()
+func (p *Shipper) PublishRound(r *enrich.Round) (refused int, err error) {
+	p.roundMu.Lock()
+	defer p.roundMu.Unlock()
 	if p.spoolBatch == nil {
 		p.spoolBatch = p.queue.NewBatch()
 	}
@@ -406,8 +406,8 @@ func (p *Shipper) PublishBatch(b *enrich.Batch) (refused int, err error) {
 			err = e
 		}
 	}
-	for i := range b.Len() {
-		id, source, replace := b.Doc(i)
+	for i := range r.Len() {
+		id, source, replace := r.Doc(i)
 		if e := p.check(id, source); e != nil {
 			fail(e)
 			continue
@@ -428,8 +428,8 @@ func (p *Shipper) PublishBatch(b *enrich.Batch) (refused int, err error) {
 		fail(p.spoolError(e))
 	}
 	for _, d := range p.kept[:n] {
-		id, _, replace := b.Doc(d.index)
-		session, request, keyed := b.Keys(d.index)
+		id, _, replace := r.Doc(d.index)
+		session, request, keyed := r.Keys(d.index)
 		if !keyed {
 			p.accepted(id, d.source, replace, nil)
 			continue
