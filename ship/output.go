@@ -11,8 +11,8 @@ import (
 )
 
 // outputSink is the embedded default's writer: instead of a bulk request,
-// each batch becomes JSON lines, one per document, on an io.Writer (stdout
-// or a file). A batch is acknowledged once written; a failed write is
+// each shipment becomes JSON lines, one per document, on an io.Writer (stdout
+// or a file). A shipment is acknowledged once written; a failed write is
 // retried with backoff, so a line may then appear twice.
 //
 // Each line starts with what a bulk request says in its action line, so a
@@ -37,7 +37,7 @@ func (o *outputSink) eager() bool { return true }
 
 func (o *outputSink) deliverer() deliverer { return o }
 
-func (o *outputSink) deliver(ctx context.Context, b *batch) error {
+func (o *outputSink) deliver(ctx context.Context, b *shipment) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.buf = o.buf[:0]
@@ -45,7 +45,7 @@ func (o *outputSink) deliver(ctx context.Context, b *batch) error {
 		o.buf = appendOutputLine(o.buf, b, &b.docs[i])
 	}
 	for attempt := 0; ; attempt++ {
-		// One Write per batch: lines never interleave with other writers'.
+		// One Write per shipment: lines never interleave with other writers'.
 		_, err := o.w.Write(o.buf)
 		if err == nil {
 			break
@@ -73,7 +73,7 @@ func (o *outputSink) deliver(ctx context.Context, b *batch) error {
 
 // appendOutputLine appends d as one output line: its source with "_id" (and
 // "_replaces") put in front of its members.
-func appendOutputLine(dst []byte, b *batch, d *docSpan) []byte {
+func appendOutputLine(dst []byte, b *shipment, d *docSpan) []byte {
 	src := b.body[d.src:d.end]
 	if len(src) < 2 || src[0] != '{' {
 		return append(dst, src...) // not an object (enrich makes none): as it is

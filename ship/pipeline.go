@@ -9,7 +9,7 @@
 // spread over them (nodePool, nodes.go).
 //
 // Data flows Publish -> spool (disk) -> one reader goroutine that cuts
-// batches -> Workers goroutines that send them -> in-order acknowledgements
+// shipments -> Workers goroutines that send them -> in-order acknowledgements
 // back to the spool. Publish never waits for Elasticsearch.
 package ship
 
@@ -139,8 +139,8 @@ type Shipper struct {
 	nodes      *nodePool
 	discovered chan struct{}
 	acks       *ackTracker
-	batches    chan *batch
-	inflight   atomic.Int32  // batches dispatched and not yet delivered
+	shipments  chan *shipment
+	inflight   atomic.Int32  // shipments dispatched and not yet delivered
 	idle       chan struct{} // workers -> reader: none in flight (capacity 1)
 	drain      chan struct{} // closed by Close: ship what is there, then stop
 	ctx        context.Context
@@ -157,10 +157,10 @@ type Shipper struct {
 	sessionBuf [20]byte  // a session id in decimal, for the memory store
 }
 
-// A sink is where batches go. Each worker gets its own deliverer.
+// A sink is where shipments go. Each worker gets its own deliverer.
 type sink interface {
 	deliverer() deliverer
-	// eager sinks get a batch as soon as the reader has caught up with the
+	// eager sinks get a shipment as soon as the reader has caught up with the
 	// spool; the others wait for FlushBytes, FlushInterval or idleFlush.
 	eager() bool
 }
@@ -168,7 +168,7 @@ type sink interface {
 type deliverer interface {
 	// deliver returns nil when every document of b is settled (shipped or
 	// dead-lettered) and b may be acknowledged, or ctx's error.
-	deliver(ctx context.Context, b *batch) error
+	deliver(ctx context.Context, b *shipment) error
 }
 
 // New opens the spool, replays what it holds, and starts shipping.
@@ -190,11 +190,11 @@ func New(opts Options) (*Shipper, error) {
 		opts.Workers = 1 // keep the output in spool order
 	}
 	p := &Shipper{
-		opts:    opts,
-		log:     opts.Logger,
-		batches: make(chan *batch),
-		idle:    make(chan struct{}, 1),
-		drain:   make(chan struct{}),
+		opts:      opts,
+		log:       opts.Logger,
+		shipments: make(chan *shipment),
+		idle:      make(chan struct{}, 1),
+		drain:     make(chan struct{}),
 	}
 	if opts.MemoryDocs > 0 {
 		p.store = NewMemoryStore(opts.MemoryDocs, opts.MemoryBytes)
@@ -486,29 +486,29 @@ func (p *Shipper) Close(ctx context.Context) error {
 	return p.err
 }
 
-// idleFlush is how long a batch waits for more documents when the reader
-// has caught up with the spool and no batch is in flight: the workers have
+// idleFlush is how long a shipment waits for more documents when the reader
+// has caught up with the spool and no shipment is in flight: the workers have
 // nothing better to do, so it goes without waiting for FlushInterval.
-// Under load a batch still fills for idleFlush, so bulk requests stay few
-// (at most 20 a second from an idle shipper); the last partial batch of
+// Under load a shipment still fills for idleFlush, so bulk requests stay few
+// (at most 20 a second from an idle shipper); the last partial shipment of
 // a backlog, and every document at low load, reach Elasticsearch in about
 // idleFlush instead of FlushInterval.
 const idleFlush = 50 * time.Millisecond
 
-// read is the reader goroutine: it streams the spool into batches, cut at
+// read is the reader goroutine: it streams the spool into shipments, cut at
 // FlushBytes, at FlushInterval, or after idleFlush when the workers are
 // idle and the spool is read to its end, and hands them to the workers.
 // When they are all busy it waits, and the spool grows on disk instead of
 // memory.
 func (p *Shipper) read() {
 	defer p.wg.Done()
-	defer close(p.batches)
+	defer close(p.shipments)
 	r := p.queue.Reader()
 	eager := p.sink.eager()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var (
-		b        *batch
+		b        *shipment
 		seq      uint64
 		draining bool
 		failing  bool
@@ -519,7 +519,7 @@ func (p *Shipper) read() {
 		seq++
 		p.inflight.Add(1)
 		select {
-		case p.batches <- b:
+		case p.shipments <- b:
 			b = nil
 			return true
 		case <-p.ctx.Done():
@@ -543,7 +543,7 @@ func (p *Shipper) read() {
 		failing = false
 		if ok {
 			if b == nil {
-				b = newBatch()
+				b = newShipment()
 				b.started = time.Now()
 				timer.Reset(min(idleFlush, p.opts.FlushInterval))
 			}
@@ -574,7 +574,7 @@ func (p *Shipper) read() {
 				break
 			}
 			if age := time.Since(b.started); age < p.opts.FlushInterval && p.inflight.Load() > 0 {
-				timer.Reset(p.opts.FlushInterval - age) // idleFlush passed with a batch in flight
+				timer.Reset(p.opts.FlushInterval - age) // idleFlush passed with a shipment in flight
 				break
 			}
 			if !dispatch() {
@@ -588,16 +588,16 @@ func (p *Shipper) read() {
 	}
 }
 
-// work is a worker goroutine: it delivers batches and acknowledges them.
+// work is a worker goroutine: it delivers shipments and acknowledges them.
 func (p *Shipper) work(d deliverer) {
 	defer p.wg.Done()
-	for b := range p.batches {
+	for b := range p.shipments {
 		if d.deliver(p.ctx, b) == nil {
 			p.acks.settle(b.seq, b.end)
 		}
 		b.release(p.opts.FlushBytes)
 		if p.inflight.Add(-1) == 0 {
-			select { // the reader may hold a batch for an idle moment
+			select { // the reader may hold a shipment for an idle moment
 			case p.idle <- struct{}{}:
 			default:
 			}
