@@ -127,7 +127,7 @@ func benchBulkLoop(b *testing.B, gzip bool) {
 		b.Fatal(err)
 	}
 	var st counters
-	s := &bulkSink{client: client, target: "logs", log: zerolog.Nop(), stats: &st, backoffMin: 1, backoffMax: 1, itemRetry: 1, gzip: gzip}
+	s := &bulkDestination{client: client, target: "logs", log: zerolog.Nop(), stats: &st, backoffMin: 1, backoffMax: 1, itemRetry: 1, gzip: gzip}
 	w := s.deliverer()
 	ids, srcs := benchDocs()
 	bt := newShipment()

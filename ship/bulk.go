@@ -37,8 +37,8 @@ import (
 // bulkFilterPath it is a few dozen bytes per document.
 const maxResponseBytes = 64 << 20
 
-// bulkSink ships shipments to Elasticsearch with the bulk API.
-type bulkSink struct {
+// bulkDestination sends shipments to Elasticsearch with the bulk API.
+type bulkDestination struct {
 	client      *elasticsearch.Client
 	target      string // index, alias or data stream written to
 	log         zerolog.Logger
@@ -56,9 +56,9 @@ type bulkSink struct {
 	trouble atomic.Bool // an outage or push-back is under way (logged once)
 }
 
-func (s *bulkSink) eager() bool { return false }
+func (s *bulkDestination) eager() bool { return false }
 
-func (s *bulkSink) deliverer() deliverer {
+func (s *bulkDestination) deliverer() deliverer {
 	w := &bulkWorker{s: s}
 	if s.gzip {
 		w.gz, _ = gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
@@ -68,7 +68,7 @@ func (s *bulkSink) deliverer() deliverer {
 
 // bulkWorker is one worker's sender, with its own scratch buffers.
 type bulkWorker struct {
-	s       *bulkSink
+	s       *bulkDestination
 	gz      *gzip.Writer // nil: bodies go as they are
 	zbuf    bytes.Buffer
 	resp    bytes.Buffer
@@ -369,7 +369,7 @@ func loopbackURL(raw string) bool {
 
 // deadLetter writes refused documents to the dead-letter file, and logs the
 // first refusal of the response only, so that a bad shipment cannot flood.
-func (s *bulkSink) deadLetter(b *shipment, rejects []deadLetter, failed, sent int) {
+func (s *bulkDestination) deadLetter(b *shipment, rejects []deadLetter, failed, sent int) {
 	first := rejects[0]
 	kept, err := s.deadLetters.write(b, rejects)
 	s.stats.deadLettered(kept)
@@ -397,7 +397,7 @@ func validJSON(b []byte) []byte {
 }
 
 // troubleStarted logs the start of an outage or a push-back streak once.
-func (s *bulkSink) troubleStarted(msg string, err error) {
+func (s *bulkDestination) troubleStarted(msg string, err error) {
 	if s.trouble.CompareAndSwap(false, true) {
 		s.log.Warn().Err(err).Msg("ship: " + msg)
 	} else {
@@ -405,7 +405,7 @@ func (s *bulkSink) troubleStarted(msg string, err error) {
 	}
 }
 
-func (s *bulkSink) troubleEnded() {
+func (s *bulkDestination) troubleEnded() {
 	if s.trouble.CompareAndSwap(true, false) {
 		s.log.Info().Msg("ship: Elasticsearch accepts documents again")
 	}
@@ -414,7 +414,7 @@ func (s *bulkSink) troubleEnded() {
 // ensureSetup runs the set-up (index template, write target) once, before
 // the first bulk request. While the cluster is unreachable it retries; when
 // the cluster refuses (no privilege, say) it logs why and ships anyway.
-func (s *bulkSink) ensureSetup(ctx context.Context) error {
+func (s *bulkDestination) ensureSetup(ctx context.Context) error {
 	if s.setup == nil {
 		return nil
 	}

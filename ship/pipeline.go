@@ -128,7 +128,7 @@ type Shipper struct {
 	log   zerolog.Logger
 	queue *spool.Queue
 	store *MemoryStore
-	sink  sink
+	dest  destination
 	dead  *deadLetters
 	// transport is the HTTP transport of the Elasticsearch client, whose
 	// idle connections Close closes.
@@ -157,11 +157,14 @@ type Shipper struct {
 	sessionBuf [20]byte  // a session id in decimal, for the memory store
 }
 
-// A sink is where shipments go. Each worker gets its own deliverer.
-type sink interface {
+// A destination is where shipments go out: Elasticsearch (bulkDestination)
+// or the embedded default's output (outputDestination). Each worker gets
+// its own deliverer.
+type destination interface {
 	deliverer() deliverer
-	// eager sinks get a shipment as soon as the reader has caught up with the
-	// spool; the others wait for FlushBytes, FlushInterval or idleFlush.
+	// eager destinations get a shipment as soon as the reader has caught
+	// up with the spool; the others wait for FlushBytes, FlushInterval or
+	// idleFlush.
 	eager() bool
 }
 
@@ -201,7 +204,7 @@ func New(opts Options) (*Shipper, error) {
 	}
 	var discoverWith esapi.Transport // the client, when the nodes are to be discovered
 	if embedded {
-		p.sink = &outputSink{w: opts.Output, log: p.log, backoffMin: opts.BackoffMin, backoffMax: opts.BackoffMax, stats: &p.stats}
+		p.dest = &outputDestination{w: opts.Output, log: p.log, backoffMin: opts.BackoffMin, backoffMax: opts.BackoffMax, stats: &p.stats}
 	} else {
 		gzip := opts.Compression.gzipFor(opts.Client.URLs)
 		c, err := newClient(opts.Client)
@@ -211,7 +214,7 @@ func New(opts Options) (*Shipper, error) {
 		client := c.es
 		p.transport = c.transport
 		p.nodes = c.nodes
-		bs := &bulkSink{
+		bs := &bulkDestination{
 			client: client, target: target.WriteName(), log: p.log,
 			deadLetters: newDeadLetters(opts.SpoolDir, target.WriteName(), opts.DeadLetterMaxBytes),
 			backoffMin:  opts.BackoffMin, backoffMax: opts.BackoffMax, itemRetry: opts.ItemRetryTime,
@@ -221,7 +224,7 @@ func New(opts Options) (*Shipper, error) {
 			bs.setup = func(ctx context.Context) error { return p.setUp(ctx, client, target) }
 		}
 		p.dead = bs.deadLetters
-		p.sink = bs
+		p.dest = bs
 		if opts.Client.Discover {
 			discoverWith = client
 		}
@@ -252,7 +255,7 @@ func New(opts Options) (*Shipper, error) {
 	p.wg.Add(1 + opts.Workers)
 	go p.read()
 	for range opts.Workers {
-		go p.work(p.sink.deliverer())
+		go p.work(p.dest.deliverer())
 	}
 	return p, nil
 }
@@ -504,7 +507,7 @@ func (p *Shipper) read() {
 	defer p.wg.Done()
 	defer close(p.shipments)
 	r := p.queue.Reader()
-	eager := p.sink.eager()
+	eager := p.dest.eager()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var (

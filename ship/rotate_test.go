@@ -10,7 +10,7 @@ import (
 )
 
 // writeLines writes n shipments of lines to out, each one Write (as
-// the output sink does), and returns all the bytes written.
+// the output destination does), and returns all the bytes written.
 func writeLines(t *testing.T, out *OutputFile, n, perShipment int, prefix string) []byte {
 	t.Helper()
 	var all []byte

@@ -9,9 +9,10 @@ import (
 	"github.com/replaylink/replaylink/ship/spool"
 )
 
-// shipment is a run of consecutive spool records on its way to a sink, already
-// encoded as a bulk body: per document an action line and a source line.
-// The index is in the request path, so the action line carries the _id only.
+// shipment is a run of consecutive spool records on its way to a
+// destination, already encoded as a bulk body: per document an action line
+// and a source line. The index is in the request path, so the action line
+// carries the _id only.
 type shipment struct {
 	seq     uint64         // dispatch order, for in-order acknowledgements
 	end     spool.Position // End of its last record
