@@ -259,7 +259,7 @@ func dueSeqs[V any](dst []uint64, m map[uint64]V, due func(V) bool) []uint64 {
 func (a *assembler) emitGroup(g *group) {
 	p := a.parser.parse(g.header())
 	ev := evidence{time: g.first, live: g.key.stream.LiveTime(), text: g.text, hook: g.key.hook,
-		requestID: p.requestID, traceID: p.traceID, marker: p.marker, msgMarker: p.msgMarker}
+		requestID: p.requestID, traceID: p.traceID, fieldSession: p.fieldSession, msgMarker: p.msgMarker}
 	if ev.live {
 		ev.request = findRequest(a.withoutANSI(p.message))
 	}
