@@ -50,8 +50,8 @@ func BenchmarkProxyPath(b *testing.B) {
 				Sessions: proxy.SessionOptions{Sources: []string{"header", "token", "baggage"}},
 			}
 			var (
-				shipper *ship.Pipeline
-				pipe    *enrich.Pipeline
+				shipper  *ship.Shipper
+				enricher *enrich.Enricher
 			)
 			if bc.logging {
 				shipper, err = ship.New(ship.Options{SpoolDir: b.TempDir(), SpoolMaxBytes: 256 << 20, SyncInterval: 200 * time.Millisecond,
@@ -59,12 +59,12 @@ func BenchmarkProxyPath(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				pipe, err = enrich.New(enrich.Options{ServiceName: "bench", Publisher: shipper, MarkInfoLimit: 200, AttributionGrace: 20 * time.Millisecond, QueueSize: 16384})
+				enricher, err = enrich.New(enrich.Options{ServiceName: "bench", Publisher: shipper, MarkInfoLimit: 200, AttributionGrace: 20 * time.Millisecond, QueueSize: 16384})
 				if err != nil {
 					b.Fatal(err)
 				}
-				pipe.Start()
-				opts.Observer = pipe
+				enricher.Start()
+				opts.Observer = enricher
 			}
 			p, err := proxy.New(opts)
 			if err != nil {
@@ -94,7 +94,7 @@ func BenchmarkProxyPath(b *testing.B) {
 				b.Fatal(err)
 			}
 			if bc.logging {
-				if err := pipe.Close(ctx); err != nil {
+				if err := enricher.Close(ctx); err != nil {
 					b.Fatal(err)
 				}
 				if err := shipper.Close(ctx); err != nil {

@@ -84,8 +84,8 @@ func TestIngestTakesHookMarksOff(t *testing.T) {
 	nonce := hooks.NewNonce()
 	srv := newIngestServer(t, &IngestHandler{Sink: sink, HookNonce: nonce})
 	m := hooks.Mark{Span: [8]byte{1, 2, 3, 4, 5, 6, 7, 8}}
-	forged := string(hooks.AppendMarker(nil, hooks.NewNonce(), m))
-	body := string(hooks.AppendMarker(nil, nonce, m)) + "ERROR marked\n" + forged + "INFO forged\n"
+	forged := string(hooks.AppendMark(nil, hooks.NewNonce(), m))
+	body := string(hooks.AppendMark(nil, nonce, m)) + "ERROR marked\n" + forged + "INFO forged\n"
 	if r := post(t, srv, http.MethodPost, "application/x-ndjson", "", strings.NewReader(body)); r.status != http.StatusAccepted {
 		t.Fatalf("status %d", r.status)
 	}

@@ -57,7 +57,7 @@ type Line struct {
 	Text      []byte
 	Truncated bool // the line was longer than the limit and was cut
 	// Hook is the mark a runtime hook put on the line (the request that
-	// printed it); zero when unmarked. Its marker is no longer in Text.
+	// printed it); zero when unmarked. Its mark is no longer in Text.
 	Hook hooks.Mark
 }
 

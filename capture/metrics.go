@@ -45,7 +45,7 @@ func perStream(name string) [len(streamNames)]*metrics.Counter {
 	return cs
 }
 
-// deliver takes the hook markers with nonce off l (setting l.Hook; none
+// deliver takes the hook marks with nonce off l (setting l.Hook; none
 // when nonce is zero), counts it, and hands it to sink.
 func deliver(sink Sink, l *Line, nonce hooks.Nonce) {
 	l.Hook = hooks.Mark{}

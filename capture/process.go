@@ -77,7 +77,7 @@ type Process struct {
 	MaxLineBytes int  // DefaultMaxLineBytes when 0
 
 	// HookNonce is the nonce of the runtime hooks in the child (see package
-	// hooks); zero: no hooks. Their markers are taken off each line (into
+	// hooks); zero: no hooks. Their marks are taken off each line (into
 	// Line.Hook) and off what is passed through, so Stdout and Stderr get
 	// the child's bytes as they were without the hooks.
 	HookNonce hooks.Nonce

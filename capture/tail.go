@@ -47,7 +47,7 @@ type TailerOptions struct {
 	FromBeginning bool
 	// HookNonce is the nonce of the runtime hooks writing the files (a
 	// sidecar's app container, see package hooks); zero: none. Their
-	// markers are taken off each line, into Line.Hook.
+	// marks are taken off each line, into Line.Hook.
 	HookNonce hooks.Nonce
 	Logger    zerolog.Logger // zero value: no logging
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // The assembler turns access events and captured lines into documents and
-// publishes them. It is the state of the pipeline's worker goroutine: only
+// publishes them. It is the state of the enricher's worker goroutine: only
 // that goroutine calls its methods, each with the current time (tests call
 // them directly, with a clock of their own).
 //
@@ -53,9 +53,9 @@ const (
 	// parkWait bounds how long a backend error stays unpublished, waiting
 	// for the access event of its request.
 	parkWait = 50 * time.Millisecond
-	// maxBatch bounds a commit: a round that makes more documents hands
-	// them on in pieces, so that the batch buffer stays small.
-	maxBatch = 512
+	// maxRoundDocs bounds a commit: a round that makes more documents hands
+	// them on in several Rounds, so that the Round's buffer stays small.
+	maxRoundDocs = 512
 )
 
 type assembler struct {
@@ -82,7 +82,7 @@ type assembler struct {
 	stack  []byte // scratch for the folded records' text
 	hexbuf [48]byte
 	id     []byte
-	batch  Batch // documents made since the last commit
+	round  Round // documents made since the last commit
 
 	held   map[uint64]heldEvent
 	parked map[uint64]*parkedGroup
@@ -259,7 +259,7 @@ func dueSeqs[V any](dst []uint64, m map[uint64]V, due func(V) bool) []uint64 {
 func (a *assembler) emitGroup(g *group) {
 	p := a.parser.parse(g.header())
 	ev := evidence{time: g.first, live: g.key.stream.LiveTime(), text: g.text, hook: g.key.hook,
-		requestID: p.requestID, traceID: p.traceID, marker: p.marker, msgMarker: p.msgMarker}
+		requestID: p.requestID, traceID: p.traceID, fieldSession: p.fieldSession, msgMarker: p.msgMarker}
 	if ev.live {
 		ev.request = findRequest(a.withoutANSI(p.message))
 	}
@@ -444,7 +444,7 @@ func (a *assembler) replace(docSeq uint64) {
 	a.send(docSeq, true)
 }
 
-// send adds a.doc to the round's batch; commit hands the batch on. A
+// send adds a.doc to the Round; commit hands the Round on. A
 // document of no session that the Sessionless policy does not keep is
 // counted and goes nowhere; so does its replacement, which has the
 // original's session and a level at least as high.
@@ -455,8 +455,8 @@ func (a *assembler) send(docSeq uint64, replace bool) {
 	}
 	a.id = append(a.id[:0], a.idPrefix...)
 	a.id = strconv.AppendUint(a.id, docSeq, 36)
-	a.batch.add(a.id, replace, &a.doc)
-	if a.batch.Len() >= maxBatch {
+	a.round.add(a.id, replace, &a.doc)
+	if a.round.Len() >= maxRoundDocs {
 		a.commit()
 	}
 }
@@ -465,11 +465,11 @@ func (a *assembler) send(docSeq uint64, replace bool) {
 // (group commit). The worker commits at the end of every round, so a
 // document waits in memory no longer than the round that made it.
 func (a *assembler) commit() {
-	if a.batch.Len() == 0 {
+	if a.round.Len() == 0 {
 		return
 	}
-	refused, err := a.batch.publish(a.pub)
-	a.batch.Reset()
+	refused, err := a.round.publish(a.pub)
+	a.round.Reset()
 	if refused > 0 {
 		publishErrors.Add(refused)
 		a.publishFailures += refused

@@ -35,15 +35,15 @@ const (
 
 // evidence is what a backend record offers for attribution.
 type evidence struct {
-	time      time.Time // when its first line was read
-	live      bool      // time is within milliseconds of when it was printed (a pipe)
-	text      []byte    // all of its lines, searched for ids
-	requestID []byte    // structured fields, when the line had them
-	traceID   []byte
-	hook      hooks.Mark  // the request a runtime hook marked it with; zero: none
-	marker    uint64      // the session its structured openReplaySession.id field names
-	msgMarker uint64      // the session of the marker that opens its message
-	request   lineRequest // the request its first line names, if any
+	time         time.Time // when its first line was read
+	live         bool      // time is within milliseconds of when it was printed (a pipe)
+	text         []byte    // all of its lines, searched for ids
+	requestID    []byte    // structured fields, when the line had them
+	traceID      []byte
+	hook         hooks.Mark  // the request a runtime hook marked it with; zero: none
+	fieldSession uint64      // the session its structured openReplaySession.id field names
+	msgMarker    uint64      // the session of the marker that opens its message
+	request      lineRequest // the request its first line names, if any
 }
 
 // attribution is the decision for one record.
@@ -160,20 +160,20 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 	toks.scan(ev.text)
 	toks.hash(a)
 	// The record's own claim: a field and a marker that disagree make none.
-	marker := ev.marker
+	claimed := ev.fieldSession
 	switch {
 	case a.ignoreMarkers:
-		marker = 0
-	case marker == 0:
-		marker = ev.msgMarker
-	case ev.msgMarker != 0 && ev.msgMarker != marker:
-		marker = 0
+		claimed = 0
+	case claimed == 0:
+		claimed = ev.msgMarker
+	case ev.msgMarker != 0 && ev.msgMarker != claimed:
+		claimed = 0
 	}
 	// Live records are judged against their candidates (invariant 1):
 	// unless the Attributor cannot know them all.
 	judged := ev.live && !a.windowless
 	if !ev.hook.IsZero() {
-		return a.byHook(ev, judged, marker)
+		return a.byHook(ev, judged, claimed)
 	}
 
 	// Exact evidence: every session the ids name.
@@ -232,7 +232,7 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 		}
 		// A marker that disagrees with the ids is text.
 		at = attribution{level: attributionExact, session: exact.session, source: exact.source,
-			seq: exact.seq, requestID: at.requestID, traceID: at.traceID, ownMarker: marker == exact.session}
+			seq: exact.seq, requestID: at.requestID, traceID: at.traceID, ownMarker: claimed == exact.session}
 		if at.seq != 0 {
 			at.seqBy = at.source
 		}
@@ -240,9 +240,9 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 	}
 	if !judged || !ev.time.After(a.horizon) {
 		a.mu.Unlock()
-		if marker != 0 && !ev.live {
+		if claimed != 0 && !ev.live {
 			// No timing to check the marker against: a file or a push.
-			return attribution{level: attributionExact, session: marker, source: "marker", ownMarker: true}
+			return attribution{level: attributionExact, session: claimed, source: "marker", ownMarker: true}
 		}
 		return at
 	}
@@ -250,7 +250,7 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 	if ev.request.found() {
 		named = pathKey(a.seed, ev.request.path)
 	}
-	w := a.window(ev.time, &ev.request, named, marker)
+	w := a.window(ev.time, &ev.request, named, claimed)
 	a.mu.Unlock()
 	return w.decide()
 }
@@ -261,7 +261,7 @@ func (a *Attributor) attribute(ev *evidence) attribution {
 // the record, so a record whose span names no request the proxy knows (a
 // request that did not come through replaylink) gets none, not a guess
 // by time.
-func (a *Attributor) byHook(ev *evidence, judged bool, marker uint64) attribution {
+func (a *Attributor) byHook(ev *evidence, judged bool, claimed uint64) attribution {
 	h := a.idHash(ev.hook.Span[:])
 	a.mu.Lock()
 	e := a.ids.lookup(idSpan, h, ev.hook.Span[:])
@@ -269,7 +269,7 @@ func (a *Attributor) byHook(ev *evidence, judged bool, marker uint64) attributio
 	var at attribution
 	if ok {
 		at = attribution{level: attributionExact, session: e.session, source: "hook", seq: e.seq, seqBy: "hook",
-			ownMarker: marker == e.session}
+			ownMarker: claimed == e.session}
 	}
 	a.mu.Unlock()
 	return at
@@ -277,10 +277,11 @@ func (a *Attributor) byHook(ev *evidence, judged bool, marker uint64) attributio
 
 // window collects the candidates of a record whose first line was read at
 // t (invariant 1), those matching the request its line names (named: the
-// path's key; 0: it names none), and the requests of the marker's session
-// (marker: 0, none). The caller holds a.mu.
-func (a *Attributor) window(t time.Time, req *lineRequest, named, marker uint64) suspects {
-	s := suspects{marker: marker, naming: named != 0}
+// path's key; 0: it names none), and the requests of the claimed session
+// (claimed: the session its own marker or field names; 0: none). The
+// caller holds a.mu.
+func (a *Attributor) window(t time.Time, req *lineRequest, named, claimed uint64) suspects {
+	s := suspects{claimed: claimed, naming: named != 0}
 	// candidate says whether a finished request may have printed the line.
 	candidate := func(f *finished) bool {
 		return !t.Before(f.start) && !t.After(f.end.Add(a.grace)) && !(f.preflight && f.end.Before(t))
@@ -403,8 +404,8 @@ type suspects struct {
 	// printed it (an access line read late): they are never picked, but
 	// the session picked must be theirs too.
 	late     int
-	marker   uint64
-	marked   int    // candidates of the marker's session
+	claimed  uint64
+	marked   int    // candidates of the claimed session
 	markSeq  uint64 // the last of them
 	complete bool   // every candidate was seen (the scan did not stop early)
 }
@@ -412,7 +413,7 @@ type suspects struct {
 // add adds a candidate.
 func (s *suspects) add(f *finished) {
 	s.all.add(f.seq, f.session)
-	if s.marker != 0 && f.session == s.marker {
+	if s.claimed != 0 && f.session == s.claimed {
 		s.marked++
 		s.markSeq = f.seq
 	}
@@ -421,18 +422,18 @@ func (s *suspects) add(f *finished) {
 // settled says that the candidates not seen yet cannot change the decision
 // (what the record's name picks aside).
 func (s *suspects) settled() bool {
-	if s.marker != 0 {
+	if s.claimed != 0 {
 		return s.marked > 1 // the marker decides, and no single request
 	}
 	return s.all.full()
 }
 
-// decide applies invariants 4 and 5: the marker, when it names a
+// decide applies invariants 4 and 5: the claimed session, when it names a
 // candidate's session; else the requests the name leaves, when the record
 // names one; else all the candidates.
 func (s *suspects) decide() attribution {
 	if s.marked > 0 {
-		at := attribution{level: attributionExact, session: s.marker, source: "marker", ownMarker: true}
+		at := attribution{level: attributionExact, session: s.claimed, source: "marker", ownMarker: true}
 		if s.marked == 1 && s.all.n == 1 && s.complete {
 			at.seq, at.seqBy = s.markSeq, "window"
 		}

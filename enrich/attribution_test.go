@@ -37,7 +37,7 @@ func attr(a *Attributor, at time.Time, text string) attribution {
 	var lp lineParser
 	p := lp.parse([]byte(text))
 	return a.attribute(&evidence{time: at, live: true, text: []byte(text), request: findRequest([]byte(text)),
-		marker: p.marker, msgMarker: p.msgMarker})
+		fieldSession: p.fieldSession, msgMarker: p.msgMarker})
 }
 
 // request is a proxied request for the window tests.
@@ -248,7 +248,7 @@ func TestAttributeOwnMarker(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var lp lineParser
 			p := lp.parse([]byte(tc.text))
-			ev := evidence{time: ms(5), live: !tc.file, text: []byte(tc.text), marker: tc.field, msgMarker: p.msgMarker,
+			ev := evidence{time: ms(5), live: !tc.file, text: []byte(tc.text), fieldSession: tc.field, msgMarker: p.msgMarker,
 				requestID: p.requestID, traceID: p.traceID}
 			if ev.live {
 				ev.request = findRequest(p.message)
@@ -828,7 +828,7 @@ func TestAttributeHook(t *testing.T) {
 			var lp lineParser
 			p := lp.parse([]byte(tc.text))
 			at := a.attribute(&evidence{time: tc.at, live: true, text: []byte(tc.text), hook: tc.mark,
-				request: findRequest(p.message), marker: p.marker, msgMarker: p.msgMarker})
+				request: findRequest(p.message), fieldSession: p.fieldSession, msgMarker: p.msgMarker})
 			if at.session != tc.session || at.seq != tc.seq || tc.session != 0 && at.source != "hook" {
 				t.Errorf("got session %d seq %d by %q, want %d %d by hook", at.session, at.seq, at.source, tc.session, tc.seq)
 			}

@@ -11,7 +11,7 @@ import (
 
 // Tracking: what the Attributor knows of the proxy's requests. Its state is
 // shared by the proxy's request goroutines (RequestStarted,
-// RequestFinished) and the pipeline's worker (attribute, in
+// RequestFinished) and the enricher's worker (attribute, in
 // attribution.go), under one mutex that is held for table operations only:
 // no I/O, no allocation once the tables are at their size, nothing that
 // waits.
@@ -34,7 +34,7 @@ const (
 
 // Attributor tracks the proxy's requests and attributes backend records to
 // sessions by the rules below (deciding: attribution.go; tracking: this
-// file). It implements proxy.Observer; Pipeline uses it as its own.
+// file). It implements proxy.Observer; Enricher uses it as its own.
 //
 // Attribution is
 // precision first: a record is never attached to a session unless the
@@ -182,7 +182,7 @@ func NewAttributor(grace time.Duration) *Attributor {
 	return a
 }
 
-// newAttributor returns the Attributor of a Pipeline with o: with
+// newAttributor returns the Attributor of an Enricher with o: with
 // o.PushedLinesOnly, one that waits for the first line (see noteLine).
 func newAttributor(o Options) *Attributor {
 	a := NewAttributor(o.AttributionGrace)

@@ -268,10 +268,10 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-// A pipeline for pushed lines only tracks requests from its first line on:
+// An enricher for pushed lines only tracks requests from its first line on:
 // a pushed line naming a request from before is not attributed by its id,
 // one naming a request from after is.
-func TestPipelinePushedLinesOnly(t *testing.T) {
+func TestEnricherPushedLinesOnly(t *testing.T) {
 	rec := &recorder{}
 	opts := testOptions()
 	opts.Publisher = rec

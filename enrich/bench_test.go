@@ -201,7 +201,7 @@ func BenchmarkBackendLineNamed(b *testing.B) {
 
 // BenchmarkAttributorRequest: the Attributor's share of what the proxy's
 // goroutine pays per request (RequestStarted, and finish as
-// Pipeline.RequestFinished calls it). Active: at 1000 requests per second
+// Enricher.RequestFinished calls it). Active: at 1000 requests per second
 // of request time with 8 in flight, each with its own request id and trace
 // id, so that ids expire as fast as they come (the id capacity is the
 // bound) and finished requests leave the window as fast. Idle: made for

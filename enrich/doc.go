@@ -6,7 +6,7 @@
 // search by a policy that keeps a session's errors within its 1000 hits, and
 // published under a deterministic _id.
 //
-// Pipeline ties it together; Attributor decides sessions. The document
+// Enricher ties it together; Attributor decides sessions. The document
 // format, the marking policy and the attribution levels are described in
 // docs/document-format.md.
 package enrich

@@ -225,7 +225,7 @@ func FuzzAttributionPicksACandidate(f *testing.F) {
 		var lp lineParser
 		p := lp.parse([]byte(line))
 		got := a.attribute(&evidence{time: at, live: true, text: []byte(line), request: findRequest(p.message),
-			requestID: p.requestID, traceID: p.traceID, marker: p.marker, msgMarker: p.msgMarker})
+			requestID: p.requestID, traceID: p.traceID, fieldSession: p.fieldSession, msgMarker: p.msgMarker})
 		if got.session == 0 {
 			if got.level != attributionNone || got.seq != 0 {
 				t.Fatalf("no session but %s seq %d", got.level, got.seq)

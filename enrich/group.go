@@ -20,7 +20,7 @@ import (
 // came for the idle time (flush, driven by the caller's clock so tests are
 // deterministic). JSON lines are records of their own and never grouped.
 //
-// The grouper and its groups are owned by one goroutine (the pipeline's
+// The grouper and its groups are owned by one goroutine (the enricher's
 // worker). A group handed to emit is reused afterwards: emit must copy what
 // it keeps.
 

@@ -12,7 +12,7 @@ import "github.com/replaylink/replaylink/internal/choice"
 // Every document of a session still carries openReplaySession.id, so lookups
 // and Kibana find all of them.
 //
-// The markingPolicy is owned by the pipeline's worker goroutine.
+// The markingPolicy is owned by the enricher's worker goroutine.
 
 // MarkMode is the marking policy (--mark). Its zero value is MarkAuto.
 type MarkMode uint8

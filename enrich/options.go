@@ -11,7 +11,7 @@ import (
 	"github.com/replaylink/replaylink/internal/choice"
 )
 
-// Options configure a Pipeline. The settings a user gives (Mark,
+// Options configure an Enricher. The settings a user gives (Mark,
 // Sessionless, MarkInfoLimit, AttributionGrace, QueueSize) mean what they
 // say at zero, or Validate refuses them; their defaults are config's. Only
 // HostName, LineQueueBytes and GroupIdle, which no user sets, take a
@@ -73,7 +73,7 @@ type Options struct {
 	GroupIdle time.Duration
 	// Publisher takes the finished documents. Required.
 	Publisher Publisher
-	// Logger receives replaylink's own messages about the pipeline; the
+	// Logger receives replaylink's own messages about the enricher; the
 	// zero value logs nothing.
 	Logger zerolog.Logger
 }

@@ -24,23 +24,23 @@ const (
 // parsed is what the parser found in one line. Slices point into the line or
 // into the parser's scratch buffers and stay valid until the next parse.
 type parsed struct {
-	format     lineFormat
-	level      level
-	levelText  []byte // the level as written, for log.level
-	message    []byte // structured lines: the message field; text lines: the whole line
-	logger     []byte
-	timeRaw    []byte // structured lines: the time field as written
-	timeNum    bool   // timeRaw is a number (epoch seconds, ms, us or ns)
-	requestID  []byte
-	traceID    []byte
-	spanID     []byte
-	errType    []byte
-	errMessage []byte
-	stack      []byte
-	marker     uint64 // a session id the line states in a field of its own
-	msgMarker  uint64 // the session of the guide's marker opening the message (see ownmarker.go)
-	msgRank    int    // which message key was seen: lower wins
-	loggerRank int
+	format       lineFormat
+	level        level
+	levelText    []byte // the level as written, for log.level
+	message      []byte // structured lines: the message field; text lines: the whole line
+	logger       []byte
+	timeRaw      []byte // structured lines: the time field as written
+	timeNum      bool   // timeRaw is a number (epoch seconds, ms, us or ns)
+	requestID    []byte
+	traceID      []byte
+	spanID       []byte
+	errType      []byte
+	errMessage   []byte
+	stack        []byte
+	fieldSession uint64 // a session id the line states in a field of its own (openReplaySession.id)
+	msgMarker    uint64 // the session of the guide's marker opening the message (see ownmarker.go)
+	msgRank      int    // which message key was seen: lower wins
+	loggerRank   int
 }
 
 type lineParser struct {
@@ -190,7 +190,7 @@ func (lp *lineParser) field(v []byte, num bool) {
 		}
 	case "openreplaysession.id", "openreplaysessionid", "openreplay_session_id", "openreplay.session.id":
 		if n, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64); err == nil && n > 0 {
-			p.marker = n
+			p.fieldSession = n
 		}
 	}
 }

@@ -75,7 +75,7 @@ func TestParseStructured(t *testing.T) {
 		level                           level
 		msg, logger, reqID, trace, span string
 		errType, errMsg, stack, timeRaw string
-		marker                          uint64
+		fieldSession                    uint64
 	}
 	for _, tc := range []struct {
 		line string
@@ -94,7 +94,7 @@ func TestParseStructured(t *testing.T) {
 		{`{"msg":"both","message":"second","event":"third"}`,
 			want{format: formatJSON, msg: "both"}},
 		{`{"msg":"esc \"q\" \u00e9 \ud83d\ude00 \ud800 bad","openReplaySession.id":"77"}`,
-			want{format: formatJSON, msg: "esc \"q\" é 😀 \ufffd bad", marker: 77}},
+			want{format: formatJSON, msg: "esc \"q\" é 😀 \ufffd bad", fieldSession: 77}},
 		{`{"deep":{"a":{"b":{"c":{"msg":"too deep"}}}},"msg":"top"}`,
 			want{format: formatJSON, msg: "top"}},
 		{`{"stack":["frame1","frame2"],"level":"error","message":"zerolog"}`,
@@ -115,7 +115,7 @@ func TestParseStructured(t *testing.T) {
 		p := lp.parse([]byte(tc.line))
 		got := want{format: p.format, level: p.level, msg: string(p.message), logger: string(p.logger),
 			reqID: string(p.requestID), trace: string(p.traceID), span: string(p.spanID), errType: string(p.errType),
-			errMsg: string(p.errMessage), stack: string(p.stack), timeRaw: string(p.timeRaw), marker: p.marker}
+			errMsg: string(p.errMessage), stack: string(p.stack), timeRaw: string(p.timeRaw), fieldSession: p.fieldSession}
 		if got != tc.want {
 			t.Errorf("parse(%s)\n got %+v\nwant %+v", tc.line, got, tc.want)
 		}

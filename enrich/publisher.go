@@ -18,26 +18,28 @@ type Publisher interface {
 	Replace(id, source []byte) error
 }
 
-// A BatchPublisher also takes a worker round's documents in one call, so
+// A RoundPublisher also takes a worker round's documents in one call, so
 // that the spool writes them with one system call (group commit); the
-// pipeline uses PublishBatch when its Publisher has it. The documents are
-// Publish and Replace calls in the batch's order, and the batch is valid
+// enricher uses PublishRound when its Publisher has it. The documents are
+// Publish and Replace calls in the round's order, and the round is valid
 // only during the call. refused counts the documents that could not be kept
 // (counted by the publisher, as for Publish), and err says why the first of
 // them was refused.
-type BatchPublisher interface {
+type RoundPublisher interface {
 	Publisher
-	PublishBatch(b *Batch) (refused int, err error)
+	PublishRound(r *Round) (refused int, err error)
 }
 
-// Batch is documents in the order they were made, encoded back to back in
-// one buffer.
-type Batch struct {
+// Round is the documents a worker round made, in the order they were made,
+// encoded back to back in one buffer: what a RoundPublisher takes in one
+// call. A round that makes more than maxRoundDocs documents hands them on
+// as several Rounds.
+type Round struct {
 	buf  []byte
-	docs []batchDoc
+	docs []roundDoc
 }
 
-type batchDoc struct {
+type roundDoc struct {
 	// buf[previous end:idEnd] is the id, buf[idEnd:srcEnd] the source and
 	// buf[srcEnd:end] its http.request.id.
 	idEnd, srcEnd, end int
@@ -46,72 +48,72 @@ type batchDoc struct {
 	replace            bool
 }
 
-// Len returns the number of documents in the batch.
-func (b *Batch) Len() int { return len(b.docs) }
+// Len returns the number of documents in the round.
+func (r *Round) Len() int { return len(r.docs) }
 
 // Doc returns the i-th document: its _id, its JSON body, and whether it
 // replaces a document published before (Replace) or is new (Publish).
-func (b *Batch) Doc(i int) (id, source []byte, replace bool) {
+func (r *Round) Doc(i int) (id, source []byte, replace bool) {
 	start := 0
 	if i > 0 {
-		start = b.docs[i-1].end
+		start = r.docs[i-1].end
 	}
-	d := b.docs[i]
-	return b.buf[start:d.idEnd], b.buf[d.idEnd:d.srcEnd], d.replace
+	d := r.docs[i]
+	return r.buf[start:d.idEnd], r.buf[d.idEnd:d.srcEnd], d.replace
 }
 
 // Keys returns the i-th document's OpenReplay session id (0: none) and its
 // http.request.id as its JSON decodes (nil: none), so that a publisher can
 // index it without parsing the JSON. ok is false when they are not known:
 // a document given to Add, or a request id that is not valid UTF-8.
-func (b *Batch) Keys(i int) (session uint64, requestID []byte, ok bool) {
-	d := b.docs[i]
+func (r *Round) Keys(i int) (session uint64, requestID []byte, ok bool) {
+	d := r.docs[i]
 	if !d.keyed {
 		return 0, nil, false
 	}
 	if d.end > d.srcEnd {
-		requestID = b.buf[d.srcEnd:d.end]
+		requestID = r.buf[d.srcEnd:d.end]
 	}
 	return d.session, requestID, true
 }
 
 // Add appends a document made elsewhere (enrich's worker encodes its own
-// straight into the batch).
-func (b *Batch) Add(id, source []byte, replace bool) {
-	b.buf = append(b.buf, id...)
-	idEnd := len(b.buf)
-	b.buf = append(b.buf, source...)
-	b.docs = append(b.docs, batchDoc{idEnd: idEnd, srcEnd: len(b.buf), end: len(b.buf), replace: replace})
+// straight into the round).
+func (r *Round) Add(id, source []byte, replace bool) {
+	r.buf = append(r.buf, id...)
+	idEnd := len(r.buf)
+	r.buf = append(r.buf, source...)
+	r.docs = append(r.docs, roundDoc{idEnd: idEnd, srcEnd: len(r.buf), end: len(r.buf), replace: replace})
 }
 
-// add encodes d into the batch under id.
-func (b *Batch) add(id []byte, replace bool, d *document) {
-	b.buf = append(b.buf, id...)
-	idEnd := len(b.buf)
-	b.buf = appendDocument(b.buf, d)
-	srcEnd := len(b.buf)
-	b.buf = append(b.buf, d.requestID...)
+// add encodes d into the round under id.
+func (r *Round) add(id []byte, replace bool, d *document) {
+	r.buf = append(r.buf, id...)
+	idEnd := len(r.buf)
+	r.buf = appendDocument(r.buf, d)
+	srcEnd := len(r.buf)
+	r.buf = append(r.buf, d.requestID...)
 	// Invalid UTF-8 is written with replacement characters: the JSON's
 	// request id is then not these bytes, and the publisher should read it.
 	keyed := utf8.Valid(d.requestID)
-	b.docs = append(b.docs, batchDoc{idEnd: idEnd, srcEnd: srcEnd, end: len(b.buf), session: d.session, keyed: keyed, replace: replace})
+	r.docs = append(r.docs, roundDoc{idEnd: idEnd, srcEnd: srcEnd, end: len(r.buf), session: d.session, keyed: keyed, replace: replace})
 }
 
-// Reset empties the batch, keeping its memory unless a huge round grew it.
-func (b *Batch) Reset() {
-	if cap(b.buf) > 4<<20 {
-		b.buf = nil
+// Reset empties the round, keeping its memory unless a huge round grew it.
+func (r *Round) Reset() {
+	if cap(r.buf) > 4<<20 {
+		r.buf = nil
 	}
-	b.buf, b.docs = b.buf[:0], b.docs[:0]
+	r.buf, r.docs = r.buf[:0], r.docs[:0]
 }
 
-// publish hands the batch to pub, in one call when pub is a BatchPublisher.
-func (b *Batch) publish(pub Publisher) (refused int, err error) {
-	if bp, ok := pub.(BatchPublisher); ok {
-		return bp.PublishBatch(b)
+// publish hands the round to pub, in one call when pub is a RoundPublisher.
+func (r *Round) publish(pub Publisher) (refused int, err error) {
+	if bp, ok := pub.(RoundPublisher); ok {
+		return bp.PublishRound(r)
 	}
-	for i := range b.docs {
-		id, source, replace := b.Doc(i)
+	for i := range r.docs {
+		id, source, replace := r.Doc(i)
 		var e error
 		if replace {
 			e = pub.Replace(id, source)

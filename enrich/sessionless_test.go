@@ -51,7 +51,7 @@ func TestSessionlessPolicy(t *testing.T) {
 			start := step()
 			a.attr.RequestStarted(&proxy.RequestStart{Seq: 6, Start: start})
 			fail := accessEvent(6, 0, start, 5*time.Millisecond, "GET", "/fail", 500)
-			a.attr.finish(fail) // as the pipeline does on the request's goroutine
+			a.attr.finish(fail) // as the enricher does on the request's goroutine
 			a.addEvent(fail, start.Add(6*time.Millisecond))
 			now := start.Add(6 * time.Millisecond)
 			for _, l := range flaskFailure {

@@ -271,7 +271,7 @@ class H(http.server.BaseHTTPRequestHandler):
         sys.stdout.write("\x1b[31mred\x1b[0m and plain\n")
         sys.stdout.write("written in ")
         sys.stdout.write("two parts\n")
-        print("\x1b_rl1;0000000000000000;r0123456789abcdef\x1b\\ a marker with another nonce")
+        print("\x1b_rl1;0000000000000000;r0123456789abcdef\x1b\\ a mark with another nonce")
         sys.stdout.flush()
         self.send_response(200)
         self.end_headers()
@@ -292,7 +292,7 @@ http.createServer((req, res) => {
   console.log('\x1b[32mgreen\x1b[0m and plain');
   process.stdout.write(Buffer.from('written in '));
   process.stdout.write('two parts\n');
-  console.log('\x1b_rl1;0000000000000000;r0123456789abcdef\x1b\\ a marker with another nonce');
+  console.log('\x1b_rl1;0000000000000000;r0123456789abcdef\x1b\\ a mark with another nonce');
   res.end('ok');
   if (req.url === '/exit') {
     process.stdout.write('the last line, without a newline', () => process.exit(0));

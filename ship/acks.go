@@ -6,14 +6,14 @@ import (
 	"github.com/replaylink/replaylink/ship/spool"
 )
 
-// ackTracker turns batches settled in any order (workers run in parallel)
+// ackTracker turns shipments settled in any order (workers run in parallel)
 // into spool acknowledgements in order: the saved position only passes
-// records that are all settled. It holds one entry per batch in flight.
+// records that are all settled. It holds one entry per shipment in flight.
 type ackTracker struct {
 	ack func(spool.Position)
 
 	mu      sync.Mutex
-	next    uint64 // seq of the oldest batch not yet settled
+	next    uint64 // seq of the oldest shipment not yet settled
 	settled map[uint64]spool.Position
 }
 
@@ -21,7 +21,7 @@ func newAckTracker(ack func(spool.Position)) *ackTracker {
 	return &ackTracker{ack: ack, settled: make(map[uint64]spool.Position)}
 }
 
-// settle records that batch seq, ending at end, is done with.
+// settle records that shipment seq, ending at end, is done with.
 func (t *ackTracker) settle(seq uint64, end spool.Position) {
 	t.mu.Lock()
 	t.settled[seq] = end

@@ -30,9 +30,9 @@ func benchDocs() (ids, sources [][]byte) {
 	return ids, sources
 }
 
-func BenchmarkBatchEncode(b *testing.B) {
+func BenchmarkShipmentEncode(b *testing.B) {
 	ids, srcs := benchDocs()
-	bt := newBatch()
+	bt := newShipment()
 	var size int64
 	for i := range ids {
 		size += int64(len(srcs[i]))
@@ -47,9 +47,9 @@ func BenchmarkBatchEncode(b *testing.B) {
 	}
 }
 
-func BenchmarkBatchGzip(b *testing.B) {
+func BenchmarkShipmentGzip(b *testing.B) {
 	ids, srcs := benchDocs()
-	bt := newBatch()
+	bt := newShipment()
 	for i := range ids {
 		bt.add(spool.OpCreate, ids[i], srcs[i], benchTime, false)
 	}
@@ -109,7 +109,7 @@ func createdResponse(n int) []byte {
 }
 
 // BenchmarkBulkLoop ships documents with replaylink's own bulk loop, in
-// batches of 1000, to a canned node, with and without gzip; one op is one
+// shipments of 1000, to a canned node, with and without gzip; one op is one
 // document. Compare gzip with BenchmarkBulkIndexer.
 func BenchmarkBulkLoop(b *testing.B) {
 	for _, gzip := range []bool{true, false} {
@@ -128,10 +128,10 @@ func benchBulkLoop(b *testing.B, gzip bool) {
 		b.Fatal(err)
 	}
 	var st counters
-	s := &bulkSink{client: client.Client, target: "logs", log: zerolog.Nop(), stats: &st, backoffMin: 1, backoffMax: 1, itemRetry: 1, gzip: gzip}
+	s := &bulkDestination{client: client.Client, target: "logs", log: zerolog.Nop(), stats: &st, backoffMin: 1, backoffMax: 1, itemRetry: 1, gzip: gzip}
 	w := s.deliverer()
 	ids, srcs := benchDocs()
-	bt := newBatch()
+	bt := newShipment()
 	b.ReportAllocs()
 	docs := 0
 	for b.Loop() {
@@ -218,7 +218,7 @@ func BenchmarkPublish(b *testing.B) {
 }
 
 // BenchmarkClassifyBulk classifies the answer to a healthy 1000-document
-// bulk request (errors:false), as every delivered batch does.
+// bulk request (errors:false), as every delivered shipment does.
 func BenchmarkClassifyBulk(b *testing.B) {
 	const n = 1000
 	body := createdResponse(n)

@@ -1,13 +1,13 @@
 package ship
 
 // Why our own bulk loop and not esutil.BulkIndexer: the spool acknowledges
-// whole batches in order, so a batch must stay together until every one of
-// its documents is settled; BulkIndexer reports per item through callbacks,
-// re-batches on its own, cannot split a request on 413, and retries through
-// the client (which buffers each body once more). It also costs more:
-// BenchmarkBulkLoop/gzip against BenchmarkBulkIndexer (bench_test.go: same
-// documents, gzip on for both, one worker, a canned node in the same
-// process) measured about 1.5 us and no allocation per document for this
+// whole shipments in order, so a shipment must stay together until every
+// one of its documents is settled; BulkIndexer reports per item through
+// callbacks, regroups documents on its own, cannot split a request on 413,
+// and retries through the client (which buffers each body once more). It
+// also costs more: BenchmarkBulkLoop/gzip against BenchmarkBulkIndexer
+// (bench_test.go: same documents, gzip on for both, one worker, a canned
+// node in the same process) measured about 1.5 us and no allocation per document for this
 // loop, against 7 to 8 us and 10 allocations (4.5 KB) for BulkIndexer.
 
 import (
@@ -39,8 +39,8 @@ import (
 // bulkFilterPath it is a few dozen bytes per document.
 const maxResponseBytes = 64 << 20
 
-// bulkSink ships batches to Elasticsearch with the bulk API.
-type bulkSink struct {
+// bulkDestination sends shipments to Elasticsearch with the bulk API.
+type bulkDestination struct {
 	client      *elasticsearch.Client
 	target      string // index, alias or data stream written to
 	log         zerolog.Logger
@@ -58,9 +58,9 @@ type bulkSink struct {
 	trouble atomic.Bool // an outage or push-back is under way (logged once)
 }
 
-func (s *bulkSink) eager() bool { return false }
+func (s *bulkDestination) eager() bool { return false }
 
-func (s *bulkSink) deliverer() deliverer {
+func (s *bulkDestination) deliverer() deliverer {
 	w := &bulkWorker{s: s}
 	if s.gzip {
 		w.gz, _ = gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
@@ -70,7 +70,7 @@ func (s *bulkSink) deliverer() deliverer {
 
 // bulkWorker is one worker's sender, with its own scratch buffers.
 type bulkWorker struct {
-	s       *bulkSink
+	s       *bulkDestination
 	gz      *gzip.Writer // nil: bodies go as they are
 	zbuf    bytes.Buffer
 	resp    bytes.Buffer
@@ -85,7 +85,7 @@ type bulkWorker struct {
 
 // deliver returns once every document of b is indexed, a duplicate, or in
 // the dead-letter file; or with ctx's error when ctx ends first.
-func (w *bulkWorker) deliver(ctx context.Context, b *batch) error {
+func (w *bulkWorker) deliver(ctx context.Context, b *shipment) error {
 	if err := w.s.ensureSetup(ctx); err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func (w *bulkWorker) deliver(ctx context.Context, b *batch) error {
 // settle applies the verdicts of one bulk response to the documents g of b:
 // it counts what went in, dead-letters what was refused, and returns what
 // to retry and whether to split g in halves.
-func (w *bulkWorker) settle(b *batch, g []int, status int, resp []byte) (retry []int, split, progressed bool) {
+func (w *bulkWorker) settle(b *shipment, g []int, status int, resp []byte) (retry []int, split, progressed bool) {
 	w.results = ClassifyBulk(status, resp, len(g), w.results)
 	w.rejects = w.rejects[:0]
 	w.overwrites = w.overwrites[:0]
@@ -225,7 +225,7 @@ func (w *bulkWorker) settle(b *batch, g []int, status int, resp []byte) (retry [
 // unique per backing index only). done: it is settled; otherwise it goes
 // in the bulk request as a create (its original is not there yet, or could
 // not be looked up: a 409 then brings it to overwrite).
-func (w *bulkWorker) replaceInPlace(ctx context.Context, b *batch, i int) (done bool, err error) {
+func (w *bulkWorker) replaceInPlace(ctx context.Context, b *shipment, i int) (done bool, err error) {
 	d := &b.docs[i]
 	id, ok := rawID(b, d)
 	if !ok {
@@ -243,8 +243,8 @@ func (w *bulkWorker) replaceInPlace(ctx context.Context, b *batch, i int) (done 
 	return false, nil
 }
 
-// rawID is d's _id as it was published (the batch holds it escaped).
-func rawID(b *batch, d *docSpan) (string, bool) {
+// rawID is d's _id as it was published (the shipment holds it escaped).
+func rawID(b *shipment, d *docSpan) (string, bool) {
 	var id string
 	err := json.Unmarshal(append(append([]byte{'"'}, d.escapedID(b)...), '"'), &id)
 	return id, err == nil
@@ -256,12 +256,12 @@ func rawID(b *batch, d *docSpan) (string, bool) {
 // and they come back here. One the cluster refuses for good (no privilege
 // to write to the backing index, say) keeps its original, as before
 // replacements into data streams were possible, and says so.
-func (w *bulkWorker) overwrite(ctx context.Context, b *batch) (again []int, err error) {
+func (w *bulkWorker) overwrite(ctx context.Context, b *shipment) (again []int, err error) {
 	for _, i := range w.overwrites {
 		d := &b.docs[i]
 		id, ok := rawID(b, d)
 		if !ok {
-			continue // cannot happen: the batch escaped it
+			continue // cannot happen: the shipment escaped it
 		}
 		err := dataStreamOverwrite(ctx, w.s.client, w.s.target, []byte(id), d.source(b))
 		var re *esclient.ResponseError
@@ -370,8 +370,8 @@ func loopbackURL(raw string) bool {
 }
 
 // deadLetter writes refused documents to the dead-letter file, and logs the
-// first refusal of the response only, so that a bad batch cannot flood.
-func (s *bulkSink) deadLetter(b *batch, rejects []deadLetter, failed, sent int) {
+// first refusal of the response only, so that a bad shipment cannot flood.
+func (s *bulkDestination) deadLetter(b *shipment, rejects []deadLetter, failed, sent int) {
 	first := rejects[0]
 	kept, err := s.deadLetters.write(b, rejects)
 	s.stats.deadLettered(kept)
@@ -399,7 +399,7 @@ func validJSON(b []byte) []byte {
 }
 
 // troubleStarted logs the start of an outage or a push-back streak once.
-func (s *bulkSink) troubleStarted(msg string, err error) {
+func (s *bulkDestination) troubleStarted(msg string, err error) {
 	if s.trouble.CompareAndSwap(false, true) {
 		s.log.Warn().Err(err).Msg("ship: " + msg)
 	} else {
@@ -407,7 +407,7 @@ func (s *bulkSink) troubleStarted(msg string, err error) {
 	}
 }
 
-func (s *bulkSink) troubleEnded() {
+func (s *bulkDestination) troubleEnded() {
 	if s.trouble.CompareAndSwap(true, false) {
 		s.log.Info().Msg("ship: Elasticsearch accepts documents again")
 	}
@@ -416,7 +416,7 @@ func (s *bulkSink) troubleEnded() {
 // ensureSetup runs the set-up (index template, write target) once, before
 // the first bulk request. While the cluster is unreachable it retries; when
 // the cluster refuses (no privilege, say) it logs why and ships anyway.
-func (s *bulkSink) ensureSetup(ctx context.Context) error {
+func (s *bulkDestination) ensureSetup(ctx context.Context) error {
 	if s.setup == nil {
 		return nil
 	}

@@ -98,7 +98,7 @@ func ClassifyBulk(httpStatus int, body []byte, n int, dst []ItemResult) []ItemRe
 // decodeItems reads the verdict of each item of an answered bulk request.
 func decodeItems(httpStatus int, body []byte, n int, dst []ItemResult) []ItemResult {
 	// Each item is keyed by its action: create for Publish, index for
-	// Replace (ship.Pipeline.Replace).
+	// Replace (ship.Shipper.Replace).
 	type item struct {
 		Status int             `json:"status"`
 		Error  json.RawMessage `json:"error"`

@@ -84,7 +84,7 @@ func TestBulkRequestCompression(t *testing.T) {
 			if len(got) == 0 {
 				t.Fatal("Close returned and no bulk request came")
 			}
-			var ndjson []byte // of every request: the reader may have cut more than one batch
+			var ndjson []byte // of every request: the reader may have cut more than one shipment
 			for len(got) > 0 {
 				req := <-got
 				body := req.body

@@ -15,7 +15,7 @@ import (
 
 // A replacement into a data stream. Data streams take the create action
 // only, and a create is unique per backing index only. So before a
-// replacement (Pipeline.Replace) is sent, the worker looks for its original
+// replacement (Shipper.Replace) is sent, the worker looks for its original
 // in the backing indices (bulkWorker.replaceInPlace): when it is there,
 // dataStreamOverwrite writes the replacement over it where it is, with a
 // conditional index request on the backing index (if_seq_no,

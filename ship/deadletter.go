@@ -37,7 +37,7 @@ func newDeadLetters(dir, index string, maxBytes int64) *deadLetters {
 	return &deadLetters{path: filepath.Join(dir, DeadLetterFile), index: index, maxBytes: maxBytes}
 }
 
-// deadLetter is one refused document of a batch.
+// deadLetter is one refused document of a shipment.
 type deadLetter struct {
 	doc    *docSpan
 	status int
@@ -45,8 +45,8 @@ type deadLetter struct {
 }
 
 // write appends the entries and fsyncs, since the spool will forget these
-// documents once the batch is acknowledged. It returns how many were kept.
-func (d *deadLetters) write(b *batch, entries []deadLetter) (int, error) {
+// documents once the shipment is acknowledged. It returns how many were kept.
+func (d *deadLetters) write(b *shipment, entries []deadLetter) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.f == nil {

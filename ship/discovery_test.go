@@ -8,10 +8,10 @@ import (
 	"github.com/replaylink/replaylink/internal/estest"
 )
 
-// TestPipelineDiscoversTheNodes: with Discover, a pipeline given a dead URL
+// TestShipperDiscoversTheNodes: with Discover, a shipper given a dead URL
 // and the real node learns the node's own address from _nodes/http, drops
 // the dead URL, and ships everything.
-func TestPipelineDiscoversTheNodes(t *testing.T) {
+func TestShipperDiscoversTheNodes(t *testing.T) {
 	n := realNode(t)
 	index := testIndex(t, n)
 	opts := fastOptions(t, estest.DeadURL(t), n.url)

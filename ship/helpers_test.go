@@ -86,7 +86,7 @@ func testDoc(i int) (id, source []byte) {
 	return id, source
 }
 
-func publishN(t testing.TB, p *Pipeline, from, n int) {
+func publishN(t testing.TB, p *Shipper, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
 		id, src := testDoc(i)
@@ -96,7 +96,7 @@ func publishN(t testing.TB, p *Pipeline, from, n int) {
 	}
 }
 
-func closeWithin(t testing.TB, p *Pipeline, d time.Duration) {
+func closeWithin(t testing.TB, p *Shipper, d time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -155,9 +155,9 @@ func (l *lockedBuffer) lines() []string {
 	return strings.Split(s, "\n")
 }
 
-// shipTo starts a pipeline that ships to a fresh test index (with the
+// shipTo starts a shipper that ships to a fresh test index (with the
 // template) on n, reached at url: the node itself or a proxy in front of it.
-func shipTo(t *testing.T, n *node, url string) (*Pipeline, Options, string) {
+func shipTo(t *testing.T, n *node, url string) (*Shipper, Options, string) {
 	t.Helper()
 	index := testIndex(t, n)
 	opts := fastOptions(t, url)

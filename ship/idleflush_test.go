@@ -6,7 +6,7 @@ import (
 )
 
 // TestIdleFlushDoesNotWaitForTheInterval: when the spool is read to its end
-// and no bulk request is in flight, a partial batch goes after idleFlush,
+// and no bulk request is in flight, a partial shipment goes after idleFlush,
 // not after --flush-interval (here a minute, longer than the test waits).
 // Against the real node.
 func TestIdleFlushDoesNotWaitForTheInterval(t *testing.T) {
@@ -25,7 +25,7 @@ func TestIdleFlushDoesNotWaitForTheInterval(t *testing.T) {
 		deadline := time.Now().Add(15 * time.Second)
 		for p.Stats().Shipped < uint64(3*(round+1)) {
 			if time.Now().After(deadline) {
-				t.Fatalf("round %d: %d documents shipped after 15 s; a partial batch waited for --flush-interval (1 min)", round, p.Stats().Shipped)
+				t.Fatalf("round %d: %d documents shipped after 15 s; a partial shipment waited for --flush-interval (1 min)", round, p.Stats().Shipped)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}

@@ -12,17 +12,17 @@ import (
 	"github.com/replaylink/replaylink/internal/backoff"
 )
 
-// outputSink is the embedded default's writer: instead of a bulk request,
-// each batch becomes JSON lines, one per document, on an io.Writer (stdout
-// or a file). A batch is acknowledged once written; a failed write is
-// retried with backoff, so a line may then appear twice.
+// outputDestination is the embedded default's writer: instead of a bulk
+// request, each shipment becomes JSON lines, one per document, on an
+// io.Writer (stdout or a file). A shipment is acknowledged once written; a
+// failed write is retried with backoff, so a line may then appear twice.
 //
 // Each line starts with what a bulk request says in its action line, so a
 // reader of the lines knows what Elasticsearch would hold: "_id", and
 // "_replaces":true on a new version of the document of that _id (a failing
 // request's access document with its traceback folded in). Both names
 // begin with an underscore, which no document field of replaylink's does.
-type outputSink struct {
+type outputDestination struct {
 	w          io.Writer
 	log        zerolog.Logger
 	backoffMin time.Duration
@@ -35,11 +35,11 @@ type outputSink struct {
 }
 
 // eager: lines go out as soon as the reader catches up, not on a timer.
-func (o *outputSink) eager() bool { return true }
+func (o *outputDestination) eager() bool { return true }
 
-func (o *outputSink) deliverer() deliverer { return o }
+func (o *outputDestination) deliverer() deliverer { return o }
 
-func (o *outputSink) deliver(ctx context.Context, b *batch) error {
+func (o *outputDestination) deliver(ctx context.Context, b *shipment) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.buf = o.buf[:0]
@@ -47,7 +47,7 @@ func (o *outputSink) deliver(ctx context.Context, b *batch) error {
 		o.buf = appendOutputLine(o.buf, b, &b.docs[i])
 	}
 	for attempt := 0; ; attempt++ {
-		// One Write per batch: lines never interleave with other writers'.
+		// One Write per shipment: lines never interleave with other writers'.
 		_, err := o.w.Write(o.buf)
 		if err == nil {
 			break
@@ -75,7 +75,7 @@ func (o *outputSink) deliver(ctx context.Context, b *batch) error {
 
 // appendOutputLine appends d as one output line: its source with "_id" (and
 // "_replaces") put in front of its members.
-func appendOutputLine(dst []byte, b *batch, d *docSpan) []byte {
+func appendOutputLine(dst []byte, b *shipment, d *docSpan) []byte {
 	src := b.body[d.src:d.end]
 	if len(src) < 2 || src[0] != '{' {
 		return append(dst, src...) // not an object (enrich makes none): as it is

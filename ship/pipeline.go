@@ -8,18 +8,15 @@
 // holds the original: datastream.go). With several nodes, requests are
 // spread over them by the Elasticsearch client (package esclient).
 //
-// Data flows Publish -> spool (disk) -> one reader goroutine that cuts
-// batches -> Workers goroutines that send them -> in-order acknowledgements
-// back to the spool. Publish never waits for Elasticsearch.
+// Shipper is the whole of it: go doc ship.Shipper tells how its goroutines
+// hand documents on.
 package ship
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,110 +24,45 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/rs/zerolog"
 
-	"github.com/replaylink/replaylink/enrich"
 	"github.com/replaylink/replaylink/esclient"
 	"github.com/replaylink/replaylink/internal/backoff"
-	"github.com/replaylink/replaylink/internal/choice"
 	"github.com/replaylink/replaylink/memstore"
 	"github.com/replaylink/replaylink/ship/spool"
 )
 
-var _ enrich.BatchPublisher = (*Pipeline)(nil)
-
-// ErrClosed is returned by Publish after Close.
-var ErrClosed = errors.New("ship: closed")
-
-const (
-	maxIDBytes       = 512 // Elasticsearch's limit on _id
-	maxDocumentBytes = 16 << 20
-)
-
-// Options configures a Pipeline. The settings a user gives (the spool's,
-// the bulk requests', Index, Compression, MemoryStore) mean what they say
-// at zero or New refuses them, naming the flag; their defaults are
-// config's. The tuning below them, which no user sets, takes ship's own
-// values when zero.
-type Options struct {
-	SpoolDir      string        // required
-	SpoolMaxBytes int64         // spool size cap; more than 0
-	SyncInterval  time.Duration // spool fsync interval; more than 0
-	FlushBytes    int           // bulk request size; more than 0
-	FlushInterval time.Duration // longest wait before a partial bulk goes; more than 0
-	Workers       int           // bulk requests in flight; at least 1 (always 1 for Output)
-
-	// Client says how to reach Elasticsearch. Without URLs, documents go to
-	// Output instead (the embedded default).
-	Client     esclient.Options
-	Index      string   // write target; OpenReplay searches "logs"
-	DataStream bool     // write to a data stream with Index as its alias; see Target
-	Namespace  string   // the data stream's namespace; default "default"
-	Replicas   Replicas // of the indices the template makes; zero: suit the cluster
-	// InstallTemplate installs the index template (and, with DataStream,
-	// the data stream and alias) before the first bulk request.
-	InstallTemplate bool
-	Compression     Compression // of bulk bodies
-
-	Output io.Writer // embedded default: documents as JSON lines; required without URLs
-	// MemoryStore is how many recent documents the memory store keeps for
-	// lookups (Pipeline.MemoryStore); 0 keeps none, and there is no store.
-	MemoryStore int
-	MemoryBytes int64 // and at most this much JSON; default 64 MiB
-
-	BackoffMin         time.Duration // first retry wait; default 100 ms
-	BackoffMax         time.Duration // longest retry wait; default 30 s
-	ItemRetryTime      time.Duration // a document failing with an item-level 5xx this long is dead-lettered; default 10 min
-	DeadLetterMaxBytes int64         // dead-letter file cap; default 100 MiB
-
-	Logger zerolog.Logger
-}
-
-// withInternalDefaults gives the tuning no user sets ship's own values
-// where zero.
-func (o *Options) withInternalDefaults() {
-	setDefault(&o.MemoryBytes, 64<<20)
-	setDefault(&o.BackoffMin, 100*time.Millisecond)
-	setDefault(&o.BackoffMax, 30*time.Second)
-	setDefault(&o.ItemRetryTime, 10*time.Minute)
-	setDefault(&o.DeadLetterMaxBytes, 100<<20)
-}
-
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
-}
-
-// validate refuses the user's settings that cannot work, each by its flag
-// and the allowed range.
-func (o *Options) validate() error {
-	var errs []error
-	positive := func(flagName string, v int64, shown any) {
-		if v <= 0 {
-			errs = append(errs, fmt.Errorf("ship: --%s %v: must be greater than zero", flagName, shown))
-		}
-	}
-	positive("spool-max-bytes", o.SpoolMaxBytes, o.SpoolMaxBytes)
-	positive("spool-sync-interval", int64(o.SyncInterval), o.SyncInterval)
-	positive("flush-bytes", int64(o.FlushBytes), o.FlushBytes)
-	positive("flush-interval", int64(o.FlushInterval), o.FlushInterval)
-	positive("workers", int64(o.Workers), o.Workers)
-	if o.MemoryStore < 0 {
-		errs = append(errs, fmt.Errorf("ship: --memory-store %d: must not be negative (0 keeps no recent documents)", o.MemoryStore))
-	}
-	if err := choice.Check("--es-compression", o.Compression, compressionNames); err != nil {
-		errs = append(errs, fmt.Errorf("ship: %w", err))
-	}
-	return errors.Join(errs...)
-}
-
-// Pipeline is the shipper: it implements enrich.Publisher.
-type Pipeline struct {
+// Shipper gets enrich's documents into Elasticsearch (or onto the output)
+// through the disk spool; it implements enrich.RoundPublisher.
+//
+// Data flows Publish -> spool (disk) -> one reader goroutine that cuts
+// shipments -> Workers goroutines that send them -> in-order
+// acknowledgements back to the spool. Publish never waits for
+// Elasticsearch. The files follow the data:
+//
+//   - publish.go: Publish, Replace and PublishRound run on the caller's
+//     goroutine (enrich's worker). They check a document, append it to the
+//     spool (a round with one write), count it and keep it for lookups, and
+//     return once it would survive a crash of replaylink.
+//   - reader.go: the one reader goroutine streams the spool from disk and
+//     cuts shipments (shipment.go: spool records already encoded as a bulk
+//     body) at FlushBytes, at FlushInterval, or after idleFlush when nothing
+//     is in flight. It hands each to the workers over an unbuffered channel,
+//     so when they are all busy it waits and the spool, not memory, grows.
+//   - worker.go: Workers goroutines each deliver shipments to the
+//     destination (bulk.go: Elasticsearch's bulk API, with retries and dead
+//     letters; output.go: JSON lines, the embedded default) and settle them;
+//     the ackTracker (acks.go) acknowledges the spool in order, so its saved
+//     position never passes a document still unsettled.
+//   - options.go: what New takes and refuses; metrics.go: Stats and the
+//     process-wide metrics.
+//
+// Close stops Publish, lets the reader ship what the spool holds and the
+// workers finish, and leaves the rest in the spool for the next start.
+type Shipper struct {
 	opts  Options
 	log   zerolog.Logger
 	queue *spool.Queue
 	store *memstore.Store
-	sink  sink
+	dest  destination
 	dead  *deadLetters
 	// es is the Elasticsearch client (nil in the embedded default), whose
 	// idle connections Close closes; with Client.Discover, discover keeps
@@ -138,8 +70,8 @@ type Pipeline struct {
 	es         *esclient.Client
 	discovered chan struct{}
 	acks       *ackTracker
-	batches    chan *batch
-	inflight   atomic.Int32  // batches dispatched and not yet delivered
+	shipments  chan *shipment
+	inflight   atomic.Int32  // shipments dispatched and not yet delivered
 	idle       chan struct{} // workers -> reader: none in flight (capacity 1)
 	drain      chan struct{} // closed by Close: ship what is there, then stop
 	ctx        context.Context
@@ -150,28 +82,14 @@ type Pipeline struct {
 	err        error
 	stats      counters
 
-	batchMu    sync.Mutex // PublishBatch's scratch: enrich's worker is its one caller, tests may be more
+	roundMu    sync.Mutex // PublishRound's scratch: enrich's worker is its one caller, tests may be more
 	spoolBatch *spool.Batch
-	kept       []keptDoc // documents of the enrich.Batch that went into spoolBatch
+	kept       []keptDoc // documents of the enrich.Round that went into spoolBatch
 	sessionBuf [20]byte  // a session id in decimal, for the memory store
 }
 
-// A sink is where batches go. Each worker gets its own deliverer.
-type sink interface {
-	deliverer() deliverer
-	// eager sinks get a batch as soon as the reader has caught up with the
-	// spool; the others wait for FlushBytes, FlushInterval or idleFlush.
-	eager() bool
-}
-
-type deliverer interface {
-	// deliver returns nil when every document of b is settled (shipped or
-	// dead-lettered) and b may be acknowledged, or ctx's error.
-	deliver(ctx context.Context, b *batch) error
-}
-
 // New opens the spool, replays what it holds, and starts shipping.
-func New(opts Options) (*Pipeline, error) {
+func New(opts Options) (*Shipper, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
@@ -188,19 +106,19 @@ func New(opts Options) (*Pipeline, error) {
 	if embedded {
 		opts.Workers = 1 // keep the output in spool order
 	}
-	p := &Pipeline{
-		opts:    opts,
-		log:     opts.Logger,
-		batches: make(chan *batch),
-		idle:    make(chan struct{}, 1),
-		drain:   make(chan struct{}),
+	p := &Shipper{
+		opts:      opts,
+		log:       opts.Logger,
+		shipments: make(chan *shipment),
+		idle:      make(chan struct{}, 1),
+		drain:     make(chan struct{}),
 	}
 	if opts.MemoryStore > 0 {
 		p.store = memstore.New(opts.MemoryStore, opts.MemoryBytes)
 	}
 	discover := false // the client's nodes are to be discovered
 	if embedded {
-		p.sink = &outputSink{w: opts.Output, log: p.log, backoffMin: opts.BackoffMin, backoffMax: opts.BackoffMax, stats: &p.stats}
+		p.dest = &outputDestination{w: opts.Output, log: p.log, backoffMin: opts.BackoffMin, backoffMax: opts.BackoffMax, stats: &p.stats}
 	} else {
 		gzip := opts.Compression.gzipFor(opts.Client.URLs)
 		c, err := esclient.New(opts.Client)
@@ -209,7 +127,7 @@ func New(opts Options) (*Pipeline, error) {
 		}
 		p.es = c
 		client := c.Client
-		bs := &bulkSink{
+		bs := &bulkDestination{
 			client: client, target: target.WriteName(), log: p.log,
 			deadLetters: newDeadLetters(opts.SpoolDir, target.WriteName(), opts.DeadLetterMaxBytes),
 			backoffMin:  opts.BackoffMin, backoffMax: opts.BackoffMax, itemRetry: opts.ItemRetryTime,
@@ -219,7 +137,7 @@ func New(opts Options) (*Pipeline, error) {
 			bs.setup = func(ctx context.Context) error { return p.setUp(ctx, client, target) }
 		}
 		p.dead = bs.deadLetters
-		p.sink = bs
+		p.dest = bs
 		discover = opts.Client.Discover
 	}
 
@@ -248,7 +166,7 @@ func New(opts Options) (*Pipeline, error) {
 	p.wg.Add(1 + opts.Workers)
 	go p.read()
 	for range opts.Workers {
-		go p.work(p.sink.deliverer())
+		go p.work(p.dest.deliverer())
 	}
 	return p, nil
 }
@@ -257,7 +175,7 @@ func New(opts Options) (*Pipeline, error) {
 // DiscoverInterval (0: never again); until it first succeeds, it tries again
 // with backoff. Meanwhile, and whenever it fails, the nodes known go on
 // taking requests.
-func (p *Pipeline) discover() {
+func (p *Shipper) discover() {
 	defer close(p.discovered)
 	learnt := false
 	for attempt := 0; ; {
@@ -289,7 +207,7 @@ func (p *Pipeline) discover() {
 }
 
 // setUp installs the template and the write target, saying what changed.
-func (p *Pipeline) setUp(ctx context.Context, client esapi.Transport, t Target) error {
+func (p *Shipper) setUp(ctx context.Context, client esapi.Transport, t Target) error {
 	changed, err := InstallTemplate(ctx, client, t)
 	if err != nil {
 		return err
@@ -307,65 +225,9 @@ func (p *Pipeline) setUp(ctx context.Context, client esapi.Transport, t Target) 
 	return nil
 }
 
-// Publish spools one document, to be created once: a resend of the same id
-// changes nothing (the bulk create action). id is its deterministic _id,
-// source its JSON body; neither is kept after the call. It returns once the
-// document survives a crash of replaylink (not yet a power loss: see
-// docs/reliability.md). An error means the document was not kept; it has
-// been counted in replaylink_dropped_total.
-func (p *Pipeline) Publish(id, source []byte) error {
-	return p.publish(spool.OpCreate, id, source)
-}
-
-// Replace spools a newer version of a document published under id, sent
-// with the bulk index action so that it overwrites the original whichever
-// of the two reaches Elasticsearch first: the original's create meets the
-// replacement as a 409, which counts as shipped. Otherwise as Publish.
-func (p *Pipeline) Replace(id, source []byte) error {
-	return p.publish(spool.OpReplace, id, source)
-}
-
-func (p *Pipeline) publish(op spool.Op, id, source []byte) error {
-	if err := p.check(id, source); err != nil {
-		return err
-	}
-	source = oneLine(source)
-	if err := p.queue.Append(op, id, source, time.Now()); err != nil {
-		if errors.Is(err, spool.ErrTooLarge) {
-			return p.refuse(droppedTooLarge, err)
-		}
-		return p.spoolError(err)
-	}
-	p.accepted(id, source, op == spool.OpReplace, nil)
-	return nil
-}
-
-// check refuses, and counts, what no spool or index would take.
-func (p *Pipeline) check(id, source []byte) error {
-	switch {
-	case p.closed.Load():
-		return p.refuse(droppedClosed, ErrClosed)
-	case len(id) == 0 || len(id) > maxIDBytes:
-		return p.refuse(droppedInvalid, fmt.Errorf("ship: document id of %d bytes: want 1 to %d", len(id), maxIDBytes))
-	case len(source) == 0:
-		return p.refuse(droppedInvalid, errors.New("ship: empty document"))
-	case len(source) > maxDocumentBytes:
-		return p.refuse(droppedTooLarge, fmt.Errorf("ship: document of %d bytes: at most %d", len(source), maxDocumentBytes))
-	}
-	return nil
-}
-
-// spoolError counts a document the spool did not take.
-func (p *Pipeline) spoolError(err error) error {
-	if errors.Is(err, spool.ErrClosed) {
-		return p.refuse(droppedClosed, ErrClosed)
-	}
-	return p.refuse(droppedSpoolWrite, err)
-}
-
 // accepted counts a spooled document and keeps it for lookups, with its
 // keys when they are known (k nil: the store reads them from the JSON).
-func (p *Pipeline) accepted(id, source []byte, replace bool, k *memstore.Keys) {
+func (p *Shipper) accepted(id, source []byte, replace bool, k *memstore.Keys) {
 	queuedTotal.Inc()
 	p.stats.queued.Add(1)
 	if replace {
@@ -375,85 +237,15 @@ func (p *Pipeline) accepted(id, source []byte, replace bool, k *memstore.Keys) {
 	p.store.Keep(id, source, replace, k)
 }
 
-// keptDoc is a document of an enrich.Batch in PublishBatch's spool batch,
-// with its source as spooled (oneLine).
-type keptDoc struct {
-	index  int
-	source []byte
-}
-
-// PublishBatch spools a batch of documents with one write (group commit),
-// as Publish and Replace would each. When it returns, the documents not
-// refused survive a crash of replaylink; refused counts the others, each
-// counted in replaylink_dropped_total, and err says why the first was.
-func (p *Pipeline) PublishBatch(b *enrich.Batch) (refused int, err error) {
-	p.batchMu.Lock()
-	defer p.batchMu.Unlock()
-	if p.spoolBatch == nil {
-		p.spoolBatch = p.queue.NewBatch()
-	}
-	sb := p.spoolBatch
-	sb.Reset()
-	p.kept = p.kept[:0]
-	now := time.Now()
-	fail := func(e error) {
-		refused++
-		if err == nil {
-			err = e
-		}
-	}
-	for i := range b.Len() {
-		id, source, replace := b.Doc(i)
-		if e := p.check(id, source); e != nil {
-			fail(e)
-			continue
-		}
-		op := spool.OpCreate
-		if replace {
-			op = spool.OpReplace
-		}
-		source = oneLine(source)
-		if e := sb.Add(op, id, source, now); e != nil {
-			fail(p.refuse(droppedTooLarge, e))
-			continue
-		}
-		p.kept = append(p.kept, keptDoc{i, source})
-	}
-	n, e := p.queue.AppendBatch(sb)
-	for range p.kept[n:] {
-		fail(p.spoolError(e))
-	}
-	for _, d := range p.kept[:n] {
-		id, _, replace := b.Doc(d.index)
-		session, request, keyed := b.Keys(d.index)
-		if !keyed {
-			p.accepted(id, d.source, replace, nil)
-			continue
-		}
-		k := memstore.Keys{Request: request}
-		if session != 0 {
-			k.Session = strconv.AppendUint(p.sessionBuf[:0], session, 10)
-		}
-		p.accepted(id, d.source, replace, &k)
-	}
-	return refused, err
-}
-
-func (p *Pipeline) refuse(c interface{ Inc() }, err error) error {
-	c.Inc()
-	p.stats.dropped.Add(1)
-	return err
-}
-
 // MemoryStore returns the memory store of recent documents, for lookups
 // (nil when Options.MemoryStore is 0; a nil store answers every lookup with
 // nothing).
-func (p *Pipeline) MemoryStore() *memstore.Store { return p.store }
+func (p *Shipper) MemoryStore() *memstore.Store { return p.store }
 
 // Close stops taking documents and ships what the spool holds until ctx
 // ends; what is left then stays in the spool for the next start, and
 // Close says so in its error.
-func (p *Pipeline) Close(ctx context.Context) error {
+func (p *Shipper) Close(ctx context.Context) error {
 	p.once.Do(func() {
 		p.closed.Store(true)
 		close(p.drain)
@@ -481,166 +273,4 @@ func (p *Pipeline) Close(ctx context.Context) error {
 		}
 	})
 	return p.err
-}
-
-// idleFlush is how long a batch waits for more documents when the reader
-// has caught up with the spool and no batch is in flight: the workers have
-// nothing better to do, so it goes without waiting for FlushInterval.
-// Under load a batch still fills for idleFlush, so bulk requests stay few
-// (at most 20 a second from an idle pipeline); the last partial batch of
-// a backlog, and every document at low load, reach Elasticsearch in about
-// idleFlush instead of FlushInterval.
-const idleFlush = 50 * time.Millisecond
-
-// read is the reader goroutine: it streams the spool into batches, cut at
-// FlushBytes, at FlushInterval, or after idleFlush when the workers are
-// idle and the spool is read to its end, and hands them to the workers.
-// When they are all busy it waits, and the spool grows on disk instead of
-// memory.
-func (p *Pipeline) read() {
-	defer p.wg.Done()
-	defer close(p.batches)
-	r := p.queue.Reader()
-	eager := p.sink.eager()
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	var (
-		b        *batch
-		seq      uint64
-		draining bool
-		failing  bool
-	)
-	dispatch := func() bool {
-		timer.Stop()
-		b.seq = seq
-		seq++
-		p.inflight.Add(1)
-		select {
-		case p.batches <- b:
-			b = nil
-			return true
-		case <-p.ctx.Done():
-			return false
-		}
-	}
-	for {
-		rec, ok, err := r.Next()
-		if err != nil {
-			if !failing {
-				failing = true
-				p.log.Error().Err(err).Msg("ship: cannot read the spool; retrying")
-			}
-			select {
-			case <-time.After(p.opts.BackoffMin):
-				continue
-			case <-p.ctx.Done():
-				return
-			}
-		}
-		failing = false
-		if ok {
-			if b == nil {
-				b = newBatch()
-				b.started = time.Now()
-				timer.Reset(min(idleFlush, p.opts.FlushInterval))
-			}
-			b.add(rec.Op, rec.ID, rec.Source, rec.Created, p.opts.DataStream)
-			b.end = rec.End
-			if len(b.body) >= p.opts.FlushBytes || time.Since(b.started) >= p.opts.FlushInterval {
-				if !dispatch() {
-					return
-				}
-			}
-			continue
-		}
-		// Read to the end of the spool.
-		if b != nil && (eager || draining || p.inflight.Load() == 0 && time.Since(b.started) >= idleFlush) {
-			if !dispatch() {
-				return
-			}
-			continue
-		}
-		if draining {
-			return
-		}
-		select {
-		case <-p.queue.Notify():
-		case <-p.idle:
-		case <-timer.C:
-			if b == nil {
-				break
-			}
-			if age := time.Since(b.started); age < p.opts.FlushInterval && p.inflight.Load() > 0 {
-				timer.Reset(p.opts.FlushInterval - age) // idleFlush passed with a batch in flight
-				break
-			}
-			if !dispatch() {
-				return
-			}
-		case <-p.drain:
-			draining = true
-		case <-p.ctx.Done():
-			return
-		}
-	}
-}
-
-// work is a worker goroutine: it delivers batches and acknowledges them.
-func (p *Pipeline) work(d deliverer) {
-	defer p.wg.Done()
-	for b := range p.batches {
-		if d.deliver(p.ctx, b) == nil {
-			p.acks.settle(b.seq, b.end)
-		}
-		b.release(p.opts.FlushBytes)
-		if p.inflight.Add(-1) == 0 {
-			select { // the reader may hold a batch for an idle moment
-			case p.idle <- struct{}{}:
-			default:
-			}
-		}
-	}
-}
-
-// Stats are a pipeline's figures since New.
-type Stats struct {
-	Queued       uint64 // accepted by Publish and Replace
-	Replaced     uint64 // of Queued, accepted by Replace: newer versions, not more documents
-	Shipped      uint64 // indexed or written out, duplicates included
-	Duplicates   uint64 // 409: already indexed by an earlier attempt
-	Retried      uint64 // document sends repeated
-	DeadLettered uint64
-	Dropped      uint64 // refused by Publish, or refused by Elasticsearch and not kept
-	Spool        spool.Stats
-}
-
-// Stats returns the pipeline's figures.
-func (p *Pipeline) Stats() Stats {
-	return Stats{
-		Queued: p.stats.queued.Load(), Replaced: p.stats.replaced.Load(), Shipped: p.stats.shipped.Load(), Duplicates: p.stats.duplicates.Load(),
-		Retried: p.stats.retriedN.Load(), DeadLettered: p.stats.deadLetteredN.Load(), Dropped: p.stats.dropped.Load(),
-		Spool: p.queue.Stats(),
-	}
-}
-
-// counters keep a pipeline's Stats and feed the process-wide metrics.
-type counters struct {
-	queued, replaced, shipped, duplicates, retriedN, deadLetteredN, dropped atomic.Uint64
-}
-
-func (c *counters) shippedN(n, dups int) {
-	c.shipped.Add(uint64(n))
-	c.duplicates.Add(uint64(dups))
-	shippedTotal.Add(n)
-	duplicateTotal.Add(dups)
-}
-
-func (c *counters) retried(n int) {
-	c.retriedN.Add(uint64(n))
-	retriedTotal.Add(n)
-}
-
-func (c *counters) deadLettered(n int) {
-	c.deadLetteredN.Add(uint64(n))
-	deadLetteredTotal.Add(n)
 }

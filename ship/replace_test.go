@@ -75,7 +75,7 @@ func TestReplaceInDataStreamWinsWithOneDocument(t *testing.T) {
 // (an index, or the alias of a data stream): the original first, the
 // replacement first, both in one bulk request; each must end as one
 // document, the replacement.
-func replaceThreeWays(t *testing.T, n *node, p *Pipeline, target string) {
+func replaceThreeWays(t *testing.T, n *node, p *Shipper, target string) {
 	t.Helper()
 	shipped := func(want uint64) func() bool { return func() bool { return p.Stats().Shipped >= want } }
 	base := p.Stats().Shipped

@@ -36,7 +36,7 @@ type OutputFileOptions struct {
 // OutputFile is the embedded default's --output file: documents appended as
 // JSON lines, rotated by size. Before a write that would take the file past
 // MaxBytes, the file is renamed to Path.1 (Path.1 to Path.2, and so on) and
-// a new one is started, so a write (one batch, whole lines) is never split
+// a new one is started, so a write (one shipment, whole lines) is never split
 // across files and nothing is dropped by rotating: only the oldest file,
 // past Keep, is deleted, and that is counted and logged. A rotation that
 // fails (a rename refused) is counted and logged and writing goes on into

@@ -9,14 +9,14 @@ import (
 	"testing"
 )
 
-// writeLines writes n batches of lines to out, each batch one Write (as
-// the output sink does), and returns all the bytes written.
-func writeLines(t *testing.T, out *OutputFile, n, perBatch int, prefix string) []byte {
+// writeLines writes n shipments of lines to out, each one Write (as
+// the output destination does), and returns all the bytes written.
+func writeLines(t *testing.T, out *OutputFile, n, perShipment int, prefix string) []byte {
 	t.Helper()
 	var all []byte
 	for i := range n {
 		var b []byte
-		for j := range perBatch {
+		for j := range perShipment {
 			b = fmt.Appendf(b, `{"message":"%s-%04d-%d"}`+"\n", prefix, i, j)
 		}
 		if _, err := out.Write(b); err != nil {
@@ -52,7 +52,7 @@ func kept(t *testing.T, path string, keep int) (files [][]byte) {
 
 // Rotation renames, it does not drop: what is in the files plus what the
 // oldest-file deletions counted is exactly what was written, in order,
-// every file is at most the cap, and no batch is split across files.
+// every file is at most the cap, and no shipment is split across files.
 func TestOutputFileRotates(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out", "docs.ndjson")
 	out, err := OpenOutputFile(OutputFileOptions{Path: path, MaxBytes: 200, Keep: 3})
@@ -60,9 +60,9 @@ func TestOutputFileRotates(t *testing.T) {
 		t.Fatal(err)
 	}
 	rotations, removedFiles, removedBytes := outputRotations.Get(), outputRemovedFiles.Get(), outputRemovedBytes.Get()
-	const batches = 40
-	all := writeLines(t, out, batches, 2, "a") // batches of equal size
-	batch := len(all) / batches
+	const shipments = 40
+	all := writeLines(t, out, shipments, 2, "a") // shipments of equal size
+	shipment := len(all) / shipments
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -76,14 +76,14 @@ func TestOutputFileRotates(t *testing.T) {
 		t.Fatalf("files hold %d bytes and %d were counted as deleted, of %d written; the kept ones are not the last written, in order", len(joined), gone, len(all))
 	}
 	for i, f := range files {
-		if len(f) > 200 || len(f)%batch != 0 {
-			t.Errorf("file %d holds %d bytes: over the 200-byte cap, or a batch was split", i, len(f))
+		if len(f) > 200 || len(f)%shipment != 0 {
+			t.Errorf("file %d holds %d bytes: over the 200-byte cap, or a shipment was split", i, len(f))
 		}
 	}
-	perFile := 200 / batch
-	started := (batches + perFile - 1) / perFile
+	perFile := 200 / shipment
+	started := (shipments + perFile - 1) / perFile
 	if r, d := outputRotations.Get()-rotations, outputRemovedFiles.Get()-removedFiles; r != uint64(started-1) || d != uint64(started-4) {
-		t.Errorf("%d rotations and %d deleted files counted, want %d and %d (%d files of %d batches)", r, d, started-1, started-4, started, perFile)
+		t.Errorf("%d rotations and %d deleted files counted, want %d and %d (%d files of %d shipments)", r, d, started-1, started-4, started, perFile)
 	}
 }
 
@@ -105,7 +105,7 @@ func TestOutputFileWithoutRotation(t *testing.T) {
 }
 
 // A file already over the size at start is rotated before the first
-// write; a batch larger than the size goes whole into a fresh file.
+// write; a shipment larger than the size goes whole into a fresh file.
 func TestOutputFileExistingAndOversize(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "docs.ndjson")
 	old := bytes.Repeat([]byte("{\"old\":1}\n"), 50)
@@ -114,12 +114,12 @@ func TestOutputFileExistingAndOversize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	big := writeLines(t, out, 1, 10, "big") // 280 bytes, one batch
+	big := writeLines(t, out, 1, 10, "big") // 280 bytes, one shipment
 	small := writeLines(t, out, 1, 1, "s")
 	out.Close()
 	files := kept(t, path, 2)
 	if len(files) != 3 || !bytes.Equal(files[0], old) || !bytes.Equal(files[1], big) || !bytes.Equal(files[2], small) {
-		t.Errorf("files %q, want the old content, the big batch whole, then the small one", files)
+		t.Errorf("files %q, want the old content, the big shipment whole, then the small one", files)
 	}
 }
 

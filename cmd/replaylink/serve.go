@@ -38,8 +38,8 @@ type server struct {
 	log  zerolog.Logger // serve's own messages
 
 	closeOutput func()
-	shipper     *ship.Pipeline
-	pipe        *enrich.Pipeline
+	shipper     *ship.Shipper
+	enricher    *enrich.Enricher
 	px          *proxy.Proxy
 	proxyLn     net.Listener
 	proxyErr    chan error
@@ -112,11 +112,11 @@ func (s *server) start(child []string, stdout, stderr io.Writer) error {
 	if eo.ServiceName == "" {
 		eo.ServiceName = defaultServiceName(c.Upstreams, child)
 	}
-	if s.pipe, err = enrich.New(eo); err != nil {
+	if s.enricher, err = enrich.New(eo); err != nil {
 		return err
 	}
-	s.pipe.Start()
-	if s.px, err = proxy.New(proxyOptions(c, s.pipe, log)); err != nil {
+	s.enricher.Start()
+	if s.px, err = proxy.New(proxyOptions(c, s.enricher, log)); err != nil {
 		return err
 	}
 
@@ -142,7 +142,7 @@ func (s *server) start(child []string, stdout, stderr io.Writer) error {
 	if len(c.Tail) == 0 {
 		close(s.tailDone)
 	} else {
-		tailer, err := capture.NewTailer(tailerOptions(c, s.pipe, s.hookNonce, log))
+		tailer, err := capture.NewTailer(tailerOptions(c, s.enricher, s.hookNonce, log))
 		if err != nil {
 			close(s.tailDone)
 			return fmt.Errorf("--tail: %w", err)
@@ -176,7 +176,7 @@ func (s *server) adminHandler() (http.Handler, error) {
 		ready:   s.px.Ready,
 		protect: policy.Protect,
 		lookup:  lookup.NewHandler(lo),
-		ingest:  ingestHandler(c, s.pipe, s.hookNonce, log),
+		ingest:  ingestHandler(c, s.enricher, s.hookNonce, log),
 	}
 	return routes.handler(), nil
 }
@@ -192,7 +192,7 @@ func (s *server) startChild(child []string, stdout, stderr io.Writer) {
 			s.log.Warn().Msg("the backend's Python runs with -I, -S or -E, which skip the runtime hook: its lines are attributed by request id, trace id or time only")
 		}
 	}
-	s.proc = childProcess(s.c, s.pipe, s.hookNonce, s.base)
+	s.proc = childProcess(s.c, s.enricher, s.hookNonce, s.base)
 	s.proc.Command, s.proc.Env, s.proc.Stdin, s.proc.Stdout, s.proc.Stderr = child, env, os.Stdin, stdout, stderr
 	if err := s.proc.Start(); err != nil {
 		fmt.Fprintf(stderr, "replaylink: %v\n", err)
@@ -241,12 +241,12 @@ func (s *server) stop(childExited bool) (code int, waited bool) {
 		s.cancelInputs()
 		<-s.tailDone
 	}
-	if s.pipe != nil {
+	if s.enricher != nil {
 		// enrich holds accepted events and lines in memory only, so it gets
 		// time of its own even when the grace period was spent draining
 		// requests; handing them to the spool is local work.
 		flushCtx, cancelFlush := context.WithTimeout(context.Background(), enrichFlushTime)
-		if err := s.pipe.Close(flushCtx); err != nil {
+		if err := s.enricher.Close(flushCtx); err != nil {
 			s.log.Warn().Err(err).Msg("enrich could not hand everything to the spool")
 		}
 		cancelFlush()

@@ -55,7 +55,7 @@ func proxyOptions(c *config.Config, obs proxy.Observer, log zerolog.Logger) prox
 	}
 }
 
-// enrichOptions maps the config to the pipeline's options; isRun says that
+// enrichOptions maps the config to the enricher's options; isRun says that
 // replaylink starts the backend (run) and captures its output, hooked that
 // its lines may carry the runtime hooks' marks.
 func enrichOptions(c *config.Config, isRun, hooked bool, pub enrich.Publisher, log zerolog.Logger) enrich.Options {

@@ -118,7 +118,7 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 }
 
 // Without run or --tail, the only backend lines are those pushed to
-// /ingest: the pipeline then tracks requests only once one came.
+// /ingest: the enricher then tracks requests only once one came.
 func TestPushedLinesOnly(t *testing.T) {
 	for _, tc := range []struct {
 		cmd  string

@@ -35,10 +35,10 @@
  * (console uses them), fs.write / fs.writeSync / fs.writev / fs.writevSync on
  * fd 1 and 2, sharing one line-start state per fd; and SonicBoom#write
  * (pino.destination(), which buffers lines and flushes them later) with a
- * state per SonicBoom. A line already starting with a marker of this nonce
+ * state per SonicBoom. A line already starting with a mark of this nonce
  * gets no second one. The fs functions keep their contract: an error before
  * any byte is thrown (or passed to the callback), a short write reports the
- * caller's bytes written, never cutting a marker from its line. The callback
+ * caller's bytes written, never cutting a mark from its line. The callback
  * of a complete fs.write made in a request's context runs outside it: what
  * a buffered logger flushes from there belongs to no one request.
  *
@@ -92,7 +92,7 @@
     const PREFIX = '\x1b_rl1;' + nonce + ';'; // 25 bytes, then KIND SPAN ESC \
     const PREFIX_BUF = Buffer.from(PREFIX, 'latin1');
     const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
-    const MARKER_LEN = 42;
+    const MARK_LEN = 42;
     const ZERO16 = '0000000000000000';
     const ZERO32 = ZERO16 + ZERO16;
 
@@ -116,7 +116,7 @@
       this.mb = null; // Buffer of m, made on first use
       this.derived = null; // the 'd' store for threads started from this one
     }
-    function markerBuf(st) {
+    function markBytes(st) {
       return st.mb || (st.mb = Buffer.from(st.m, 'latin1'));
     }
     function derivedOf(st) {
@@ -140,8 +140,8 @@
 
     // ---- marking ------------------------------------------------------
 
-    // markStr inserts the marker of st at every line start of s, given
-    // whether s begins a line. A line that already starts with a marker of
+    // markStr inserts the mark of st at every line start of s, given
+    // whether s begins a line. A line that already starts with a mark of
     // this nonce (a forwarded, already marked line) gets no second one.
     function markStr(s, start, st) {
       const n = s.length;
@@ -176,7 +176,7 @@
     }
 
     // markBuf is markStr for bytes. When ins is an array, it receives the
-    // offsets in b where markers went in.
+    // offsets in b where marks went in.
     function markBuf(b, start, st, ins) {
       const n = b.length;
       let parts = null;
@@ -187,7 +187,7 @@
         if (add && !hasPrefixAt(b, pos)) {
           if (parts === null) parts = [];
           if (pos > from) parts.push(b.subarray(from, pos));
-          parts.push(markerBuf(st));
+          parts.push(markBytes(st));
           if (ins) ins.push(pos);
           from = pos;
         }
@@ -333,14 +333,14 @@
     }
 
     // originalCount maps n bytes written of a marked buffer back to the
-    // number of the caller's bytes written (ins: where markers went in). A
-    // write cut inside a marker counts up to the marker's line only.
+    // number of the caller's bytes written (ins: where marks went in). A
+    // write cut inside a mark counts up to the mark's line only.
     function originalCount(ins, n) {
       for (let k = 0; k < ins.length; k++) {
-        const at = ins[k] + MARKER_LEN * k; // where marker k starts in out
-        if (n < at + MARKER_LEN) return n <= at ? n - MARKER_LEN * k : ins[k];
+        const at = ins[k] + MARK_LEN * k; // where mark k starts in out
+        if (n < at + MARK_LEN) return n <= at ? n - MARK_LEN * k : ins[k];
       }
-      return n - MARKER_LEN * ins.length;
+      return n - MARK_LEN * ins.length;
     }
 
     const sleepBuf = typeof SharedArrayBuffer === 'function' ? new Int32Array(new SharedArrayBuffer(4)) : null;
@@ -353,13 +353,13 @@
     const origWritevSync = fs.writevSync;
     const origWritev = fs.writev;
 
-    // cutInMarker says whether off, a position in out, falls inside a
-    // marker we inserted or right after one, before its line's first byte.
-    function cutInMarker(ins, off) {
+    // cutInMark says whether off, a position in out, falls inside a
+    // mark we inserted or right after one, before its line's first byte.
+    function cutInMark(ins, off) {
       for (let k = 0; k < ins.length; k++) {
-        const at = ins[k] + MARKER_LEN * k;
+        const at = ins[k] + MARK_LEN * k;
         if (off <= at) return false;
-        if (off <= at + MARKER_LEN) return true;
+        if (off <= at + MARK_LEN) return true;
       }
       return false;
     }
@@ -368,20 +368,20 @@
       return e !== null && typeof e === 'object' && (e.code === 'EAGAIN' || e.code === 'EWOULDBLOCK');
     }
 
-    // writeOutSync writes out (bytes with markers inserted at ins) with the
+    // writeOutSync writes out (bytes with marks inserted at ins) with the
     // semantics of fs.writeSync(fd, bytes): an error before any byte is
     // thrown, a short write returns the count of bytes written. A pipe that
     // libuv made non-blocking takes writes in parts or says EAGAIN; a write
-    // cut inside one of our markers, or between it and its line, is carried
+    // cut inside one of our marks, or between it and its line, is carried
     // on (waiting out EAGAIN, up to 10 s without progress) until a byte of
     // the line is out, so that the caller, sending the rest, never gets a
-    // second marker nor half of one.
+    // second mark nor half of one.
     function writeOutSync(fd, out, ins, position, bytes, prevStart, off) {
       let stalledSince = 0;
       if (typeof position === 'number') position += off;
       for (;;) {
         if (off >= out.length) return bytes.length;
-        if (off > 0 && !cutInMarker(ins, off)) break;
+        if (off > 0 && !cutInMark(ins, off)) break;
         let n;
         try {
           n = Reflect.apply(origWriteSync, fs, [fd, out, off, out.length - off, position]);
@@ -437,7 +437,7 @@
         off += n;
         if (typeof position === 'number') position += n;
         if (n > 0) stalledSince = 0;
-        if (off >= out.length || n === 0 || !cutInMarker(ins, off)) return done(null);
+        if (off >= out.length || n === 0 || !cutInMark(ins, off)) return done(null);
         return again();
       };
       const again = function () {
@@ -494,7 +494,7 @@
         setStart(fd, prevStart);
         throw e;
       }
-      const added = out.length - data.length; // marker bytes: ASCII
+      const added = out.length - data.length; // mark bytes: ASCII
       const total = Buffer.byteLength(data) + added;
       if (n >= total) return total - added;
       const bytes = Buffer.from(data);

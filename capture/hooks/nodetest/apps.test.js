@@ -1,6 +1,6 @@
 'use strict';
 // The test backends under 64 concurrent requests with the hook: every line
-// a request printed starts with that request's marker, and nothing else is
+// a request printed starts with that request's mark, and nothing else is
 // marked.
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
@@ -83,8 +83,8 @@ function check(out, reqs, nonce, flavor) {
     let stack; // { tag, owner } of the "Error: boom" line a stack belongs to
     for (const line of h.lines(buf)) {
       const p = h.parseLine(line, nonce);
-      const count = (line.match(h.anyMarkerRe(nonce)) || []).length;
-      if (count !== (p.kind ? 1 : 0)) bad(stream, line, 'a marker elsewhere than at the line start');
+      const count = (line.match(h.anyMarkRe(nonce)) || []).length;
+      if (count !== (p.kind ? 1 : 0)) bad(stream, line, 'a mark elsewhere than at the line start');
       if (p.kind) {
         markedLines++;
         if (p.kind !== 'r') bad(stream, line, 'kind ' + p.kind);
@@ -92,7 +92,7 @@ function check(out, reqs, nonce, flavor) {
       }
       const tags = [...new Set(p.text.match(TAG) || [])];
       const reqId = flavor === 'fastify' ? (/"reqId":"([^"]+)"/.exec(p.text) || [])[1] : undefined;
-      let owner; // span the line must carry, null: no marker
+      let owner; // span the line must carry, null: no mark
       if (tags.length > 1) {
         bad(stream, line, 'tags of several requests in one line');
         continue;

@@ -1,8 +1,8 @@
 'use strict';
 // Byte-exactness: testdata/node/exact-output.js writes the same bytes on
 // every run, through every path the hook marks. With the hook and a nonce,
-// stripping the markers gives exactly the bytes it writes without the hook,
-// and each line carries the marker its first bytes were written under.
+// stripping the marks gives exactly the bytes it writes without the hook,
+// and each line carries the mark its first bytes were written under.
 // Without a (valid) nonce the hook changes nothing at all.
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -42,16 +42,16 @@ describe('exact output (' + SCRIPT + ')', () => {
     for (const r of [plain, hooked]) assert.equal(r.code, 0, 'exit ' + r.code + ' ' + r.signal + ': ' + r.stderr);
   });
 
-  it('stripping the markers gives the bytes the program wrote', () => {
-    assert.ok(hooked.stdout.length > plain.stdout.length + 40 * 42, 'hardly any marker on stdout');
-    assert.ok(hooked.stderr.length > plain.stderr.length + 10 * 42, 'hardly any marker on stderr');
+  it('stripping the marks gives the bytes the program wrote', () => {
+    assert.ok(hooked.stdout.length > plain.stdout.length + 40 * 42, 'hardly any mark on stdout');
+    assert.ok(hooked.stderr.length > plain.stderr.length + 10 * 42, 'hardly any mark on stderr');
     sameBytes(h.strip(hooked.stdout, nonce), plain.stdout, 'stripped stdout');
     sameBytes(h.strip(hooked.stderr, nonce), plain.stderr, 'stripped stderr');
     assert.ok(plain.stdout.toString().endsWith('O:last stdout line, no newline'));
     assert.ok(plain.stderr.toString().endsWith('O:last stderr line, no newline'));
   });
 
-  it('each line has the marker of where it began, only at its start', () => {
+  it('each line has the mark of where it began, only at its start', () => {
     const want = { R1: 'r' + span1, R2: 'r' + span2, W: 'd' + span1, O: '' };
     const FOREIGN = '\x1b_rl1;ffffffffffffffff;raaaaaaaaaaaaaaaa\x1b\\';
     const counts = { R1: 0, R2: 0, W: 0, O: 0 };
@@ -67,20 +67,20 @@ describe('exact output (' + SCRIPT + ')', () => {
         assert.ok(who !== null, stream + ': a first line without a token: ' + JSON.stringify(line));
         counts[who]++;
         assert.equal(got, want[who], stream + ': ' + JSON.stringify(line.slice(0, 120)));
-        assert.equal((line.match(h.anyMarkerRe(nonce)) || []).length, p.kind ? 1 : 0, stream + ': a marker inside ' + JSON.stringify(line.slice(0, 120)));
+        assert.equal((line.match(h.anyMarkRe(nonce)) || []).length, p.kind ? 1 : 0, stream + ': a mark inside ' + JSON.stringify(line.slice(0, 120)));
         prev = who;
       }
     }
     assert.ok(counts.R1 >= 40 && counts.R2 >= 4 && counts.W >= 4 && counts.O >= 10, JSON.stringify(counts));
   });
 
-  it('a marker with another nonce is text, left as written', () => {
+  it('a mark with another nonce is text, left as written', () => {
     const foreign = '\x1b_rl1;ffffffffffffffff;raaaaaaaaaaaaaaaa\x1b\\';
     assert.notEqual(nonce, 'ffffffffffffffff');
     const out = hooked.stdout.toString();
-    assert.ok(out.includes('\n' + foreign + 'O:a foreign marker outside\n'), 'outside a request: unchanged');
-    assert.ok(out.includes('\x1b_rl1;' + nonce + ';r' + span1 + '\x1b\\' + foreign + 'R1:a foreign marker at the line start\n'), 'in a request: our marker, then the line as written');
-    assert.ok(out.includes('R1:a foreign marker inside ' + foreign + 'the line\n'));
+    assert.ok(out.includes('\n' + foreign + 'O:a foreign mark outside\n'), 'outside a request: unchanged');
+    assert.ok(out.includes('\x1b_rl1;' + nonce + ';r' + span1 + '\x1b\\' + foreign + 'R1:a foreign mark at the line start\n'), 'in a request: our mark, then the line as written');
+    assert.ok(out.includes('R1:a foreign mark inside ' + foreign + 'the line\n'));
   });
 
   it('the nonce may come from REPLAYLINK_HOOK_NONCE_FILE: the same bytes', async () => {

@@ -143,17 +143,17 @@ function traceparent(span) {
   return '00-' + randomHex(16) + '-' + span + '-01';
 }
 
-// markerRe matches a marker of nonce at the start of a line.
-function markerRe(nonce) {
+// markRe matches a mark of nonce at the start of a line.
+function markRe(nonce) {
   return new RegExp('^\\x1b_rl1;' + nonce + ';([rd])([0-9a-f]{16})\\x1b\\\\');
 }
-function anyMarkerRe(nonce) {
+function anyMarkRe(nonce) {
   return new RegExp('\\x1b_rl1;' + nonce + ';[rd][0-9a-f]{16}\\x1b\\\\', 'g');
 }
 
-// strip removes every marker of nonce from b, as replaylink's StripWriter.
+// strip removes every mark of nonce from b, as replaylink's StripWriter.
 function strip(b, nonce) {
-  return Buffer.from(b.toString('latin1').replace(anyMarkerRe(nonce), ''), 'latin1');
+  return Buffer.from(b.toString('latin1').replace(anyMarkRe(nonce), ''), 'latin1');
 }
 
 // lines splits output into its lines (without '\n'); a last line without
@@ -166,9 +166,9 @@ function lines(b) {
 }
 
 // parseLine returns { kind, span, text } of a line: kind and span of the
-// marker at its start (null when there is none), text the rest.
+// mark at its start (null when there is none), text the rest.
 function parseLine(line, nonce) {
-  const m = markerRe(nonce).exec(line);
+  const m = markRe(nonce).exec(line);
   if (!m) return { kind: null, span: null, text: line };
   return { kind: m[1], span: m[2], text: line.slice(m[0].length) };
 }
@@ -185,5 +185,5 @@ async function eventually(check, ms, what) {
 
 module.exports = {
   HOOK, APPS, randomHex, env, freePort, withTimeout, run, startApp, request, traceparent,
-  markerRe, anyMarkerRe, strip, lines, parseLine, eventually,
+  markRe, anyMarkRe, strip, lines, parseLine, eventually,
 };

@@ -3,7 +3,7 @@
 // libuv makes non-blocking. When the reader lags, fs.writeSync(1) writes
 // only part of a marked buffer or fails with EAGAIN. The hook keeps
 // fs.writeSync's contract (an error before any byte, else a short count)
-// and never leaves half a marker or a marker without its line: a caller
+// and never leaves half a mark or a mark without its line: a caller
 // that handles short writes and EAGAIN, as sonic-boom does, gets every line
 // out whole and marked once.
 const { it } = require('node:test');
@@ -94,7 +94,7 @@ it('a full non-blocking stdout pipe: short writes and EAGAIN keep every line who
 
 // flaky.js, preloaded before the hook, makes fs.writeSync and fs.write on
 // fd 1 fail with EAGAIN or write only part of what they are given, at
-// random (seeded) places: every place a write can be cut, inside markers
+// random (seeded) places: every place a write can be cut, inside marks
 // included.
 const flaky = `
   const fs = require('fs');

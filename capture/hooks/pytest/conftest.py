@@ -12,7 +12,7 @@ import http.client
 
 import pytest
 
-import rlmarkers
+import rlmarks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOOK_DIR = os.path.normpath(os.path.join(HERE, "..", "python"))
@@ -46,7 +46,7 @@ def hooked_env(nonce, extra_path=None):
 
 @pytest.fixture
 def nonce():
-    return rlmarkers.new_nonce()
+    return rlmarks.new_nonce()
 
 
 def free_port():

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-import rlmarkers
+import rlmarks
 from conftest import CHILD_PY, HOOK_DIR, base_env, free_port, get, hooked_env, run_python
 
 sys.path.insert(0, HOOK_DIR)
@@ -83,8 +83,8 @@ def test_stripping_gives_the_bytes_the_app_wrote(nonce, tmp_path):
     out, err = _deterministic(hooked_env(nonce))
     assert len(plain_out) > 70000 and b"\x1b_rl1;" + nonce.encode() not in plain_out
     assert out != plain_out  # marked
-    assert rlmarkers.strip(out, nonce) == plain_out
-    assert rlmarkers.strip(err, nonce) == plain_err
+    assert rlmarks.strip(out, nonce) == plain_out
+    assert rlmarks.strip(err, nonce) == plain_err
     # The same with the nonce in a file.
     f = tmp_path / "nonce"
     f.write_text(nonce + "\n")
@@ -98,16 +98,16 @@ def test_deterministic_lines_marked_as_they_say(nonce):
     out, err = _deterministic(hooked_env(nonce))
     want = {"R": ("r", SPAN), "": ("r", SPAN), "D": ("d", SPAN), "O": None, "B": None}
     checked = 0
-    for line in rlmarkers.lines(out, nonce) + rlmarkers.lines(err, nonce):
+    for line in rlmarks.lines(out, nonce) + rlmarks.lines(err, nonce):
         text = line.text
-        if text.startswith(hook._MARKER_START):  # starts with the foreign marker
-            text = text[rlmarkers.MARKER_LEN :]
+        if text.startswith(hook._MARK_START):  # starts with the foreign mark
+            text = text[rlmarks.MARK_LEN :]
         assert line.positions in ([], [0]), line
         assert line.mark == want[text[:1]], line
         checked += 1
     assert checked > 25
-    # The foreign marker is text: not ours, and kept.
-    assert rlmarkers.foreign_markers(out, nonce) == [b"\x1b_rl1;fedcba9876543210;r0123456789abcdef\x1b\\"] * 2
+    # The foreign mark is text: not ours, and kept.
+    assert rlmarks.foreign_marks(out, nonce) == [b"\x1b_rl1;fedcba9876543210;r0123456789abcdef\x1b\\"] * 2
     # The last line has no newline, and stays so.
     assert out.endswith(b"O last line without newline")
 
@@ -261,7 +261,7 @@ MANNERS = textwrap.dedent(
     assert pickle.loads(pickle.dumps(print)) is print and print.__name__ == "print"
     print("R", "a", 1, sep="|", end="|\\n")
     print("R to stderr, flushed", file=sys.stderr, flush=True)
-    # the app's own streams are its own: no markers in them
+    # the app's own streams are its own: no marks in them
     buf = io.StringIO()
     sys.stdout = buf
     print("captured")
@@ -287,7 +287,7 @@ MANNERS = textwrap.dedent(
 def test_stream_wrapper_manners(nonce):
     rc, out, err = run_python(["-c", MANNERS], hooked_env(nonce))
     assert rc == 0, err.decode(errors="replace")
-    m = rlmarkers.marker(nonce, "r", SPAN)
+    m = rlmarks.mark(nonce, "r", SPAN)
     assert out == (
         m + b"R counted\n" + m + b"R|a|1|\n" + m + b"R 'captured\\ncaptured too\\n'\n" + b"B binary\n" + m + b"R w1\n" + m + b"R w2\n" + b"B from a child process\n"
     )
@@ -340,7 +340,7 @@ THREADS = textwrap.dedent(
 def test_threads_and_pools(nonce):
     rc, out, err = run_python(["-c", THREADS], hooked_env(nonce))
     assert rc == 0, err.decode(errors="replace")
-    got = [(line.mark, line.text) for line in rlmarkers.lines(out, nonce)]
+    got = [(line.mark, line.text) for line in rlmarks.lines(out, nonce)]
     got[6:10] = sorted(got[6:10])  # run by either thread of the pool
     A, B = "a" * 16, "b" * 16
     assert got == [
@@ -387,7 +387,7 @@ ASYNCIO = textwrap.dedent(
 def test_asyncio_tasks_inherit_and_executors_derive(nonce):
     rc, out, err = run_python(["-c", ASYNCIO], hooked_env(nonce))
     assert rc == 0, err.decode(errors="replace")
-    got = sorted((line.text, line.mark) for line in rlmarkers.lines(out, nonce))
+    got = sorted((line.text, line.mark) for line in rlmarks.lines(out, nonce))
     A, B = "a" * 16, "b" * 16
     assert got == sorted(
         [
@@ -430,7 +430,7 @@ def test_fork_while_a_thread_holds_the_stream(nonce):
     rc, out, err = run_python(["-c", FORK], hooked_env(nonce), timeout=20)
     assert rc == 0, err.decode(errors="replace")
     # The child goes on with the request, as derived work.
-    r, d = rlmarkers.marker(nonce, "r", "a" * 16), rlmarkers.marker(nonce, "d", "a" * 16)
+    r, d = rlmarks.mark(nonce, "r", "a" * 16), rlmarks.mark(nonce, "d", "a" * 16)
     assert sorted(out.split(b"\n")) == sorted([d + b"child", r + b"parent 0", b""])
 
 
@@ -466,7 +466,7 @@ def test_process_pools_and_forked_processes(nonce, tmp_path):
     script.write_text(PROCESSES)
     rc, out, err = run_python([str(script)], hooked_env(nonce), timeout=30)
     assert rc == 0, err.decode(errors="replace")
-    got = [(line.mark, line.text) for line in rlmarkers.lines(out, nonce)]
+    got = [(line.mark, line.text) for line in rlmarks.lines(out, nonce)]
     # A process pool's workers keep no request (its jobs stay unmarked); a
     # process forked while serving A is A's derived work.
     assert got == [

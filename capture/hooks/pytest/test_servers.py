@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-import rlmarkers
+import rlmarks
 from conftest import APPS_DIR, PY, Server, free_port, get, hooked_env
 
 
@@ -73,13 +73,13 @@ def is_traceback_line(text):
 class Request(object):
     def __init__(self, path, traced=True, ms=None):
         self.tag = ("t" if traced else "n") + secrets.token_hex(6)
-        self.span = rlmarkers.new_span() if traced else None
+        self.span = rlmarks.new_span() if traced else None
         self.path = path
         self.url = "/%s?tag=%s" % (path, self.tag) + ("&ms=%d" % ms if ms is not None else "")
         self.status = None
 
     def send(self, port, barrier=None):
-        headers = {"traceparent": rlmarkers.traceparent(self.span)} if self.span else {}
+        headers = {"traceparent": rlmarks.traceparent(self.span)} if self.span else {}
         if barrier is not None:
             try:
                 barrier.wait(10)
@@ -105,8 +105,8 @@ class Run(object):
         self.requests = requests
         self.by_tag = {r.tag: r for r in requests}
         self.out, self.err = out, err
-        self.out_lines = rlmarkers.lines(out, nonce)
-        self.err_lines = rlmarkers.lines(err, nonce)
+        self.out_lines = rlmarks.lines(out, nonce)
+        self.err_lines = rlmarks.lines(err, nonce)
         self.all_lines = self.out_lines + self.err_lines
 
     def failing_spans(self):
@@ -118,7 +118,7 @@ class Run(object):
 
 def _all_answered(requests):
     def seen(data):
-        text = rlmarkers.strip(data, "0" * 16).decode("utf-8", "replace")
+        text = rlmarks.strip(data, "0" * 16).decode("utf-8", "replace")
         for r in requests:
             needle = ("boom " + r.tag) if r.path == "crash" else ("?tag=" + r.tag)
             if needle not in text:
@@ -132,7 +132,7 @@ def _all_answered(requests):
 def served(request, tmp_path_factory):
     name = request.param
     argv_for, kind = SERVERS[name][:2]
-    nonce = rlmarkers.new_nonce()
+    nonce = rlmarks.new_nonce()
     port = free_port()
     rng = random.Random()
     env = hooked_env(nonce)
@@ -203,10 +203,10 @@ def test_every_line_with_a_tag_carries_its_request(served):
     assert not wrong, "\n".join("%s: %r" % w for w in wrong[:30])
 
 
-def test_markers_only_at_line_start(served):
+def test_marks_only_at_line_start(served):
     bad = [line for line in served.all_lines if line.positions not in ([], [0])]
     assert not bad, bad[:10]
-    assert not rlmarkers.foreign_markers(served.out + served.err, served.nonce)
+    assert not rlmarks.foreign_marks(served.out + served.err, served.nonce)
 
 
 def test_each_request_wrote_its_lines(served):
@@ -239,7 +239,7 @@ def test_tracebacks_are_marked_whole(served):
     ]
     assert not bad, "\n".join(repr(b) for b in bad[:30])
     # A traceback logged in one record (Flask, uvicorn, Django, plain_app)
-    # is one write: its lines follow each other, all with the marker of the
+    # is one write: its lines follow each other, all with the mark of the
     # request named in its last line.
     lines = served.err_lines + served.out_lines
     blocks = 0
@@ -287,7 +287,7 @@ def test_derived_lines_only_from_pool_and_threads(served):
 
 
 def test_hook_inert_without_nonce_on_a_server(tmp_path):
-    """The hook's directory on PYTHONPATH but no nonce: no marker anywhere,
+    """The hook's directory on PYTHONPATH but no nonce: no mark anywhere,
     even for a request with a traceparent."""
     port = free_port()
     server = Server("plain-no-nonce", [PY, "plain_app.py", str(port)], hooked_env(None), str(tmp_path))

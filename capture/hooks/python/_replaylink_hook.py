@@ -16,7 +16,7 @@ parent id of the request's traceparent header.
 How:
 - a ContextVar holds (kind, span) for the thread or asyncio task serving a
   request (None otherwise); asyncio tasks inherit it on their own;
-- sys.stdout and sys.stderr are replaced by thin wrappers that put the marker
+- sys.stdout and sys.stderr are replaced by thin wrappers that put the mark
   at the start of each line written while the ContextVar is set;
 - servers are patched, when they are imported, to set the ContextVar from the
   request's traceparent for as long as they serve it (including their access
@@ -41,8 +41,8 @@ NONCE_ENV = "REPLAYLINK_HOOK_NONCE"
 NONCE_FILE_ENV = "REPLAYLINK_HOOK_NONCE_FILE"
 
 _HEX = "0123456789abcdef"
-_MARKER_START = "\x1b_rl1;"
-_MARKER_END = "\x1b\\"
+_MARK_START = "\x1b_rl1;"
+_MARK_END = "\x1b\\"
 
 # The request of the current thread or task: ("r" or "d", span) or None.
 current = contextvars.ContextVar("replaylink_request", default=None)
@@ -175,7 +175,7 @@ def _restore(token, saved):
 
 
 class MarkingStream(object):
-    """Wraps a text stream (sys.stdout or sys.stderr): puts the marker of the
+    """Wraps a text stream (sys.stdout or sys.stderr): puts the mark of the
     current request at the start of each line written while there is one,
     and passes everything else through to the stream.
 
@@ -195,13 +195,13 @@ class MarkingStream(object):
 
     def __init__(self, stream, nonce):
         object.__setattr__(self, "_rl_stream", stream)
-        # [at line start, last request, its marker, the lock]. The marker of
+        # [at line start, last request, its mark, the lock]. The mark of
         # the last request is kept: the lines of one request mostly come one
         # after another. The lock is _rl_lock, where write() finds it.
         lock = _thread.RLock()
         object.__setattr__(self, "_rl_lock", lock)
         object.__setattr__(self, "_rl_state", [True, None, None, lock])
-        object.__setattr__(self, "_rl_prefix", _MARKER_START + nonce + ";")
+        object.__setattr__(self, "_rl_prefix", _MARK_START + nonce + ";")
 
         def flush():
             return stream.flush()
@@ -229,20 +229,20 @@ class MarkingStream(object):
                     n = stream.write(s)
                 else:
                     if request is state[1]:
-                        marker = state[2]
+                        mark = state[2]
                     else:
-                        marker = prefix + request[0] + request[1] + _MARKER_END
+                        mark = prefix + request[0] + request[1] + _MARK_END
                         state[1] = request
-                        state[2] = marker
+                        state[2] = mark
                     if "\n" in s[:-1]:
                         # Lines start inside the text too: after each
                         # newline but a final one (the next write starts
                         # that line).
-                        text = s[:-1].replace("\n", "\n" + marker) + s[-1]
+                        text = s[:-1].replace("\n", "\n" + mark) + s[-1]
                     else:
                         text = s
                     if state[0]:
-                        text = marker + text
+                        text = mark + text
                     stream.write(text)
                     n = _len(s)  # what the caller wrote, not what the stream got
                 state[0] = s[-1] == "\n"
@@ -298,7 +298,7 @@ def _make_print(original):
     The builtin print writes each argument, separator and end separately;
     another thread's line can then land between a line's text and its
     newline (it does, under load, with unbuffered output). One write keeps a
-    printed line whole, so it gets its own marker. Anything unusual (another
+    printed line whole, so it gets its own mark. Anything unusual (another
     kind of file, a separator that is not a str) goes to the builtin.
     """
 

@@ -1,6 +1,6 @@
 # replaylink's Python hook, loaded by Python at start-up because replaylink
 # puts this directory first on PYTHONPATH. The work is in _replaylink_hook;
-# see capture/hooks/doc.go for the marker protocol.
+# see capture/hooks/doc.go for the mark protocol.
 #
 # Two steps, in this order:
 #  1. install the hook (it does nothing at all without a valid

@@ -6,8 +6,8 @@
 // one without a traceparent. Every line starts with what should mark it:
 //   R1: / R2:  written while serving R1 / R2: kind 'r', that request's span
 //   W:         written by a worker_thread started while serving R1: 'd' SPAN1
-//   O:         written outside any traced request: no marker
-// (after an optional foreign marker); a line without one (stack lines, an
+//   O:         written outside any traced request: no mark
+// (after an optional foreign mark); a line without one (stack lines, an
 // empty line) belongs with the line before it. A line begun in one context
 // and finished in another is marked by where it began.
 const fs = require('fs');
@@ -18,7 +18,7 @@ const { Worker } = require('worker_threads');
 const SPAN1 = process.env.SPAN1 || '1111111111111111';
 const SPAN2 = process.env.SPAN2 || '2222222222222222';
 const TRACE = '0af7651916cd43dd8448eb211c80319c';
-// A marker as another run (another nonce) would write it: text to this run.
+// A mark as another run (another nonce) would write it: text to this run.
 const FOREIGN = '\x1b_rl1;ffffffffffffffff;raaaaaaaaaaaaaaaa\x1b\\';
 
 const out = process.stdout;
@@ -49,8 +49,8 @@ async function serveR1() {
   out.write(Buffer.from('R1:base64 write\n').toString('base64'), 'base64');
   out.write('R1:latin1 \xe9\n', 'latin1');
   out.write('R1:with callback\n', () => {});
-  out.write(FOREIGN + 'R1:a foreign marker at the line start\n');
-  out.write('R1:a foreign marker inside ' + FOREIGN + 'the line\n');
+  out.write(FOREIGN + 'R1:a foreign mark at the line start\n');
+  out.write('R1:a foreign mark inside ' + FOREIGN + 'the line\n');
   console.log('');
   err.write('R1:stderr 1\nR1:stderr 2\n');
   console.error('R1:console.error\nR1:console.error line 2');
@@ -136,7 +136,7 @@ function get(path, span) {
 async function main() {
   out.write('O:first line\n');
   fs.writeSync(1, 'O:fs.writeSync outside\n');
-  out.write(FOREIGN + 'O:a foreign marker outside\n');
+  out.write(FOREIGN + 'O:a foreign mark outside\n');
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   await get('/r1', SPAN1);

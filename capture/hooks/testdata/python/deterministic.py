@@ -5,7 +5,7 @@
 It starts an http.server on a free loopback port, sends itself one GET with
 that traceparent, and the handler writes the awkward cases (lines longer
 than 4 KiB, ANSI colours, lines split across writes, several lines in one
-write, print's sep/end, writelines, empty and CRLF lines, a marker with
+write, print's sep/end, writelines, empty and CRLF lines, a mark with
 another nonce, binary writes, a thread's line, stderr) before answering.
 The handler logs no access line (it would hold a time and a port). The last
 line has no newline.
@@ -15,8 +15,8 @@ empty line) in the request, "D" in a thread it started, "O" outside any
 request, "B" binary writes (never marked). A line that starts in the
 request and ends outside it is marked once, at its start.
 
-Without the hook the output is the same minus the markers: stripping the
-markers of the run's nonce from the hooked output gives exactly the bytes of
+Without the hook the output is the same minus the marks: stripping the
+marks of the run's nonce from the hooked output gives exactly the bytes of
 an unhooked run.
 """
 
@@ -45,8 +45,8 @@ def in_request():
     out.write("\n\n")  # two empty lines
     out.write("R crlf\r\nR progress 10%\rR progress 100%\n")
     print("R unicode h\u00e9llo \u2713 \u65e5\u672c")
-    print("R foreign marker next: " + FOREIGN + "(kept as text)")
-    print(FOREIGN + "R a line that starts with a foreign marker")
+    print("R foreign mark next: " + FOREIGN + "(kept as text)")
+    print(FOREIGN + "R a line that starts with a foreign mark")
     print("R to stderr", file=sys.stderr, flush=True)
     err.write("R e1\nR e2\n")
     out.flush()

@@ -15,11 +15,11 @@ import (
 	"github.com/replaylink/replaylink/proxy"
 )
 
-// TestPublishBatch: a batch is spooled as its documents would be one by
+// TestPublishRound: a Round is spooled as its documents would be one by
 // one: in order, replacements as replacements, an invalid document refused
 // and counted without costing the others, and every accepted one kept for
 // lookups.
-func TestPublishBatch(t *testing.T) {
+func TestPublishRound(t *testing.T) {
 	out := &lockedBuffer{}
 	opts := fastOptions(t)
 	opts.Output, opts.FlushInterval = out, 10*time.Millisecond
@@ -27,17 +27,17 @@ func TestPublishBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b enrich.Batch
+	var rd enrich.Round
 	for i := range 3 {
 		id, src := testDoc(i)
-		b.Add(id, src, false)
+		rd.Add(id, src, false)
 	}
-	b.Add([]byte("doc-empty"), nil, false) // refused: empty
+	rd.Add([]byte("doc-empty"), nil, false) // refused: empty
 	id1, src1 := testDoc(1)
-	b.Add(id1, []byte(strings.Replace(string(src1), `"level":"info"`, `"level":"error"`, 1)), true)
-	refused, err := p.PublishBatch(&b)
+	rd.Add(id1, []byte(strings.Replace(string(src1), `"level":"info"`, `"level":"error"`, 1)), true)
+	refused, err := p.PublishRound(&rd)
 	if refused != 1 || err == nil || !strings.Contains(err.Error(), "empty document") {
-		t.Fatalf("PublishBatch = %d, %v; want the empty document refused", refused, err)
+		t.Fatalf("PublishRound = %d, %v; want the empty document refused", refused, err)
 	}
 	st := p.Stats()
 	if st.Queued != 4 || st.Replaced != 1 || st.Dropped != 1 || st.Spool.Appended != 4 {
@@ -58,17 +58,17 @@ func TestPublishBatch(t *testing.T) {
 	}
 
 	// After Close every document is refused, and says so.
-	refused, err = p.PublishBatch(&b)
-	if refused != b.Len() || !errors.Is(err, ErrClosed) {
-		t.Errorf("PublishBatch after Close = %d, %v; want all %d refused with ErrClosed", refused, err, b.Len())
+	refused, err = p.PublishRound(&rd)
+	if refused != rd.Len() || !errors.Is(err, ErrClosed) {
+		t.Errorf("PublishRound after Close = %d, %v; want all %d refused with ErrClosed", refused, err, rd.Len())
 	}
 }
 
-// TestPublishBatchKeysMatchTheJSON: the lookup keys enrich hands over with
+// TestPublishRoundKeysMatchTheJSON: the lookup keys enrich hands over with
 // each document are what the memory store finds scanning its JSON. The
-// store filled from enrich's batches must answer every lookup as a store
+// store filled from enrich's Rounds must answer every lookup as a store
 // filled by scanning the same documents.
-func TestPublishBatchKeysMatchTheJSON(t *testing.T) {
+func TestPublishRoundKeysMatchTheJSON(t *testing.T) {
 	opts := fastOptions(t)
 	opts.Output = &lockedBuffer{}
 	p, err := New(opts)

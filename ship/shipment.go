@@ -9,10 +9,11 @@ import (
 	"github.com/replaylink/replaylink/ship/spool"
 )
 
-// batch is a run of consecutive spool records on its way to a sink, already
-// encoded as a bulk body: per document an action line and a source line.
-// The index is in the request path, so the action line carries the _id only.
-type batch struct {
+// shipment is a run of consecutive spool records on its way to a
+// destination, already encoded as a bulk body: per document an action line
+// and a source line. The index is in the request path, so the action line
+// carries the _id only.
+type shipment struct {
 	seq     uint64         // dispatch order, for in-order acknowledgements
 	end     spool.Position // End of its last record
 	started time.Time      // when its first record was read
@@ -20,7 +21,7 @@ type batch struct {
 	docs    []docSpan
 }
 
-// docSpan locates one document in batch.body.
+// docSpan locates one document in shipment.body.
 type docSpan struct {
 	start        int   // action line
 	id, idEnd    int   // the _id, JSON-escaped, inside the action line
@@ -34,23 +35,23 @@ type docSpan struct {
 	viaCreate bool
 }
 
-func (d *docSpan) source(b *batch) []byte { return b.body[d.src : d.end-1] }
-func (d *docSpan) escapedID(b *batch) []byte {
+func (d *docSpan) source(b *shipment) []byte { return b.body[d.src : d.end-1] }
+func (d *docSpan) escapedID(b *shipment) []byte {
 	return b.body[d.id:d.idEnd]
 }
 
-var batchPool = sync.Pool{New: func() any { return new(batch) }}
+var shipmentPool = sync.Pool{New: func() any { return new(shipment) }}
 
-func newBatch() *batch {
-	b := batchPool.Get().(*batch)
+func newShipment() *shipment {
+	b := shipmentPool.Get().(*shipment)
 	b.body, b.docs = b.body[:0], b.docs[:0]
 	return b
 }
 
-// release returns b to the pool, unless it grew far past a normal batch.
-func (b *batch) release(flushBytes int) {
+// release returns b to the pool, unless it grew far past a normal shipment.
+func (b *shipment) release(flushBytes int) {
 	if cap(b.body) <= 2*flushBytes {
-		batchPool.Put(b)
+		shipmentPool.Put(b)
 	}
 }
 
@@ -58,7 +59,7 @@ func (b *batch) release(flushBytes int) {
 // index action for a replacement, which overwrites what the _id holds. Into
 // a data stream (dataStream), a replacement goes as a create too, marked
 // viaCreate.
-func (b *batch) add(op spool.Op, id, source []byte, created time.Time, dataStream bool) {
+func (b *shipment) add(op spool.Op, id, source []byte, created time.Time, dataStream bool) {
 	d := docSpan{start: len(b.body), created: created.UnixNano(), replace: op == spool.OpReplace,
 		viaCreate: dataStream && op == spool.OpReplace}
 	if op == spool.OpReplace && !dataStream {

@@ -15,12 +15,12 @@ var (
 	spanB     = Mark{Span: [8]byte{1, 2, 3, 4, 5, 6, 7, 8}, Derived: true}
 )
 
-func marker(n Nonce, m Mark) string { return string(AppendMarker(nil, n, m)) }
+func markText(n Nonce, m Mark) string { return string(AppendMark(nil, n, m)) }
 
-func TestMarkerLayout(t *testing.T) {
-	got := marker(testNonce, spanA)
-	if want := "\x1b_rl1;0123456789abcdef;rb7ad6b7169203331\x1b\\"; got != want || len(got) != MarkerLen {
-		t.Fatalf("marker %q (%d bytes), want %q (%d)", got, len(got), want, MarkerLen)
+func TestMarkLayout(t *testing.T) {
+	got := markText(testNonce, spanA)
+	if want := "\x1b_rl1;0123456789abcdef;rb7ad6b7169203331\x1b\\"; got != want || len(got) != MarkLen {
+		t.Fatalf("mark %q (%d bytes), want %q (%d)", got, len(got), want, MarkLen)
 	}
 }
 
@@ -30,17 +30,17 @@ func TestStrip(t *testing.T) {
 		mark             Mark
 	}{
 		{"unmarked", "INFO hello", "INFO hello", Mark{}},
-		{"at the start", marker(testNonce, spanA) + "INFO hello", "INFO hello", spanA},
-		{"derived", marker(testNonce, spanB) + "x", "x", spanB},
-		{"mid-line, from a write that bypassed the hook", "ab" + marker(testNonce, spanA) + "cd", "abcd", spanA},
-		{"two: the first counts", marker(testNonce, spanB) + "a" + marker(testNonce, spanA), "a", spanB},
-		{"another nonce is text", marker(otherNnc, spanA) + "x", marker(otherNnc, spanA) + "x", Mark{}},
-		{"a forged one before the real one", marker(otherNnc, spanB) + marker(testNonce, spanA) + "x", marker(otherNnc, spanB) + "x", spanA},
-		{"cut short", marker(testNonce, spanA)[:30], marker(testNonce, spanA)[:30], Mark{}},
-		{"bad kind", strings.Replace(marker(testNonce, spanA), ";r", ";x", 1), strings.Replace(marker(testNonce, spanA), ";r", ";x", 1), Mark{}},
-		{"upper-case span", strings.Replace(marker(testNonce, spanA), "b7ad", "B7AD", 1), strings.Replace(marker(testNonce, spanA), "b7ad", "B7AD", 1), Mark{}},
-		{"zero span", marker(testNonce, Mark{}), marker(testNonce, Mark{}), Mark{}},
-		{"ANSI colours stay", marker(testNonce, spanA) + "\x1b[31mERROR\x1b[0m", "\x1b[31mERROR\x1b[0m", spanA},
+		{"at the start", markText(testNonce, spanA) + "INFO hello", "INFO hello", spanA},
+		{"derived", markText(testNonce, spanB) + "x", "x", spanB},
+		{"mid-line, from a write that bypassed the hook", "ab" + markText(testNonce, spanA) + "cd", "abcd", spanA},
+		{"two: the first counts", markText(testNonce, spanB) + "a" + markText(testNonce, spanA), "a", spanB},
+		{"another nonce is text", markText(otherNnc, spanA) + "x", markText(otherNnc, spanA) + "x", Mark{}},
+		{"a forged one before the real one", markText(otherNnc, spanB) + markText(testNonce, spanA) + "x", markText(otherNnc, spanB) + "x", spanA},
+		{"cut short", markText(testNonce, spanA)[:30], markText(testNonce, spanA)[:30], Mark{}},
+		{"bad kind", strings.Replace(markText(testNonce, spanA), ";r", ";x", 1), strings.Replace(markText(testNonce, spanA), ";r", ";x", 1), Mark{}},
+		{"upper-case span", strings.Replace(markText(testNonce, spanA), "b7ad", "B7AD", 1), strings.Replace(markText(testNonce, spanA), "b7ad", "B7AD", 1), Mark{}},
+		{"zero span", markText(testNonce, Mark{}), markText(testNonce, Mark{}), Mark{}},
+		{"ANSI colours stay", markText(testNonce, spanA) + "\x1b[31mERROR\x1b[0m", "\x1b[31mERROR\x1b[0m", spanA},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, m := Strip([]byte(tc.line), testNonce)
@@ -65,14 +65,14 @@ func TestParseNonce(t *testing.T) {
 	}
 }
 
-// TestStripWriterSplits: markers split across writes at every byte are
+// TestStripWriterSplits: marks split across writes at every byte are
 // still removed, and nothing else is changed, held or lost.
 func TestStripWriterSplits(t *testing.T) {
-	m := marker(testNonce, spanA)
+	m := markText(testNonce, spanA)
 	input := m + "line one\n" + m + "\x1b[31mred\x1b[0m " + strings.Repeat("x", 5000) + "\n" +
-		marker(otherNnc, spanA) + "forged\n" + "no newline at the end" + m[:20]
+		markText(otherNnc, spanA) + "forged\n" + "no newline at the end" + m[:20]
 	want := "line one\n" + "\x1b[31mred\x1b[0m " + strings.Repeat("x", 5000) + "\n" +
-		marker(otherNnc, spanA) + "forged\n" + "no newline at the end" + m[:20]
+		markText(otherNnc, spanA) + "forged\n" + "no newline at the end" + m[:20]
 	for cut := 1; cut < 120; cut++ {
 		var out bytes.Buffer
 		w := &StripWriter{W: &out, Nonce: testNonce}
@@ -93,8 +93,8 @@ func TestStripWriterSplits(t *testing.T) {
 }
 
 func FuzzStripWriter(f *testing.F) {
-	f.Add([]byte(marker(testNonce, spanA)+"hello\n"), uint8(7))
-	f.Add([]byte("a\x1b_rl1;0123\x1b[0m"+marker(testNonce, spanB)), uint8(3))
+	f.Add([]byte(markText(testNonce, spanA)+"hello\n"), uint8(7))
+	f.Add([]byte("a\x1b_rl1;0123\x1b[0m"+markText(testNonce, spanB)), uint8(3))
 	f.Fuzz(func(t *testing.T, in []byte, cut uint8) {
 		var whole, pieces bytes.Buffer
 		w := &StripWriter{W: &whole, Nonce: testNonce}
@@ -117,7 +117,7 @@ func FuzzStripWriter(f *testing.F) {
 }
 
 func BenchmarkStrip(b *testing.B) {
-	line := []byte(marker(testNonce, spanA) + `INFO:werkzeug:127.0.0.1 - - [24/Nov/2026 23:53:42] "GET /api/cart HTTP/1.1" 200 -`)
+	line := []byte(markText(testNonce, spanA) + `INFO:werkzeug:127.0.0.1 - - [24/Nov/2026 23:53:42] "GET /api/cart HTTP/1.1" 200 -`)
 	buf := make([]byte, len(line))
 	b.ReportAllocs()
 	b.SetBytes(int64(len(line)))

@@ -13,11 +13,11 @@ import (
 	"github.com/replaylink/replaylink/proxy"
 )
 
-// TestPipelineFlaskRequest plays the "done when": the guide's Flask
+// TestEnricherFlaskRequest plays the "done when": the guide's Flask
 // app (without its logging filter) behind replaylink, a request of session
 // 42 that raises. The proxy's and capture's calls come from their own
 // goroutines; Close publishes what is pending.
-func TestPipelineFlaskRequest(t *testing.T) {
+func TestEnricherFlaskRequest(t *testing.T) {
 	rec := &recorder{}
 	opts := testOptions()
 	opts.Publisher = rec
@@ -82,7 +82,7 @@ func TestPipelineFlaskRequest(t *testing.T) {
 	}
 }
 
-func TestPipelineDropsWhenFull(t *testing.T) {
+func TestEnricherDropsWhenFull(t *testing.T) {
 	rec := &recorder{}
 	opts := testOptions()
 	opts.Publisher = rec
@@ -122,10 +122,10 @@ func TestPipelineDropsWhenFull(t *testing.T) {
 	}
 }
 
-// TestPipelineConcurrentCalls runs the proxy's and capture's calls from many
+// TestEnricherConcurrentCalls runs the proxy's and capture's calls from many
 // goroutines at once (for -race) and checks that every request and line
 // becomes a document.
-func TestPipelineConcurrentCalls(t *testing.T) {
+func TestEnricherConcurrentCalls(t *testing.T) {
 	rec := &recorder{}
 	opts := testOptions()
 	opts.Publisher = rec
@@ -163,7 +163,7 @@ func TestPipelineConcurrentCalls(t *testing.T) {
 	}
 }
 
-func TestPipelineCloseTimeout(t *testing.T) {
+func TestEnricherCloseTimeout(t *testing.T) {
 	block := make(chan struct{})
 	opts := testOptions()
 	opts.Publisher = publisherFunc(func() error { <-block; return nil })

@@ -10,23 +10,23 @@ import (
 	"time"
 )
 
-// batchRecorder is a BatchPublisher that keeps the size of every batch and
+// roundRecorder is a RoundPublisher that keeps the size of every Round and
 // refuses the documents whose _id is in refuse.
-type batchRecorder struct {
+type roundRecorder struct {
 	recorder
-	mu      sync.Mutex
-	sizes   []int
-	refuse  map[string]bool
-	batched int
+	mu     sync.Mutex
+	sizes  []int
+	refuse map[string]bool
+	handed int
 }
 
-func (r *batchRecorder) PublishBatch(b *Batch) (refused int, err error) {
+func (r *roundRecorder) PublishRound(rd *Round) (refused int, err error) {
 	r.mu.Lock()
-	r.sizes = append(r.sizes, b.Len())
-	r.batched += b.Len()
+	r.sizes = append(r.sizes, rd.Len())
+	r.handed += rd.Len()
 	r.mu.Unlock()
-	for i := range b.Len() {
-		id, source, replace := b.Doc(i)
+	for i := range rd.Len() {
+		id, source, replace := rd.Doc(i)
 		if r.refuse[string(id)] {
 			refused++
 			if err == nil {
@@ -43,10 +43,10 @@ func (r *batchRecorder) PublishBatch(b *Batch) (refused int, err error) {
 	return refused, err
 }
 
-// TestPipelinePublishesInRounds: events queued while the worker is busy go
+// TestEnricherPublishesInRounds: events queued while the worker is busy go
 // to the publisher together, in order, and each document once.
-func TestPipelinePublishesInRounds(t *testing.T) {
-	rec := &batchRecorder{}
+func TestEnricherPublishesInRounds(t *testing.T) {
+	rec := &roundRecorder{}
 	opts := testOptions()
 	opts.Publisher = rec
 	opts.QueueSize = 4096
@@ -73,8 +73,8 @@ func TestPipelinePublishesInRounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	docs := rec.decoded(t)
-	if len(docs) != n+1 || rec.batched != n+1 {
-		t.Fatalf("%d documents (%d in batches), want %d", len(docs), rec.batched, n+1)
+	if len(docs) != n+1 || rec.handed != n+1 {
+		t.Fatalf("%d documents (%d in Rounds), want %d", len(docs), rec.handed, n+1)
 	}
 	for i, d := range docs[:n] {
 		// (Only the first info documents of a session carry the marker.)
@@ -82,25 +82,25 @@ func TestPipelinePublishesInRounds(t *testing.T) {
 			t.Fatalf("document %d: %q, want %q (order)", i, d["message"], want)
 		}
 	}
-	// 1500 queued events: three full batches of maxBatch and the rest.
-	if len(rec.sizes) < 4 || rec.sizes[0] != maxBatch || rec.sizes[1] != maxBatch {
-		t.Errorf("batch sizes %v: want the queued events in batches of %d", rec.sizes, maxBatch)
+	// 1500 queued events: three full Rounds of maxRoundDocs and the rest.
+	if len(rec.sizes) < 4 || rec.sizes[0] != maxRoundDocs || rec.sizes[1] != maxRoundDocs {
+		t.Errorf("Round sizes %v: want the queued events in Rounds of %d", rec.sizes, maxRoundDocs)
 	}
 	if last := rec.sizes[len(rec.sizes)-1]; last != 1 {
-		t.Errorf("last batch of %d: the event after the idle wake should go alone", last)
+		t.Errorf("last Round of %d: the event after the idle wake should go alone", last)
 	}
 }
 
-func (r *batchRecorder) count() int {
+func (r *roundRecorder) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.batched
+	return r.handed
 }
 
-// TestRefusedDocumentsOfABatchAreCounted: a publisher refusing part of a
-// batch costs those documents only, each counted.
-func TestRefusedDocumentsOfABatchAreCounted(t *testing.T) {
-	rec := &batchRecorder{refuse: map[string]bool{"test-2": true, "test-4": true}}
+// TestRefusedDocumentsOfARoundAreCounted: a publisher refusing part of a
+// Round costs those documents only, each counted.
+func TestRefusedDocumentsOfARoundAreCounted(t *testing.T) {
+	rec := &roundRecorder{refuse: map[string]bool{"test-2": true, "test-4": true}}
 	opts := testOptions()
 	a := newTestAssembler(rec, opts)
 	before := publishErrors.Get()
@@ -112,21 +112,21 @@ func TestRefusedDocumentsOfABatchAreCounted(t *testing.T) {
 		t.Errorf("publish errors +%d, want 2", got)
 	}
 	if got := len(rec.decoded(t)); got != 3 || rec.sizes[0] != 5 {
-		t.Errorf("kept %d of batch %v, want 3 of one batch of 5", got, rec.sizes)
+		t.Errorf("kept %d of Rounds %v, want 3 of one Round of 5", got, rec.sizes)
 	}
 }
 
-// TestBatchFallsBackToPublishAndReplace: a Publisher without PublishBatch
-// gets the batch's documents one call each, in order, refusals counted.
-func TestBatchFallsBackToPublishAndReplace(t *testing.T) {
-	var b Batch
+// TestRoundFallsBackToPublishAndReplace: a Publisher without PublishRound
+// gets the Round's documents one call each, in order, refusals counted.
+func TestRoundFallsBackToPublishAndReplace(t *testing.T) {
+	var rd Round
 	var d document
 	d.message = []byte("one")
-	b.add([]byte("id-1"), false, &d)
+	rd.add([]byte("id-1"), false, &d)
 	d.message = []byte("two")
-	b.add([]byte("id-1"), true, &d)
+	rd.add([]byte("id-1"), true, &d)
 	calls := 0
-	refused, err := b.publish(publisherFunc(func() error {
+	refused, err := rd.publish(publisherFunc(func() error {
 		calls++
 		if calls == 2 {
 			return errors.New("spool full")
@@ -136,7 +136,7 @@ func TestBatchFallsBackToPublishAndReplace(t *testing.T) {
 	if calls != 2 || refused != 1 || err == nil || err.Error() != "spool full" {
 		t.Fatalf("calls %d, refused %d, err %v", calls, refused, err)
 	}
-	id, src, replace := b.Doc(1)
+	id, src, replace := rd.Doc(1)
 	if string(id) != "id-1" || !replace || len(src) == 0 || src[0] != '{' {
 		t.Errorf("Doc(1) = %q, %q, %v", id, src, replace)
 	}
@@ -145,7 +145,7 @@ func TestBatchFallsBackToPublishAndReplace(t *testing.T) {
 // TestIdleWorkerIsWokenByAnEvent: an event reaches the publisher at once,
 // not at the worker's next tick (here every 15 s).
 func TestIdleWorkerIsWokenByAnEvent(t *testing.T) {
-	rec := &batchRecorder{}
+	rec := &roundRecorder{}
 	opts := testOptions()
 	opts.Publisher = rec
 	opts.GroupIdle = time.Minute

@@ -9,7 +9,7 @@ import (
 	"io"
 )
 
-// Nonce is a run's secret part of every marker: 16 lower-case hex digits.
+// Nonce is a run's secret part of every mark: 16 lower-case hex digits.
 // The zero Nonce means no hooks: nothing is stripped.
 type Nonce [16]byte
 
@@ -39,7 +39,7 @@ func (n Nonce) IsZero() bool { return n == Nonce{} }
 
 func (n Nonce) String() string { return string(n[:]) }
 
-// Mark is what a marker says of a line: the request's span id, and whether
+// Mark is a mark as read, what it says of a line: the request's span id, and whether
 // the line was written by a thread or task derived from the one serving it.
 type Mark struct {
 	Span    [8]byte
@@ -50,16 +50,16 @@ type Mark struct {
 func (m Mark) IsZero() bool { return m == Mark{} }
 
 const (
-	markerPrefix = "\x1b_rl1;"
-	markerEnd    = "\x1b\\"
-	// MarkerLen is the length of a marker: prefix, nonce, ';', kind, span, end.
-	MarkerLen = len(markerPrefix) + 16 + 1 + 1 + 16 + len(markerEnd)
+	markPrefix = "\x1b_rl1;"
+	markEnd    = "\x1b\\"
+	// MarkLen is the length of a mark: prefix, nonce, ';', kind, span, end.
+	MarkLen = len(markPrefix) + 16 + 1 + 1 + 16 + len(markEnd)
 )
 
-// AppendMarker appends the marker of m with nonce n, as a hook writes it
+// AppendMark appends m as a mark with nonce n, as a hook writes it
 // (for tests and benchmarks of the Go side).
-func AppendMarker(dst []byte, n Nonce, m Mark) []byte {
-	dst = append(dst, markerPrefix...)
+func AppendMark(dst []byte, n Nonce, m Mark) []byte {
+	dst = append(dst, markPrefix...)
 	dst = append(dst, n[:]...)
 	dst = append(dst, ';')
 	if m.Derived {
@@ -68,22 +68,22 @@ func AppendMarker(dst []byte, n Nonce, m Mark) []byte {
 		dst = append(dst, 'r')
 	}
 	dst = hex.AppendEncode(dst, m.Span[:])
-	return append(dst, markerEnd...)
+	return append(dst, markEnd...)
 }
 
-// Strip removes every marker with nonce n from line, in place, and returns
-// what is left with the first marker's Mark (zero when there was none). A
-// marker with another nonce, or malformed, is text and stays.
+// Strip removes every mark with nonce n from line, in place, and returns
+// what is left with the first mark's Mark (zero when there was none). A
+// mark with another nonce, or malformed, is text and stays.
 func Strip(line []byte, n Nonce) ([]byte, Mark) {
 	var first Mark
 	found := false
 	for from := 0; ; {
-		i := bytes.Index(line[from:], []byte(markerPrefix))
+		i := bytes.Index(line[from:], []byte(markPrefix))
 		if i < 0 {
 			return line, first
 		}
 		i += from
-		m, ok := parseMarker(line[i:], n)
+		m, ok := parseMark(line[i:], n)
 		if !ok {
 			from = i + 1
 			continue
@@ -91,19 +91,19 @@ func Strip(line []byte, n Nonce) ([]byte, Mark) {
 		if !found {
 			first, found = m, true
 		}
-		line = append(line[:i], line[i+MarkerLen:]...)
+		line = append(line[:i], line[i+MarkLen:]...)
 		from = i
 	}
 }
 
-// parseMarker reads a marker with nonce n at the start of b.
-func parseMarker(b []byte, n Nonce) (Mark, bool) {
+// parseMark reads a mark with nonce n at the start of b.
+func parseMark(b []byte, n Nonce) (Mark, bool) {
 	var m Mark
-	if len(b) < MarkerLen {
+	if len(b) < MarkLen {
 		return m, false
 	}
-	b = b[len(markerPrefix):MarkerLen]
-	if !bytes.Equal(b[:16], n[:]) || b[16] != ';' || string(b[34:]) != markerEnd {
+	b = b[len(markPrefix):MarkLen]
+	if !bytes.Equal(b[:16], n[:]) || b[16] != ';' || string(b[34:]) != markEnd {
 		return m, false
 	}
 	switch b[17] {
@@ -130,11 +130,11 @@ func isLowerHex(b []byte) bool {
 	return true
 }
 
-// StripWriter passes what is written to it on to W without the markers of
-// Nonce, byte for byte otherwise. A marker may come split across writes:
+// StripWriter passes what is written to it on to W without the marks of
+// Nonce, byte for byte otherwise. A mark may come split across writes:
 // the bytes that may begin one are held back until the next write shows
-// whether they do (at most MarkerLen-1 bytes, only when they match a
-// marker's first bytes), or until Flush. It is used by one goroutine.
+// whether they do (at most MarkLen-1 bytes, only when they match a
+// mark's first bytes), or until Flush. It is used by one goroutine.
 type StripWriter struct {
 	W     io.Writer
 	Nonce Nonce
@@ -145,7 +145,7 @@ type StripWriter struct {
 // ErrShortWrite is StripWriter's error when W took less than it was given.
 var errShortWrite = errors.New("hooks: short write")
 
-// Write strips markers from p and writes the rest to W. It reports len(p)
+// Write strips marks from p and writes the rest to W. It reports len(p)
 // when W took everything it was given.
 func (w *StripWriter) Write(p []byte) (int, error) {
 	if len(w.held) == 0 && bytes.IndexByte(p, 0x1b) < 0 {
@@ -154,9 +154,9 @@ func (w *StripWriter) Write(p []byte) (int, error) {
 	w.buf = append(append(w.buf[:0], w.held...), p...)
 	w.held = w.held[:0]
 	out, _ := Strip(w.buf, w.Nonce)
-	// Hold back a tail that may be the start of a marker.
-	for i := max(0, len(out)-(MarkerLen-1)); i < len(out); i++ {
-		if out[i] == 0x1b && maybeMarker(out[i:], w.Nonce) {
+	// Hold back a tail that may be the start of a mark.
+	for i := max(0, len(out)-(MarkLen-1)); i < len(out); i++ {
+		if out[i] == 0x1b && maybeMark(out[i:], w.Nonce) {
 			w.held = append(w.held, out[i:]...)
 			out = out[:i]
 			break
@@ -189,24 +189,24 @@ func (w *StripWriter) write(b []byte, n int) (int, error) {
 	return n, nil
 }
 
-// maybeMarker says whether b (shorter than a marker) is how a marker with
+// maybeMark says whether b (shorter than a mark) is how a mark with
 // nonce n begins.
-func maybeMarker(b []byte, n Nonce) bool {
+func maybeMark(b []byte, n Nonce) bool {
 	for i, c := range b {
 		var ok bool
 		switch {
-		case i < len(markerPrefix):
-			ok = c == markerPrefix[i]
-		case i < len(markerPrefix)+16:
-			ok = c == n[i-len(markerPrefix)]
-		case i == len(markerPrefix)+16:
+		case i < len(markPrefix):
+			ok = c == markPrefix[i]
+		case i < len(markPrefix)+16:
+			ok = c == n[i-len(markPrefix)]
+		case i == len(markPrefix)+16:
 			ok = c == ';'
-		case i == len(markerPrefix)+17:
+		case i == len(markPrefix)+17:
 			ok = c == 'r' || c == 'd'
-		case i < MarkerLen-len(markerEnd):
+		case i < MarkLen-len(markEnd):
 			ok = '0' <= c && c <= '9' || 'a' <= c && c <= 'f'
 		default:
-			ok = c == markerEnd[i-(MarkerLen-len(markerEnd))]
+			ok = c == markEnd[i-(MarkLen-len(markEnd))]
 		}
 		if !ok {
 			return false

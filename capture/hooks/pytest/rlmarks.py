@@ -1,11 +1,11 @@
-"""The marker protocol as the tests read it (the Go side is
-capture/hooks/marker.go): parse, strip, and split output into marked lines."""
+"""The mark protocol as the tests read it (the Go side is
+capture/hooks/mark.go): parse, strip, and split output into marked lines."""
 
 import re
 import secrets
 
-MARKER_LEN = 42
-_MARKER = re.compile(rb"\x1b_rl1;([0-9a-f]{16});([rd])([0-9a-f]{16})\x1b\\")
+MARK_LEN = 42
+_MARK = re.compile(rb"\x1b_rl1;([0-9a-f]{16});([rd])([0-9a-f]{16})\x1b\\")
 
 
 def new_nonce():
@@ -20,25 +20,25 @@ def traceparent(span):
     return "00-%s-%s-01" % (secrets.token_hex(16), span)
 
 
-def marker(nonce, kind, span):
+def mark(nonce, kind, span):
     return ("\x1b_rl1;%s;%s%s\x1b\\" % (nonce, kind, span)).encode()
 
 
 def strip(data, nonce):
-    """data without the markers of nonce (a marker of another nonce stays),
+    """data without the marks of nonce (a mark of another nonce stays),
     as Strip/StripWriter do."""
-    return _MARKER.sub(lambda m: b"" if m.group(1) == nonce.encode() else m.group(0), data)
+    return _MARK.sub(lambda m: b"" if m.group(1) == nonce.encode() else m.group(0), data)
 
 
 class Line(object):
-    """One line of output: its text without our markers, the first marker's
-    (kind, span) or None, and where our markers were found."""
+    """One line of output: its text without our marks, the first mark's
+    (kind, span) or None, and where our marks were found."""
 
     __slots__ = ("raw", "text", "mark", "positions")
 
     def __init__(self, raw, nonce):
         self.raw = raw
-        found = [m for m in _MARKER.finditer(raw) if m.group(1) == nonce.encode()]
+        found = [m for m in _MARK.finditer(raw) if m.group(1) == nonce.encode()]
         self.positions = [m.start() for m in found]
         self.mark = (found[0].group(2).decode(), found[0].group(3).decode()) if found else None
         self.text = strip(raw, nonce).decode("utf-8", "replace")
@@ -56,6 +56,6 @@ def lines(data, nonce):
     return [Line(p, nonce) for p in parts]
 
 
-def foreign_markers(data, nonce):
-    """Markers in data with a nonce other than ours."""
-    return [m.group(0) for m in _MARKER.finditer(data) if m.group(1) != nonce.encode()]
+def foreign_marks(data, nonce):
+    """Marks in data with a nonce other than ours."""
+    return [m.group(0) for m in _MARK.finditer(data) if m.group(1) != nonce.encode()]

@@ -14,17 +14,17 @@ import (
 	"github.com/replaylink/replaylink/proxy"
 )
 
-// Pipeline is package enrich as the rest of replaylink sees it: the proxy's
+// Enricher is package enrich as the rest of replaylink sees it: the proxy's
 // Observer, capture's Sink, and one worker goroutine that turns what they
 // hand over into documents for the Publisher.
 //
 // Goroutines: RequestStarted and RequestFinished run on the proxy's request
 // goroutines and Line on capture's. They touch only the Attributor (a mutex
 // held for map operations) and two bounded queues, and drop what does not
-// fit (counted in replaylink_dropped_total) rather than wait. The worker owns
-// everything else (the assembler: grouper, parser, marker, encoder) and is
-// the only caller of the Publisher, once per round (see run).
-type Pipeline struct {
+// fit (counted in replaylink_dropped_total) rather than wait. The worker
+// owns everything else (the assembler: grouper, parser, marking policy,
+// encoder) and is the only caller of the Publisher, once per round (see run).
+type Enricher struct {
 	attr *Attributor
 	asm  *assembler // owned by the worker goroutine
 
@@ -44,8 +44,8 @@ type Pipeline struct {
 }
 
 var (
-	_ proxy.Observer = (*Pipeline)(nil)
-	_ capture.Sink   = (*Pipeline)(nil)
+	_ proxy.Observer = (*Enricher)(nil)
+	_ capture.Sink   = (*Enricher)(nil)
 )
 
 // queuedLine is a line copied out of capture's buffer for the worker.
@@ -56,14 +56,14 @@ type queuedLine struct {
 
 var linePool = sync.Pool{New: func() any { return new(queuedLine) }}
 
-// New checks o and returns a pipeline; Start runs its worker.
-func New(o Options) (*Pipeline, error) {
+// New checks o and returns an enricher; Start runs its worker.
+func New(o Options) (*Enricher, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	o = o.withInternalDefaults()
 	attr := newAttributor(o)
-	return &Pipeline{
+	return &Enricher{
 		attr:         attr,
 		asm:          newAssembler(o, attr, instancePrefix()),
 		events:       make(chan *proxy.AccessEvent, o.QueueSize),
@@ -87,17 +87,17 @@ func instancePrefix() string {
 }
 
 // Start runs the worker goroutine. Calling it again does nothing.
-func (p *Pipeline) Start() {
+func (p *Enricher) Start() {
 	p.start.Do(func() { go p.run() })
 }
 
 // RequestStarted records a request going upstream, for attribution.
-func (p *Pipeline) RequestStarted(s *proxy.RequestStart) { p.attr.RequestStarted(s) }
+func (p *Enricher) RequestStarted(s *proxy.RequestStart) { p.attr.RequestStarted(s) }
 
 // RequestFinished records the end of a request and queues its access event
 // for the worker, which releases it. When the queue is full the event is
 // dropped and counted.
-func (p *Pipeline) RequestFinished(ev *proxy.AccessEvent) {
+func (p *Enricher) RequestFinished(ev *proxy.AccessEvent) {
 	p.attr.finish(ev)
 	p.closeMu.RLock()
 	defer p.closeMu.RUnlock()
@@ -118,7 +118,7 @@ func (p *Pipeline) RequestFinished(ev *proxy.AccessEvent) {
 	}
 }
 
-func (p *Pipeline) wakeWorker() {
+func (p *Enricher) wakeWorker() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -128,7 +128,7 @@ func (p *Pipeline) wakeWorker() {
 // Line queues a copy of a captured line for the worker. When the queue is
 // full (in lines or bytes) the line is dropped and counted; capture has
 // passed it through to replaylink's own output already.
-func (p *Pipeline) Line(l *capture.Line) {
+func (p *Enricher) Line(l *capture.Line) {
 	p.attr.noteLine()
 	n := int64(len(l.Text))
 	if p.lineBytes.Add(n) > p.maxLineBytes {
@@ -158,7 +158,7 @@ func (p *Pipeline) Line(l *capture.Line) {
 	}
 }
 
-func (p *Pipeline) releaseLine(q *queuedLine) {
+func (p *Enricher) releaseLine(q *queuedLine) {
 	p.lineBytes.Add(-int64(len(q.buf)))
 	q.Line = capture.Line{}
 	linePool.Put(q)
@@ -167,7 +167,7 @@ func (p *Pipeline) releaseLine(q *queuedLine) {
 // Close stops taking events and lines, completes every pending multi-line
 // record, publishes everything queued, and stops the worker. If ctx ends
 // first, Close returns its error and the worker finishes on its own.
-func (p *Pipeline) Close(ctx context.Context) error {
+func (p *Enricher) Close(ctx context.Context) error {
 	p.closeMu.Lock()
 	first := !p.closed
 	p.closed = true
@@ -175,7 +175,7 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	if first {
 		close(p.stop)
 	}
-	p.Start() // a pipeline that was never started still publishes what it took
+	p.Start() // an enricher that was never started still publishes what it took
 	select {
 	case <-p.done:
 		return nil
@@ -187,12 +187,12 @@ func (p *Pipeline) Close(ctx context.Context) error {
 // run is the worker. It takes access events in rounds: woken by the first
 // event after it went idle, it lets the request goroutines that are ready
 // run first (runtime.Gosched), then takes every event queued by then and
-// publishes the round's documents with one call (Batch: one spool write).
+// publishes the round's documents with one call (Round: one spool write).
 // Waking it for each event instead, as a channel receive does, cost a
 // goroutine switch and a spool write per request (see docs/benchmarks.md).
 // Idle, a round is one event and Gosched returns at once, so a document
 // still reaches the spool microseconds after its response.
-func (p *Pipeline) run() {
+func (p *Enricher) run() {
 	defer close(p.done)
 	ticker := time.NewTicker(p.tickEvery)
 	defer ticker.Stop()
@@ -224,13 +224,13 @@ func (p *Pipeline) run() {
 	}
 }
 
-func (p *Pipeline) takeLine(q *queuedLine) {
+func (p *Enricher) takeLine(q *queuedLine) {
 	p.asm.addLine(&q.Line, time.Now())
 	p.releaseLine(q)
 }
 
 // drain takes what is queued now (not what keeps arriving meanwhile).
-func (p *Pipeline) drain() {
+func (p *Enricher) drain() {
 	for n := len(p.events) + len(p.lines); n > 0; n-- {
 		select {
 		case ev := <-p.events:
