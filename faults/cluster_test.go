@@ -416,6 +416,8 @@ func TestClusterNodePushesBack(t *testing.T) {
 	time.Sleep(clusterOutage / 3)
 	sessions := f.errorSessions(start, time.Now(), 40)
 	lost := f.findErrors(sessions, time.Until(start.Add(clusterOutage)))
+	// The push-back lasts its whole clusterOutage, found or not.
+	time.Sleep(time.Until(start.Add(clusterOutage)))
 	fp.set(fault{})
 	p1, o1 := nodeRequests()
 	f.r.add("pushback_s", seconds(time.Since(start)))
