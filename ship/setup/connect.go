@@ -86,12 +86,18 @@ type connection struct {
 	exit      int // ExitOK when all three passed
 }
 
-// connect builds the client and reads GET /, classifying what went wrong.
+// connect checks the options (prepare), builds the client and reads GET /,
+// classifying what went wrong.
 func connect(ctx context.Context, o *Options) connection {
 	c := connection{
 		reachable: step{name: "node reachable", outcome: OK, note: o.address()},
 		auth:      step{name: "auth accepted", outcome: OK},
 		version:   step{name: "version", outcome: OK},
+	}
+	if err := o.prepare(); err != nil {
+		c.reachable = fail("options", err.Error(), "")
+		c.exit = ExitMisconfigured
+		return c
 	}
 	if len(o.Client.URLs) == 0 {
 		c.reachable = fail("node reachable", "no Elasticsearch URL", "give --es-url (REPLAYLINK_ES_URL), e.g. https://es.example.com:9200")

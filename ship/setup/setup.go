@@ -24,10 +24,6 @@ import (
 // environment. It returns the exit code: ExitOK, or Check's codes
 // (ExitUnreachable, ExitUnauthorized, ExitMisconfigured for a failed step).
 func Run(ctx context.Context, w io.Writer, o Options) int {
-	if err := o.prepare(); err != nil {
-		fmt.Fprintln(w, err)
-		return ExitMisconfigured
-	}
 	rep := &reporter{w: w}
 	c := connect(ctx, &o)
 	for _, s := range []step{c.reachable, c.auth, c.version} {
