@@ -47,7 +47,7 @@ func BenchmarkProxyPath(b *testing.B) {
 				ConnectTimeout: 5 * time.Second, ResponseHeaderTimeout: 60 * time.Second, IdleTimeout: 90 * time.Second,
 				ClientHeaderTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10, ClientBodyTimeout: 60 * time.Second, ClientBodyMinRate: 16 << 10,
 				MaxConnsPerClient: 1024, MaxConnsPerUpstream: 4096, MaxFails: 3, FailCooldown: 10 * time.Second, ErrorBodyBytes: 8 << 10,
-				Sessions: proxy.SessionOptions{Sources: []string{"header", "token", "baggage"}},
+				Sessions: proxy.SessionOptions{Sources: []proxy.ConfiguredSource{proxy.LookInHeader, proxy.LookInToken, proxy.LookInBaggage}},
 			}
 			var (
 				shipper  *ship.Shipper

@@ -6,6 +6,7 @@ import (
 	"github.com/replaylink/replaylink/capture"
 	"github.com/replaylink/replaylink/capture/hooks"
 	"github.com/replaylink/replaylink/enrich"
+	"github.com/replaylink/replaylink/proxy"
 	"github.com/replaylink/replaylink/ship"
 )
 
@@ -73,11 +74,11 @@ type Proxy struct {
 
 // Session configures how the OpenReplay session of a request is found.
 type Session struct {
-	SessionSources  []string `flag:"session-source" default:"header,token,baggage" group:"session" help:"where to look for the session, in order: header, token, baggage, cookie, query"`
-	SessionCookie   string   `flag:"session-cookie" group:"session" help:"cookie holding the session id (with session-source cookie)"`
-	SessionQuery    string   `flag:"session-query" group:"session" help:"query parameter holding the session id (with session-source query)"`
-	TokenSecret     string   `flag:"openreplay-token-secret" group:"session" secret:"true" help:"OpenReplay's token secret; when set, session tokens are verified"`
-	TokenSecretFile string   `flag:"openreplay-token-secret-file" group:"session" help:"file holding OpenReplay's token secret"`
+	SessionSources  []proxy.ConfiguredSource `flag:"session-source" default:"header,token,baggage" group:"session" help:"where to look for the session, in order: header, token, baggage, cookie, query"`
+	SessionCookie   string                   `flag:"session-cookie" group:"session" help:"cookie holding the session id (with session-source cookie)"`
+	SessionQuery    string                   `flag:"session-query" group:"session" help:"query parameter holding the session id (with session-source query)"`
+	TokenSecret     string                   `flag:"openreplay-token-secret" group:"session" secret:"true" help:"OpenReplay's token secret; when set, session tokens are verified"`
+	TokenSecretFile string                   `flag:"openreplay-token-secret-file" group:"session" help:"file holding OpenReplay's token secret"`
 }
 
 // Capture configures what is read of the backend's own output (package capture).

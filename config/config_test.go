@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"github.com/replaylink/replaylink/ship"
 	"os"
 	"path/filepath"
@@ -40,7 +41,7 @@ func TestDefaults(t *testing.T) {
 	if cfg.FlushBytes != 5_000_000 || cfg.FlushInterval != time.Second || cfg.SpoolMaxBytes != 1<<30 {
 		t.Errorf("ship defaults = %d %s %d", cfg.FlushBytes, cfg.FlushInterval, cfg.SpoolMaxBytes)
 	}
-	if got := strings.Join(cfg.SessionSources, ","); got != "header,token,baggage" {
+	if got := fmt.Sprint(cfg.SessionSources); got != "[header token baggage]" {
 		t.Errorf("session sources = %s", got)
 	}
 	if !cfg.CORSAddSessionHeader || cfg.MarkInfoLimit != 200 || cfg.ErrorBodyBytes != 8<<10 {
@@ -100,7 +101,7 @@ func TestRepeatedFlagsAndRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(cfg.SessionSources, " "); got != "token header" {
+	if got := fmt.Sprint(cfg.SessionSources); got != "[token header]" {
 		t.Errorf("session sources = %q", got)
 	}
 	if got := strings.Join(cfg.Upstreams, " "); got != "http://a:1 http://b:2 http://c:3" {

@@ -52,17 +52,14 @@ func (c *Config) Validate() error {
 	}
 	for _, s := range c.SessionSources {
 		switch s {
-		case "header", "token", "baggage":
-		case "cookie":
+		case proxy.LookInCookie:
 			if c.SessionCookie == "" {
 				bad("session-cookie", "session-source cookie needs the cookie's name")
 			}
-		case "query":
+		case proxy.LookInQuery:
 			if c.SessionQuery == "" {
 				bad("session-query", "session-source query needs the parameter's name")
 			}
-		default:
-			bad("session-source", "%q is not one of header, token, baggage, cookie, query", s)
 		}
 	}
 	positive := func(flagName string, n int64) {

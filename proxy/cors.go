@@ -102,9 +102,9 @@ func (x *exchange) addSessionHeadersToPreflight(allowed [][]byte, credentials bo
 func (p *Proxy) isSessionHeader(name []byte) bool {
 	switch classifyHeader(name) {
 	case hdrSessionID:
-		return p.sessions.configured[cfgHeader]
+		return p.sessions.configured[LookInHeader]
 	case hdrSessionToken:
-		return p.sessions.configured[cfgToken]
+		return p.sessions.configured[LookInToken]
 	}
 	return false
 }

@@ -181,11 +181,11 @@ func (x *exchange) appendHead(dst []byte, u *upstream) []byte {
 				continue // belongs to a traceparent that was not continued
 			}
 		case hdrSessionID:
-			if !p.sessions.configured[cfgHeader] {
+			if !p.sessions.configured[LookInHeader] {
 				continue // an untrusted source: the backend must not print it as a marker
 			}
 		case hdrBaggage:
-			if !p.sessions.configured[cfgBaggage] {
+			if !p.sessions.configured[LookInBaggage] {
 				// Only the session member goes: the rest is the
 				// application's (OpenTelemetry baggage).
 				n := len(dst)

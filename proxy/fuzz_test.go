@@ -18,7 +18,7 @@ func FuzzRequestHeaders(f *testing.F) {
 	f.Add([]byte("openReplaySession.id: 123\r\n\r\n"), []byte("sid=1"))
 	f.Add([]byte("openReplaySession.id: 123] [openReplaySession.id=999\r\nbaggage: openReplaySession.id=5\r\n\r\n"), []byte(""))
 	f.Add([]byte("Cookie: a=1; sid=\"77\"\r\nConnection: x, y\r\nX: 1\r\n  folded\r\n\r\n"), []byte("sid=8&sid=9"))
-	e, err := newSessionExtractor(SessionOptions{Sources: []string{"header", "baggage", "cookie", "query"}, Cookie: "sid", Query: "sid"})
+	e, err := newSessionExtractor(SessionOptions{Sources: []ConfiguredSource{LookInHeader, LookInBaggage, LookInCookie, LookInQuery}, Cookie: "sid", Query: "sid"})
 	if err != nil {
 		f.Fatal(err)
 	}

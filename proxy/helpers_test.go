@@ -77,7 +77,7 @@ type testProxy struct {
 }
 
 // testSessions are config's default session sources.
-var testSessions = SessionOptions{Sources: []string{"header", "token", "baggage"}}
+var testSessions = SessionOptions{Sources: []ConfiguredSource{LookInHeader, LookInToken, LookInBaggage}}
 
 // testOptions are the options as config's defaults make them, for
 // upstreams: tests of something else start from them and set what they

@@ -78,7 +78,7 @@ type Options struct {
 type SessionOptions struct {
 	// Sources in the order they are tried: header, token, baggage, cookie,
 	// query; at least one.
-	Sources []string
+	Sources []ConfiguredSource
 	// Cookie names the cookie holding the session id (source "cookie").
 	Cookie string
 	// Query names the query parameter holding the session id (source "query").

@@ -35,7 +35,7 @@ func TestOptionsValidate(t *testing.T) {
 		{with(func(o *Options) { o.ErrorBodyBytes = 16<<10 + 1 }), "--error-body-bytes 16385 is out of range"},
 		{with(func(o *Options) { o.UpstreamHost = "a b" }), "UpstreamHost"},
 		{with(func(o *Options) { o.Sessions = SessionOptions{} }), "--session-source: none given"},
-		{with(func(o *Options) { o.Sessions = SessionOptions{Sources: []string{"cookie"}} }), "needs a cookie name"},
+		{with(func(o *Options) { o.Sessions = SessionOptions{Sources: []ConfiguredSource{LookInCookie}} }), "needs a cookie name"},
 	} {
 		if err := tc.o.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.o, err, tc.want)

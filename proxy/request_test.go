@@ -158,7 +158,7 @@ func TestRequestIdentity(t *testing.T) {
 func TestEverySessionSourceReachesTheEvent(t *testing.T) {
 	rb := newRawBackend(t, okResponse)
 	tp := startProxy(t, []string{rb.url}, func(o *Options) {
-		o.Sessions = SessionOptions{Sources: []string{"header", "token", "baggage", "cookie", "query"}, Cookie: "orsid", Query: "orsid"}
+		o.Sessions = SessionOptions{Sources: []ConfiguredSource{LookInHeader, LookInToken, LookInBaggage, LookInCookie, LookInQuery}, Cookie: "orsid", Query: "orsid"}
 	})
 	signed := startProxy(t, []string{rb.url}, func(o *Options) { o.Sessions.TokenSecret = testSecret })
 	token := SignSessionToken(testSecret, 8400000000000001, 12, 1893456000000)
@@ -181,7 +181,7 @@ func TestEverySessionSourceReachesTheEvent(t *testing.T) {
 		{"forged token", signed, "/", "X-OpenReplay-Session-Token: " + SignSessionToken("wrong", 9, 0, 0), 0, SourceNone},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := invalidSession[cfgHeader].Get() + invalidSession[cfgToken].Get()
+			before := invalidSession[LookInHeader].Get() + invalidSession[LookInToken].Get()
 			rawRequest(t, tc.proxy.addr, "GET "+tc.target+" HTTP/1.1\r\nHost: a\r\n"+tc.header+"\r\n\r\n")
 			ev := tc.proxy.rec.next(t)
 			if ev.Session != tc.id || ev.Source != tc.src {
@@ -199,7 +199,7 @@ func TestEverySessionSourceReachesTheEvent(t *testing.T) {
 				if len(got) != 0 {
 					t.Errorf("X-OpenReplay-Session-Id %q for no session", got)
 				}
-				if invalidSession[cfgHeader].Get()+invalidSession[cfgToken].Get() != before+1 {
+				if invalidSession[LookInHeader].Get()+invalidSession[LookInToken].Get() != before+1 {
 					t.Error("invalid session not counted")
 				}
 			} else if len(got) != 1 || got[0] != fmt.Sprint(tc.id) {
@@ -254,7 +254,7 @@ func TestCORSPreflight(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	on := startProxy(t, []string{be.URL}, func(o *Options) { o.Sessions.Sources = []string{"header", "token"} })
+	on := startProxy(t, []string{be.URL}, func(o *Options) { o.Sessions.Sources = []ConfiguredSource{LookInHeader, LookInToken} })
 	off := startProxy(t, []string{be.URL}, func(o *Options) { o.CORSAddSessionHeader = false })
 
 	for _, tc := range []struct {
@@ -358,7 +358,7 @@ func TestTruncatedUploadNeverCompletes(t *testing.T) {
 func TestUntrustedSessionSourcesAreRemoved(t *testing.T) {
 	rb := newRawBackend(t, okResponse)
 	tokenOnly := startProxy(t, []string{rb.url}, func(o *Options) {
-		o.Sessions = SessionOptions{Sources: []string{"token"}, TokenSecret: testSecret}
+		o.Sessions = SessionOptions{Sources: []ConfiguredSource{LookInToken}, TokenSecret: testSecret}
 	})
 	trusting := startProxy(t, []string{rb.url}, nil)
 	token := SignSessionToken(testSecret, 8400000000000001, 0, 1893456000000)
@@ -393,7 +393,7 @@ func TestUntrustedSessionSourcesAreRemoved(t *testing.T) {
 			}
 		})
 	}
-	if !(testSessions).TrustsHeader() || (SessionOptions{Sources: []string{"token", "baggage"}}).TrustsHeader() {
+	if !(testSessions).TrustsHeader() || (SessionOptions{Sources: []ConfiguredSource{LookInToken, LookInBaggage}}).TrustsHeader() {
 		t.Error("TrustsHeader does not follow the sources")
 	}
 }

@@ -3,7 +3,10 @@ package proxy
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/replaylink/replaylink/internal/choice"
 )
 
 // Where the OpenReplay session of a request is found. Every value a source
@@ -38,7 +41,7 @@ type sessionInputs struct {
 
 // sessionExtractor applies the configured sources in order.
 type sessionExtractor struct {
-	order  []configSource
+	order  []ConfiguredSource
 	cookie []byte
 	query  []byte
 	tokens *tokenVerifier // nil: tokens are taken unverified
@@ -48,39 +51,45 @@ type sessionExtractor struct {
 	configured [numConfigSources]bool
 }
 
-// configSource is a source as configured; the token source yields
-// SourceToken or SourceTokenUnverified.
-type configSource uint8
+// ConfiguredSource is one value of --session-source: a place the proxy
+// looks for a request's session, tried in the order configured (the
+// glossary's "session source"). Where a session was found is a
+// SessionSource; the token source yields SourceToken or
+// SourceTokenUnverified. Its text form is its name (choice).
+type ConfiguredSource uint8
 
 const (
-	cfgHeader configSource = iota
-	cfgToken
-	cfgBaggage
-	cfgCookie
-	cfgQuery
+	LookInHeader ConfiguredSource = iota
+	LookInToken
+	LookInBaggage
+	LookInCookie
+	LookInQuery
 	numConfigSources
 )
 
-var configSourceNames = [numConfigSources]string{"header", "token", "baggage", "cookie", "query"}
+var configSourceNames = []string{"header", "token", "baggage", "cookie", "query"}
+
+// UnmarshalText reads a source's name, refusing any other word with the
+// list of names.
+func (s *ConfiguredSource) UnmarshalText(b []byte) error {
+	return choice.Parse(s, b, configSourceNames)
+}
+
+func (s ConfiguredSource) String() string { return choice.Name(s, configSourceNames) }
 
 func newSessionExtractor(o SessionOptions) (*sessionExtractor, error) {
 	e := &sessionExtractor{cookie: []byte(o.Cookie), query: []byte(o.Query)}
 	seen := &e.configured
-	for _, name := range o.Sources {
-		src := numConfigSources
-		for i, n := range configSourceNames {
-			if strings.EqualFold(strings.TrimSpace(name), n) {
-				src = configSource(i)
-			}
+	for _, src := range o.Sources {
+		if err := choice.Check("--session-source", src, configSourceNames); err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
 		}
 		switch {
-		case src == numConfigSources:
-			return nil, fmt.Errorf("proxy: session source %q is not one of header, token, baggage, cookie, query", name)
 		case seen[src]:
-			return nil, fmt.Errorf("proxy: session source %q is listed twice", name)
-		case src == cfgCookie && (o.Cookie == "" || !isToken([]byte(o.Cookie))):
+			return nil, fmt.Errorf("proxy: session source %s is listed twice", src)
+		case src == LookInCookie && (o.Cookie == "" || !isToken([]byte(o.Cookie))):
 			return nil, fmt.Errorf("proxy: session source cookie needs a cookie name (got %q)", o.Cookie)
-		case src == cfgQuery && (o.Query == "" || strings.ContainsAny(o.Query, "&=#? ")):
+		case src == LookInQuery && (o.Query == "" || strings.ContainsAny(o.Query, "&=#? ")):
 			return nil, fmt.Errorf("proxy: session source query needs a query parameter name (got %q)", o.Query)
 		}
 		seen[src] = true
@@ -98,12 +107,7 @@ func newSessionExtractor(o SessionOptions) (*sessionExtractor, error) {
 // cannot print a session the client chose; a marker in the backend's
 // output is then text.
 func (o SessionOptions) TrustsHeader() bool {
-	for _, s := range o.Sources {
-		if strings.EqualFold(strings.TrimSpace(s), configSourceNames[cfgHeader]) {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(o.Sources, LookInHeader)
 }
 
 // extract returns the session of a request and where it came from, or
@@ -125,13 +129,13 @@ func (e *sessionExtractor) extract(in *sessionInputs) (uint64, SessionSource) {
 
 // fromSource reads one source: found says whether it had a value at all, id
 // is 0 when that value was invalid.
-func (e *sessionExtractor) fromSource(src configSource, in *sessionInputs) (id uint64, found bool, result SessionSource) {
+func (e *sessionExtractor) fromSource(src ConfiguredSource, in *sessionInputs) (id uint64, found bool, result SessionSource) {
 	switch src {
-	case cfgHeader:
+	case LookInHeader:
 		if in.hasHeader {
 			return parseSessionID(in.header), true, SourceHeader
 		}
-	case cfgToken:
+	case LookInToken:
 		if in.hasToken {
 			t, ok := parseSessionToken(in.token)
 			switch {
@@ -144,19 +148,19 @@ func (e *sessionExtractor) fromSource(src configSource, in *sessionInputs) (id u
 			}
 			return 0, true, SourceNone
 		}
-	case cfgBaggage:
+	case LookInBaggage:
 		for _, b := range in.baggage[:in.nBaggage] {
 			if v, ok := baggageValue(b, baggageSessionKey); ok {
 				return parseSessionID(v), true, SourceBaggage
 			}
 		}
-	case cfgCookie:
+	case LookInCookie:
 		for _, c := range in.cookies[:in.nCookies] {
 			if v, ok := cookieValue(c, e.cookie); ok {
 				return parseSessionID(v), true, SourceCookie
 			}
 		}
-	case cfgQuery:
+	case LookInQuery:
 		if v, ok := queryValue(in.rawQuery, e.query); ok {
 			return parseSessionID(v), true, SourceQuery
 		}

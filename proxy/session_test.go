@@ -22,7 +22,7 @@ func extractRaw(t testing.TB, o SessionOptions, rawHeaders, query string) (uint6
 }
 
 func TestSessionExtraction(t *testing.T) {
-	all := SessionOptions{Sources: []string{"header", "token", "baggage", "cookie", "query"}, Cookie: "or_sid", Query: "sid"}
+	all := SessionOptions{Sources: []ConfiguredSource{LookInHeader, LookInToken, LookInBaggage, LookInCookie, LookInQuery}, Cookie: "or_sid", Query: "sid"}
 	withSecret := all
 	withSecret.TokenSecret = testSecret
 	good := SignSessionToken(testSecret, 7700123456789, 0, 1900000000000)
@@ -67,8 +67,8 @@ func TestSessionExtraction(t *testing.T) {
 		{"query", all, "", "a=1&sid=555&b", 555, SourceQuery},
 		{"query without value", all, "", "sid&x=1", 0, SourceNone},
 		{"cookie off by default", testSessions, "Cookie: or_sid=1\r\n", "sid=2", 0, SourceNone},
-		{"order is configurable", SessionOptions{Sources: []string{"query", "header"}, Query: "sid"}, "openReplaySession.id: 1\r\n", "sid=2", 2, SourceQuery},
-		{"source switched off", SessionOptions{Sources: []string{"token"}}, "openReplaySession.id: 1\r\n", "", 0, SourceNone},
+		{"order is configurable", SessionOptions{Sources: []ConfiguredSource{LookInQuery, LookInHeader}, Query: "sid"}, "openReplaySession.id: 1\r\n", "sid=2", 2, SourceQuery},
+		{"source switched off", SessionOptions{Sources: []ConfiguredSource{LookInToken}}, "openReplaySession.id: 1\r\n", "", 0, SourceNone},
 		{"nothing", all, "Host: x\r\n", "", 0, SourceNone},
 	}
 	for _, tc := range tests {
@@ -82,16 +82,16 @@ func TestSessionExtraction(t *testing.T) {
 }
 
 func TestInvalidSessionIsCounted(t *testing.T) {
-	before := invalidSession[cfgHeader].Get()
-	beforeBaggage := invalidSession[cfgBaggage].Get()
+	before := invalidSession[LookInHeader].Get()
+	beforeBaggage := invalidSession[LookInBaggage].Get()
 	id, _ := extractRaw(t, testSessions, "openReplaySession.id: 123] [openReplaySession.id=999\r\nbaggage: openReplaySession.id=abc\r\n\r\n", "")
 	if id != 0 {
 		t.Fatalf("forged header produced session %d", id)
 	}
-	if got := invalidSession[cfgHeader].Get() - before; got != 1 {
+	if got := invalidSession[LookInHeader].Get() - before; got != 1 {
 		t.Errorf("invalid header counted %d times, want 1", got)
 	}
-	if got := invalidSession[cfgBaggage].Get() - beforeBaggage; got != 1 {
+	if got := invalidSession[LookInBaggage].Get() - beforeBaggage; got != 1 {
 		t.Errorf("invalid baggage counted %d times, want 1", got)
 	}
 }
@@ -101,10 +101,10 @@ func TestSessionOptionsErrors(t *testing.T) {
 		opts SessionOptions
 		want string
 	}{
-		{SessionOptions{Sources: []string{"header", "smoke"}}, `"smoke" is not one of`},
-		{SessionOptions{Sources: []string{"header", "header"}}, "listed twice"},
-		{SessionOptions{Sources: []string{"cookie"}}, "needs a cookie name"},
-		{SessionOptions{Sources: []string{"query"}}, "needs a query parameter name"},
+		{SessionOptions{Sources: []ConfiguredSource{LookInHeader, numConfigSources}}, "--session-source 5 is not one of header, token"},
+		{SessionOptions{Sources: []ConfiguredSource{LookInHeader, LookInHeader}}, "listed twice"},
+		{SessionOptions{Sources: []ConfiguredSource{LookInCookie}}, "needs a cookie name"},
+		{SessionOptions{Sources: []ConfiguredSource{LookInQuery}}, "needs a query parameter name"},
 	} {
 		_, err := newSessionExtractor(tc.opts)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

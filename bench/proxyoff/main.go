@@ -41,7 +41,7 @@ func main() {
 		FailCooldown:          10 * time.Second,
 		CORSAddSessionHeader:  true,
 		ErrorBodyBytes:        8 << 10,
-		Sessions:              proxy.SessionOptions{Sources: []string{"header", "token", "baggage"}},
+		Sessions:              proxy.SessionOptions{Sources: []proxy.ConfiguredSource{proxy.LookInHeader, proxy.LookInToken, proxy.LookInBaggage}},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "proxyoff:", err)

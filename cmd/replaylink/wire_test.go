@@ -61,7 +61,7 @@ func TestConfigMapsToPackageOptions(t *testing.T) {
 		MaxHeaderBytes: 32 << 10, ClientBodyTimeout: 9 * time.Second, ClientBodyMinRate: 2 << 10,
 		MaxConnsPerClient: 12, MaxConnsPerUpstream: 34, MaxFails: 4, FailCooldown: 3 * time.Second, CORSAddSessionHeader: false, ErrorBodyBytes: 1 << 10,
 		RedactQueryParams: []string{"ssn", "api_sig"},
-		Sessions:          proxy.SessionOptions{Sources: []string{"token", "cookie"}, Cookie: "orsid", TokenSecret: "s3cret"},
+		Sessions:          proxy.SessionOptions{Sources: []proxy.ConfiguredSource{proxy.LookInToken, proxy.LookInCookie}, Cookie: "orsid", TokenSecret: "s3cret"},
 	}
 	po.Observer, po.Logger = nil, zerolog.Logger{}
 	wantProxy.Logger = zerolog.Logger{}
