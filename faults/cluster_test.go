@@ -223,23 +223,11 @@ func (f *fleet) notFound(sessions []string, round int, down []int, deadline time
 	return sessions
 }
 
-// errorFound runs OpenReplay's query for session on the node at u: true
-// when it finds a document.
+// errorFound says whether OpenReplay's query finds session's documents on
+// the node at u; a node that does not answer is a miss, to try again.
 func errorFound(u, index, session string) bool {
-	query := map[string]any{
-		"size":  1000,
-		"query": map[string]any{"match_phrase": map[string]any{"message": "openReplaySession.id=" + session}},
-	}
-	st, b, err := esDo(u, http.MethodPost, "/"+index+"/_search", query)
-	var r struct {
-		Hits struct {
-			Hits []json.RawMessage `json:"hits"`
-		} `json:"hits"`
-	}
-	if err != nil || st != http.StatusOK || json.Unmarshal(b, &r) != nil {
-		return false
-	}
-	return len(r.Hits.Hits) > 0
+	n, err := openReplayHits(u, index, session)
+	return err == nil && n > 0
 }
 
 // outage keeps node n away for clusterOutage while the load runs (killed

@@ -152,17 +152,35 @@ func (x *esIndex) docs() []accessDoc {
 func (x *esIndex) matchPhrase(session string) int {
 	x.t.Helper()
 	x.must(http.MethodPost, "/"+x.Name+"/_refresh", nil)
-	b := x.must(http.MethodPost, "/"+x.Name+"/_search", map[string]any{
+	n, err := openReplayHits(x.url, x.Name, session)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	return n
+}
+
+// openReplayHits runs OpenReplay's query (match_phrase on message for the
+// session's marker, size 1000) on the node at base and counts the hits.
+func openReplayHits(base, index, session string) (int, error) {
+	st, b, err := esDo(base, http.MethodPost, "/"+index+"/_search", map[string]any{
 		"size":  1000,
 		"query": map[string]any{"match_phrase": map[string]any{"message": "openReplaySession.id=" + session}},
 	})
+	if err != nil {
+		return 0, err
+	}
+	if st != http.StatusOK {
+		return 0, fmt.Errorf("search %s: %d %.200s", index, st, b)
+	}
 	var r struct {
 		Hits struct {
 			Hits []json.RawMessage `json:"hits"`
 		} `json:"hits"`
 	}
-	json.Unmarshal(b, &r)
-	return len(r.Hits.Hits)
+	if err := json.Unmarshal(b, &r); err != nil {
+		return 0, fmt.Errorf("search %s: %v", index, err)
+	}
+	return len(r.Hits.Hits), nil
 }
 
 // waitCount polls until the index holds at least want documents.
