@@ -78,8 +78,10 @@ func hasExceptionSuffix(t []byte) bool {
 	return false
 }
 
-// goPanic reads a Go panic line: "panic: x", "fatal error: x", or net/http's
-// "http: panic serving 10.0.0.1:5678: x" (after the standard logger's date).
+// goPanic reads a Go panic line: "panic: x", "fatal error: x", the runtime's
+// report of a fatal signal ("SIGQUIT: quit", "SIGABRT: abort", which a
+// goroutine dump follows), or net/http's "http: panic serving
+// 10.0.0.1:5678: x" (after the standard logger's date).
 func goPanic(line []byte) (typ, msg []byte, ok bool) {
 	line = bytes.TrimSpace(line)
 	switch {
@@ -88,6 +90,9 @@ func goPanic(line []byte) (typ, msg []byte, ok bool) {
 	case hasPrefix(line, "fatal error: "):
 		return []byte("fatal error"), line[len("fatal error: "):], true
 	}
+	if sig, rest, ok := goSignal(line); ok {
+		return sig, rest, true
+	}
 	if i := bytes.Index(line, []byte("http: panic serving ")); i >= 0 {
 		rest := line[i+len("http: panic serving "):]
 		if j := bytes.Index(rest, []byte(": ")); j >= 0 {
@@ -95,6 +100,29 @@ func goPanic(line []byte) (typ, msg []byte, ok bool) {
 		}
 	}
 	return nil, nil, false
+}
+
+// goSignal reads the line the Go runtime prints before the goroutine dump
+// when a signal kills the process: "SIGQUIT: quit", "SIGABRT: abort",
+// "SIGSEGV: segmentation violation" (in C code). Only the signals the
+// runtime dies of with a dump count, so a message such as "SIGTERM: stopping"
+// stays a message.
+func goSignal(line []byte) (sig, msg []byte, ok bool) {
+	i := bytes.Index(line, []byte(": "))
+	if i < 0 || len(line) == i+2 {
+		return nil, nil, false
+	}
+	switch string(line[:i]) {
+	case "SIGQUIT", "SIGABRT", "SIGILL", "SIGTRAP", "SIGBUS", "SIGFPE", "SIGSEGV", "SIGSTKFLT", "SIGSYS":
+	default:
+		return nil, nil, false
+	}
+	for _, c := range line[i+2:] {
+		if !('a' <= c && c <= 'z' || c == ' ' || c == '-') {
+			return nil, nil, false // the runtime's names are lower-case words
+		}
+	}
+	return line[:i], line[i+2:], true
 }
 
 // exceptionOf finds the exception of a stack trace given whole, as

@@ -209,7 +209,7 @@ func (g *group) start(key groupKey, l *capture.Line, text []byte) {
 		g.json = true
 	case hasPrefix(text, pythonTraceback):
 		g.kind, g.stackAt = tracePython, 0
-	case hasPrefix(text, "panic: ") || hasPrefix(text, "fatal error: "):
+	case hasPrefix(text, "panic: ") || hasPrefix(text, "fatal error: ") || isGoSignal(text):
 		g.kind, g.stackAt = traceGoPanic, 0
 		g.setException(0, len(text))
 	case isGoroutineHeader(text):
@@ -325,12 +325,14 @@ func (g *group) next(text []byte) (traceKind, bool) {
 		switch {
 		case isGoroutineHeader(text):
 			return traceGoStack, true
-		case blank, indented, hasPrefix(text, "[signal "), hasPrefix(text, "panic: "):
+		case blank, indented, hasPrefix(text, "[signal "), hasPrefix(text, "panic: "),
+			hasPrefix(text, "PC=0x"): // after "SIGQUIT: quit": where the signal struck
 			return traceGoPanic, true
 		}
 	case traceGoStack:
 		if blank || indented || isGoroutineHeader(text) || hasPrefix(text, "created by ") ||
-			isGoFuncLine(text) || hasPrefix(text, "exit status ") || hasPrefix(text, "...") {
+			isGoFuncLine(text) || hasPrefix(text, "exit status ") || hasPrefix(text, "...") ||
+			isGoRegister(text) {
 			return traceGoStack, true
 		}
 	case tracePyWarning:
@@ -372,9 +374,10 @@ func isJSONLine(b []byte) bool {
 	return len(b) >= 2 && b[0] == '{' && b[len(b)-1] == '}'
 }
 
-// isGoroutineHeader: "goroutine 1 [running]:".
+// isGoroutineHeader: "goroutine 1 [running]:", or as a signal's dump prints
+// it since Go 1.23, "goroutine 1 gp=0xc000002380 m=nil [IO wait]:".
 func isGoroutineHeader(b []byte) bool {
-	if !hasPrefix(b, "goroutine ") || !bytes.HasSuffix(b, []byte(":")) {
+	if !hasPrefix(b, "goroutine ") || !bytes.HasSuffix(b, []byte("]:")) {
 		return false
 	}
 	rest := b[len("goroutine "):]
@@ -382,8 +385,31 @@ func isGoroutineHeader(b []byte) bool {
 	for i < len(rest) && '0' <= rest[i] && rest[i] <= '9' {
 		i++
 	}
-	return i > 0 && hasPrefix(rest[i:], " [")
+	return i > 0 && (hasPrefix(rest[i:], " [") || hasPrefix(rest[i:], " gp=0x") && bytes.Contains(rest[i:], []byte(" [")))
 }
+
+// isGoRegister: a line of the registers a signal's dump ends with, "rax    0xca".
+func isGoRegister(b []byte) bool {
+	i := 0
+	for i < len(b) && i < 7 && ('a' <= b[i] && b[i] <= 'z' || i > 0 && '0' <= b[i] && b[i] <= '9') {
+		i++
+	}
+	if i < 2 || i == len(b) || b[i] != ' ' {
+		return false
+	}
+	v := bytes.TrimLeft(b[i:], " ")
+	if !hasPrefix(v, "0x") || len(v) == 2 {
+		return false
+	}
+	for _, c := range v[2:] {
+		if !isHexByte(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func isGoSignal(b []byte) bool { _, _, ok := goSignal(b); return ok }
 
 // isGoFuncLine: a frame's function line, e.g. "main.handler(...)" or
 // "net/http.(*conn).serve(0xc000120000, {0x6a2f38, 0xc0001})".

@@ -146,6 +146,25 @@ func TestStructuredTime(t *testing.T) {
 	}
 }
 
+func TestGoSignal(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		ok   bool
+	}{
+		{"SIGQUIT: quit", true},
+		{"SIGSEGV: segmentation violation", true},
+		{"SIGFPE: floating-point exception", true},
+		{"SIGTERM: stopping workers", false}, // the runtime does not dump for it: a message
+		{"SIGQUIT: Quit now!", false},
+		{"SIGQUIT: ", false},
+		{"SIGNAL: received", false},
+	} {
+		if _, _, ok := goSignal([]byte(tc.line)); ok != tc.ok {
+			t.Errorf("goSignal(%q) = %v, want %v", tc.line, ok, tc.ok)
+		}
+	}
+}
+
 func TestExceptionOf(t *testing.T) {
 	for _, tc := range []struct{ stack, typ, msg string }{
 		{"Traceback (most recent call last):\n  File \"a.py\", line 1\n    x()\nKeyError: 'k'\n", "KeyError", "'k'"},
@@ -154,6 +173,7 @@ func TestExceptionOf(t *testing.T) {
 		{"java.lang.IllegalStateException: boom\n\tat x.Y.z(Y.java:1)", "java.lang.IllegalStateException", "boom"},
 		{"Error: boom\n    at main (/app/index.js:3:9)", "Error", "boom"},
 		{"panic: nil map\n\ngoroutine 1 [running]:", "panic", "nil map"},
+		{"SIGQUIT: quit\nPC=0x48be41 m=0 sigcode=0\n\ngoroutine 1 gp=0xc000002380 m=nil [IO wait]:", "SIGQUIT", "quit"},
 		{"main.main\n\t/app/main.go:12", "", ""}, // zap's stack names no exception
 	} {
 		typ, msg := exceptionOf([]byte(tc.stack))
