@@ -166,7 +166,9 @@ func TestAcknowledgedSegmentsAreDeletedWhenThePositionCannotBeSaved(t *testing.T
 	got, end := readAll(t, q)
 	wantRange(t, got, 0, 300)
 	q.Ack(end)
-	q.housekeep()
+	fsyncs := newFsyncer()
+	defer fsyncs.close()
+	q.housekeep(fsyncs)
 	if n := countFiles(t, dir); n != 1 {
 		t.Fatalf("acknowledged segments kept while the position cannot be saved: %d files", n)
 	}
@@ -213,7 +215,7 @@ func TestMissingSegmentIsNotDamage(t *testing.T) {
 	n3, _ := countRecords(third, segmentHeader, 1<<30)
 	os.Remove(first)
 	os.Remove(third) // as if the reader were past it, with the position behind
-	if err := writePosition(osFS{}, dir, Position{Segment: seqs[0], Offset: 500}); err != nil {
+	if err := writePosition(osFS{}, dir, Position{Segment: seqs[0], Offset: 500}, writableFile.Sync); err != nil {
 		t.Fatal(err)
 	}
 

@@ -7,7 +7,9 @@
 // At least once. A record is on its way to disk (in the kernel's page cache)
 // when Append returns, so a killed process loses nothing; fsync runs every
 // Options.SyncInterval (default 200 ms), so a power loss loses at most that
-// window. The reader hands records out in order; the consumer acknowledges
+// window. On Linux the housekeeper's fsyncs go through AIO and wait in the
+// network poller, so a slow disk does not hold the processor that requests
+// need (fsync_linux.go). The reader hands records out in order; the consumer acknowledges
 // them with Ack, and only the position of the oldest unacknowledged record is
 // saved. After a restart, reading resumes there: records acknowledged after
 // the last save are delivered again (the shipper turns them into 409

@@ -35,23 +35,26 @@ import (
 
 // housekeeper runs on its own goroutine from Open to Close: every interval
 // it fsyncs what was written, deletes segments that are fully acknowledged
-// or were dropped for the cap, and saves the acknowledged position.
+// or were dropped for the cap, and saves the acknowledged position. Its
+// fsyncs wait without holding a processor (fsyncer, fsync_linux.go).
 func (q *Queue) housekeeper(interval time.Duration) {
 	defer close(q.done)
+	fs := newFsyncer()
+	defer fs.close()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			q.housekeep()
+			q.housekeep(fs)
 		case <-q.stop:
-			q.housekeep()
+			q.housekeep(fs)
 			return
 		}
 	}
 }
 
-func (q *Queue) housekeep() {
+func (q *Queue) housekeep(fs *fsyncer) {
 	q.mu.Lock()
 	active, dirty, dirDirty := q.active, q.dirty, q.dirDirty
 	unsynced, dropped := q.unsynced, q.dropped
@@ -66,17 +69,17 @@ func (q *Queue) housekeep() {
 	}
 	// fsync outside the lock: a slow disk must not hold up Append.
 	for _, s := range unsynced {
-		keep(s.w.Sync())
+		keep(fs.sync(s.w))
 		keep(s.w.Close())
 	}
 	if dirty && active != nil {
 		// Append may have emptied and closed it meanwhile: nothing to sync.
-		if err := active.w.Sync(); !errors.Is(err, os.ErrClosed) {
+		if err := fs.sync(active.w); !errors.Is(err, os.ErrClosed) {
 			keep(err)
 		}
 	}
 	if dirDirty {
-		keep(syncDir(q.dir))
+		keep(syncDir(q.dir, fs.sync))
 	}
 
 	q.ackMu.Lock()
@@ -95,7 +98,7 @@ func (q *Queue) housekeep() {
 	}
 	q.mu.Unlock()
 	if saved.Less(acked) {
-		if err := writePosition(q.fs, q.dir, acked); err != nil {
+		if err := writePosition(q.fs, q.dir, acked, fs.sync); err != nil {
 			keep(err)
 		} else {
 			q.ackMu.Lock()

@@ -47,8 +47,9 @@ func readPosition(dir string) (Position, error) {
 	}, nil
 }
 
-// writePosition replaces the saved position atomically and durably.
-func writePosition(fs fileSystem, dir string, p Position) error {
+// writePosition replaces the saved position atomically and durably; sync
+// makes a file durable (writableFile.Sync, or the housekeeper's fsyncer).
+func writePosition(fs fileSystem, dir string, p Position, sync func(writableFile) error) error {
 	b := make([]byte, 0, positionSize)
 	b = append(b, positionMagic...)
 	b = binary.LittleEndian.AppendUint64(b, p.Segment)
@@ -62,7 +63,7 @@ func writePosition(fs fileSystem, dir string, p Position) error {
 	}
 	_, err = f.Write(b)
 	if err == nil {
-		err = f.Sync()
+		err = sync(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -74,15 +75,15 @@ func writePosition(fs fileSystem, dir string, p Position) error {
 	if err := os.Rename(tmp, filepath.Join(dir, positionFile)); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return syncDir(dir, sync)
 }
 
-func syncDir(dir string) error {
+func syncDir(dir string, sync func(writableFile) error) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	err = d.Sync()
+	err = sync(d)
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}

@@ -214,7 +214,7 @@ func (q *Queue) load() error {
 		}
 		q.failedLocked(err)
 	}
-	if err := syncDir(q.dir); err != nil {
+	if err := syncDir(q.dir, writableFile.Sync); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	q.dirDirty = false
