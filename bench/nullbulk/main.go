@@ -2,6 +2,9 @@
 // _bulk request as a healthy Elasticsearch 8 node would (one successful item
 // per document, "errors":false) without indexing anything, so a shipper's own
 // CPU per document can be measured with the search engine out of the way.
+// Like Elasticsearch, it leaves "took" out when the request's filter_path
+// does not name it: replaylink asks for errors and items only, and reads
+// such an answer with a byte scan, where "took" sends it to encoding/json.
 //
 //	nullbulk -listen 127.0.0.1:9460
 //
@@ -91,7 +94,12 @@ func bulk(w http.ResponseWriter, r *http.Request) {
 	defer bufPool.Put(out)
 	out.Reset()
 	item := `{"` + action + `":{"status":201}}`
-	out.WriteString(`{"took":1,"errors":false,"items":[`)
+	if fp := r.URL.Query().Get("filter_path"); fp == "" || strings.Contains(fp, "took") {
+		out.WriteString(`{"took":1,`)
+	} else {
+		out.WriteByte('{')
+	}
+	out.WriteString(`"errors":false,"items":[`)
 	for i := range n {
 		if i > 0 {
 			out.WriteByte(',')
