@@ -12,7 +12,11 @@ index made from each variant of the template:
 - "replaylink's template": what `ship/template.go` installs now (the
   choices kept), and two settings measured but not kept (a longer refresh
   interval delays what a replay shows; best_compression trades CPU for
-  disk).
+  disk);
+- "OpenReplay's fields only": the same documents with only what
+  OpenReplay's query and player need indexed, the rest in _source. Not a
+  choice (Kibana users could no longer search by trace.id, url.path or
+  status): the floor of the node's cost per document for these documents.
 
 CPU: the node's CPU seconds from the first bulk request until the index is
 refreshed, per document. Bytes: the index's store size after a force merge
@@ -34,6 +38,10 @@ PAYLOADS = [("error", "stack_trace"), ("event", "original"), ("http", "response"
 SEARCH_ONLY = [("http", "request", "id"), ("trace", "id"), ("span", "id"), ("url", "query"),
                ("user_agent", "original"), ("replaylink", "candidates")]
 TEXTS = [("message",), ("error", "message")]
+# What OpenReplay's contract needs indexed: its match_phrase on message, the
+# documented utc_time and tags query, the player's @timestamp and level, and
+# the session, which lookup searches.
+OPENREPLAY = [("message",), ("@timestamp",), ("utc_time",), ("level",), ("tags",), ("openReplaySession", "id")]
 
 
 def es(h, method, path, body=None):
@@ -101,6 +109,16 @@ def variants(current):
             props, k = prop(m, path)
             props[k]["norms"] = False
 
+    def openreplay_only(current):
+        m = {"dynamic": False, "properties": {}}
+        for path in OPENREPLAY:
+            src, k = prop(current, path)
+            dst = m
+            for p in path[:-1]:
+                dst = dst["properties"].setdefault(p, {"properties": {}})
+            dst["properties"][k] = copy.deepcopy(src[k])
+        return m
+
     return [
         ("before issue 17", base, {}),
         ("+ unknown fields not indexed", apply(unknown_not_indexed), {}),
@@ -110,6 +128,10 @@ def variants(current):
         ("replaylink's template", current, {}),
         ("replaylink's template, refresh 5s (not kept)", current, {"index.refresh_interval": "5s"}),
         ("replaylink's template, best_compression (not kept)", current, {"index.codec": "best_compression"}),
+        # The floor of any template that keeps OpenReplay working: every other
+        # field in _source only, which would break the Kibana searches the
+        # issue keeps (trace.id, url.path, status, error.message).
+        ("OpenReplay's fields only (the floor, not kept)", openreplay_only(current), {}),
     ]
 
 
