@@ -775,7 +775,11 @@ def scenario_cluster(res, backend):
 def scenario_memory(res, backend):
     log("== 4a. memory with idle keep-alive connections")
     starters = {
-        "replaylink": lambda: start_replaylink("replaylink-idle", backend.port, es_url=ES_URL),
+        # All the connections come from one address, as behind a load
+        # balancer: the per-client limit (1,024 by default) is raised as the
+        # README says to there.
+        "replaylink": lambda: start_replaylink("replaylink-idle", backend.port, es_url=ES_URL,
+                                               extra=["--max-conns-per-client", str(2 * max(IDLE_SIZES))]),
         "nginx": lambda: start_nginx_proxy(backend.port, access_log=True),
         "haproxy": lambda: start_haproxy(backend.port),
         "caddy": lambda: start_caddy(backend.port),
@@ -801,6 +805,9 @@ def scenario_memory(res, backend):
                 g.send_signal(signal.SIGTERM)
                 out = json.loads(g.communicate(timeout=30)[0])
                 p.stop()
+                if out["connections"] != size:
+                    raise RuntimeError(f"{name} held {out['connections']} of {size} idle connections: "
+                                       "the RSS would not be of what the scenario says")
                 r = {"round": rnd, "target": name, "connections": size, "held": out["connections"],
                      "rss_mib": rss, "baseline_mib": base}
                 runs.append(r)
