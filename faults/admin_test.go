@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/replaylink/replaylink/internal/estest"
 )
 
 // adminGet sends a GET to the admin listener with an optional bearer token
@@ -40,7 +42,7 @@ func TestSessionPageEscapesAndRequiresTheToken(t *testing.T) {
 	const token = "admin-token-for-the-page-test"
 	const session = "5550002"
 	dir := t.TempDir()
-	addr := freePort(t)
+	addr := estest.FreeAddr(t)
 	in := startReplaylink(t, procOptions{command: "run", child: backendCommand(addr), args: []string{
 		"--upstream", "http://" + addr, "--spool-dir", filepath.Join(dir, "spool"), "--output", filepath.Join(dir, "docs.ndjson"),
 		"--flush-interval", "200ms", "--admin-token", token,

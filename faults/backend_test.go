@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/replaylink/replaylink/internal/estest"
 )
 
 // backend is a testbackend process replaylink serve proxies to.
@@ -21,7 +23,7 @@ type backend struct {
 // flags are more of testbackend's flags.
 func startBackend(t testing.TB, delay time.Duration, flags ...string) *backend {
 	t.Helper()
-	addr := freePort(t)
+	addr := estest.FreeAddr(t)
 	b := &backend{Addr: addr, URL: "http://" + addr, done: make(chan struct{})}
 	b.cmd = exec.Command(backendBin, append([]string{"-listen", addr, "-delay", delay.String()}, flags...)...)
 	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

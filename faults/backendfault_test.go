@@ -24,7 +24,7 @@ func TestBackendCrashUnderRun(t *testing.T) {
 	esURL := estest.URL(t)
 	r := newReport(t)
 	x := newIndex(t, esURL)
-	addr := freePort(t)
+	addr := estest.FreeAddr(t)
 	rl := startReplaylink(t, procOptions{
 		command: "run",
 		args: []string{"--upstream", "http://" + addr, "--restart", "on-failure", "--es-url", esURL, "--index", x.Name,
@@ -137,7 +137,7 @@ func TestRunSIGKILLTakesTheBackendAlong(t *testing.T) {
 	t.Parallel()
 	newReport(t)
 	dir := t.TempDir()
-	addr := freePort(t)
+	addr := estest.FreeAddr(t)
 	in := startReplaylink(t, procOptions{command: "run", child: backendCommand(addr), args: []string{
 		"--upstream", "http://" + addr, "--spool-dir", filepath.Join(dir, "spool"), "--output", filepath.Join(dir, "docs.ndjson"),
 	}})

@@ -73,7 +73,7 @@ func startFleet(t *testing.T, c *estest.Cluster, urls []string) *fleet {
 	f := &fleet{t: t, c: c, r: newReport(t)}
 	f.x = newIndex(t, c.URLs[1])
 	for i := range fleetSize {
-		addr := freePort(t)
+		addr := estest.FreeAddr(t)
 		in := startReplaylink(t, procOptions{command: "run", child: backendCommand(addr), args: []string{
 			"--upstream", "http://" + addr, "--es-url", strings.Join(urls, ","), "--index", f.x.Name,
 			"--spool-dir", t.TempDir(), "--flush-interval", "200ms",

@@ -168,7 +168,7 @@ func TestHostileBackendOutput(t *testing.T) {
 	t.Run("output file", func(t *testing.T) {
 		dir := t.TempDir()
 		out := filepath.Join(dir, "docs.ndjson")
-		addr := freePort(t)
+		addr := estest.FreeAddr(t)
 		in := startReplaylink(t, procOptions{command: "run", child: backendCommand(addr), args: []string{
 			"--upstream", "http://" + addr, "--spool-dir", filepath.Join(dir, "spool"), "--output", out, "--flush-interval", "200ms",
 		}})
@@ -192,7 +192,7 @@ func TestHostileBackendOutput(t *testing.T) {
 	t.Run("elasticsearch", func(t *testing.T) {
 		x := newIndex(t, esURL)
 		spool := t.TempDir()
-		addr := freePort(t)
+		addr := estest.FreeAddr(t)
 		in := startReplaylink(t, procOptions{command: "run", child: backendCommand(addr), args: []string{
 			"--upstream", "http://" + addr, "--es-url", esURL, "--index", x.Name, "--spool-dir", spool, "--flush-interval", "200ms",
 		}})
@@ -228,7 +228,7 @@ func TestBackendEchoedMarkerDoesNotForgeASession(t *testing.T) {
 	esURL := estest.URL(t)
 	r := newReport(t)
 	x := newIndex(t, esURL)
-	addr := freePort(t)
+	addr := estest.FreeAddr(t)
 	in := startReplaylink(t, procOptions{command: "run", child: backendCommand(addr), args: []string{
 		"--upstream", "http://" + addr, "--es-url", esURL, "--index", x.Name, "--spool-dir", t.TempDir(), "--flush-interval", "200ms",
 	}})

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/replaylink/replaylink/internal/estest"
 )
 
 // The real servers the runtime hooks are tested with, under replaylink run
@@ -100,7 +102,7 @@ func runHookedServer(t *testing.T, srv hookedServer, hooks string) hookResult {
 	t.Helper()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "docs.ndjson")
-	port := freePort(t)
+	port := estest.FreeAddr(t)
 	_, p, _ := strings.Cut(port, ":")
 	cmd := slices.Clone(srv.cmd)
 	for i := range cmd {
@@ -216,7 +218,7 @@ func TestHooksInASidecar(t *testing.T) {
 func runSidecar(t *testing.T, logging string) {
 	dir := t.TempDir()
 	hooksDir, logFile, out := filepath.Join(dir, "hooks"), filepath.Join(dir, "app.log"), filepath.Join(dir, "docs.ndjson")
-	port := freePort(t)
+	port := estest.FreeAddr(t)
 	_, p, _ := strings.Cut(port, ":")
 	in := startReplaylink(t, procOptions{command: "serve", args: []string{
 		"--upstream", "http://" + port, "--spool-dir", filepath.Join(dir, "spool"), "--output", out, "--flush-interval", "100ms",
@@ -302,7 +304,7 @@ http.createServer((req, res) => {
 	for _, prog := range [][]string{{"python3", py}, {"node", js}} {
 		var outs [2]string
 		for k, hooks := range []string{"off", "auto"} {
-			port := freePort(t)
+			port := estest.FreeAddr(t)
 			_, p, _ := strings.Cut(port, ":")
 			in := startReplaylink(t, procOptions{command: "run", child: append(slices.Clone(prog), p), args: []string{
 				"--upstream", "http://" + port, "--spool-dir", t.TempDir(), "--output", filepath.Join(t.TempDir(), "docs"),

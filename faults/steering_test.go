@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replaylink/replaylink/internal/estest"
 	"github.com/replaylink/replaylink/proxy"
 )
 
@@ -105,7 +106,7 @@ func TestAttributionCannotBeSteered(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			out := filepath.Join(dir, "docs.ndjson")
-			addr := freePort(t)
+			addr := estest.FreeAddr(t)
 			in := startReplaylink(t, procOptions{command: "run", child: backendCommand(addr), args: append([]string{
 				"--upstream", "http://" + addr, "--spool-dir", filepath.Join(dir, "spool"), "--output", out, "--flush-interval", "100ms",
 			}, tc.args...)})

@@ -81,11 +81,18 @@ func (n *Node) run(t testing.TB, verb string) {
 // is down.
 func DeadURL(t testing.TB) string {
 	t.Helper()
+	return "http://" + FreeAddr(t)
+}
+
+// FreeAddr returns a 127.0.0.1 address nothing listens on right now: for a
+// node that is down, or a process that starts after it is told its address.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	return "http://" + addr
+	return addr
 }
