@@ -77,9 +77,6 @@ func newFsyncer() *fsyncer {
 	return s
 }
 
-// async reports whether fsyncs go through AIO.
-func (s *fsyncer) async() bool { return s.ctx != 0 }
-
 // sync makes f durable, as f.Sync does.
 func (s *fsyncer) sync(f writableFile) error {
 	if s.ctx == 0 {

@@ -6,6 +6,5 @@ package spool
 type fsyncer struct{}
 
 func newFsyncer() *fsyncer                 { return &fsyncer{} }
-func (*fsyncer) async() bool               { return false }
 func (*fsyncer) sync(f writableFile) error { return f.Sync() }
 func (*fsyncer) close()                    {}
